@@ -1,0 +1,148 @@
+//! Demo provisioning: keys generated "on the card" in 9A/9C/9D/9E,
+//! certificates from a throw-away demo CA (9A's expiring within 30 days, so
+//! there is something to renew), CHUID and CCC, and a PIN-protected
+//! management key — what a user's token looks like after enrolment.
+
+use crate::ca::{self, Ca, CaError, LeafUse, DAY};
+use crate::keys::PrivateKey;
+use crate::state::{KeyEntry, MgmtKey, Persistent, SecretBytes};
+use apdu::piv::{
+    AdminData, Algorithm, Ccc, CertContainer, Chuid, KeyOrigin, ManagementKey, ObjectId,
+    ProtectedManagementKey, Slot, TouchPolicy,
+};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// What to put on a demo token.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Keys to generate, with their algorithms.
+    pub keys: Vec<(Slot, Algorithm)>,
+    /// Days until the 9A certificate expires.
+    pub auth_expires_in_days: u64,
+    /// Subject of the user's certificates.
+    pub subject: String,
+    /// Protect the management key with the PIN (YubiKey convention).
+    pub protect_management_key: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            keys: vec![
+                (Slot::Authentication, Algorithm::Rsa2048),
+                (Slot::Signature, Algorithm::EccP256),
+                (Slot::KeyManagement, Algorithm::Rsa2048),
+                (Slot::CardAuthentication, Algorithm::EccP384),
+            ],
+            auth_expires_in_days: 25,
+            subject: "CN=Demo User,OU=Purchasing,O=Example Pharma Ltd,C=CN".into(),
+            protect_management_key: true,
+        }
+    }
+}
+
+/// Subject of the demo CA.
+pub const DEMO_CA_SUBJECT: &str = "CN=ukey Demo CA,O=ukey demo (not a real CA)";
+
+/// Load the demo CA from `dir`, or create and save one there.
+pub fn demo_ca(dir: &Path) -> Result<Ca, CaError> {
+    if dir.join("ca.key").exists() {
+        Ca::load(dir)
+    } else {
+        let ca = Ca::new(DEMO_CA_SUBJECT)?;
+        ca.save(dir)?;
+        Ok(ca)
+    }
+}
+
+/// Write a certificate into `slot`'s container (as PUT DATA would).
+pub fn put_certificate(p: &mut Persistent, slot: Slot, der: &[u8]) -> Result<(), CaError> {
+    let content = CertContainer {
+        der: der.to_vec(),
+        compressed: false,
+    }
+    .encode()
+    .map_err(|e| CaError::Key(e.to_string()))?;
+    p.objects.insert(slot.cert_object().0, content);
+    Ok(())
+}
+
+/// Provision `p` as a demo token with certificates issued by `ca`.
+pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), CaError> {
+    let subject = ca::parse_name(&opts.subject)?;
+    let now = SystemTime::now();
+    for &(slot, alg) in &opts.keys {
+        let key = PrivateKey::generate(alg).map_err(|sw| CaError::Key(sw.to_string()))?;
+        let (not_before, not_after) = if slot == Slot::Authentication {
+            let end = now + DAY * u32::try_from(opts.auth_expires_in_days).unwrap_or(u32::MAX);
+            (end - 365 * DAY, end)
+        } else {
+            (now - 30 * DAY, now + 700 * DAY)
+        };
+        let usage = if slot == Slot::KeyManagement {
+            LeafUse::Encryption
+        } else {
+            LeafUse::Signing
+        };
+        let cert = ca.issue_leaf(&subject, &key.spki_der(), not_before, not_after, usage)?;
+        p.set_key(
+            slot,
+            KeyEntry::new(
+                &key,
+                slot.default_pin_policy(),
+                TouchPolicy::Never,
+                KeyOrigin::Generated,
+            ),
+        );
+        put_certificate(p, slot, &cert)?;
+    }
+    let mut guid = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut guid);
+    p.objects.insert(
+        ObjectId::CHUID.0,
+        Chuid {
+            fasc_n: Chuid::DEFAULT_FASC_N.to_vec(),
+            guid: guid.to_vec(),
+            expiry: "20351231".into(),
+            signature: Vec::new(),
+        }
+        .encode(),
+    );
+    let mut card_id = vec![0xA0, 0x00, 0x00, 0x01, 0x16, 0xFF, 0x02];
+    card_id.extend_from_slice(&guid[..14]);
+    p.objects.insert(
+        ObjectId::CARD_CAPABILITY_CONTAINER.0,
+        Ccc { card_id }.encode(),
+    );
+    if opts.protect_management_key {
+        protect_management_key(p)?;
+    }
+    Ok(())
+}
+
+/// Replace the management key with a random AES-192 key stored in PRINTED,
+/// readable only after PIN verification (YubiKey's PIN-protected mode).
+pub fn protect_management_key(p: &mut Persistent) -> Result<(), CaError> {
+    let key = ManagementKey::random(Algorithm::Aes192).map_err(|e| CaError::Key(e.to_string()))?;
+    p.management_key = MgmtKey {
+        algorithm: Algorithm::Aes192.code(),
+        key: SecretBytes::new(key.as_bytes()),
+        touch: TouchPolicy::Never.code(),
+        is_default: false,
+    };
+    p.objects.insert(
+        ObjectId::PRINTED_INFORMATION.0,
+        ProtectedManagementKey::encode(key.as_bytes()).to_vec(),
+    );
+    p.objects.insert(
+        ObjectId::ADMIN_DATA.0,
+        AdminData {
+            flags: AdminData::FLAG_MGMT_KEY_STORED,
+            salt: None,
+            pin_timestamp: None,
+        }
+        .encode(),
+    );
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Private keys held by the simulated card, and the operations a PIV card
+//! performs with them: raw RSA, ECDSA on a digest, ECDH. Keys are stored as
+//! PKCS#8 DER in zeroizing buffers.
+
+use apdu::piv::{Algorithm, PublicKey};
+use apdu::StatusWord;
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::BigUint;
+use zeroize::Zeroizing;
+
+/// A private key on the card.
+#[derive(Clone)]
+pub enum PrivateKey {
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
+impl core::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PrivateKey({}, <redacted>)", self.algorithm())
+    }
+}
+
+/// Errors are status words: the applet answers them as they are.
+pub type CardResult<T> = Result<T, StatusWord>;
+
+impl PrivateKey {
+    /// Generate a fresh key of `alg` from the OS RNG.
+    pub fn generate(alg: Algorithm) -> CardResult<Self> {
+        let mut rng = rand::rngs::OsRng;
+        Ok(match alg {
+            Algorithm::EccP256 => Self::P256(p256::SecretKey::random(&mut rng)),
+            Algorithm::EccP384 => Self::P384(p384::SecretKey::random(&mut rng)),
+            a if a.is_rsa() => Self::Rsa(Box::new(
+                rsa::RsaPrivateKey::new(&mut rng, a.bits()).map_err(|_| StatusWord::Unknown)?,
+            )),
+            _ => return Err(StatusWord::IncorrectData),
+        })
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::P256(_) => Algorithm::EccP256,
+            Self::P384(_) => Algorithm::EccP384,
+            Self::Rsa(k) => Algorithm::rsa_from_bits(k.size() * 8).unwrap_or(Algorithm::Rsa2048),
+        }
+    }
+
+    /// The public key, as GENERATE and GET METADATA return it.
+    pub fn public(&self) -> PublicKey {
+        match self {
+            Self::P256(k) => PublicKey::Ec {
+                alg: Algorithm::EccP256,
+                point: p256::EncodedPoint::from(k.public_key()).as_bytes().to_vec(),
+            },
+            Self::P384(k) => PublicKey::Ec {
+                alg: Algorithm::EccP384,
+                point: p384::EncodedPoint::from(k.public_key()).as_bytes().to_vec(),
+            },
+            Self::Rsa(k) => PublicKey::Rsa {
+                modulus: k.n().to_bytes_be(),
+                exponent: k.e().to_bytes_be(),
+            },
+        }
+    }
+
+    /// SubjectPublicKeyInfo DER of the public key.
+    pub fn spki_der(&self) -> Vec<u8> {
+        let doc = match self {
+            Self::P256(k) => k.public_key().to_public_key_der(),
+            Self::P384(k) => k.public_key().to_public_key_der(),
+            Self::Rsa(k) => k.to_public_key().to_public_key_der(),
+        };
+        doc.map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+    }
+
+    pub fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
+        let doc = match self {
+            Self::P256(k) => k.to_pkcs8_der(),
+            Self::P384(k) => k.to_pkcs8_der(),
+            Self::Rsa(k) => k.to_pkcs8_der(),
+        };
+        Zeroizing::new(doc.map(|d| d.as_bytes().to_vec()).unwrap_or_default())
+    }
+
+    pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Option<Self> {
+        match alg {
+            Algorithm::EccP256 => p256::SecretKey::from_pkcs8_der(der).ok().map(Self::P256),
+            Algorithm::EccP384 => p384::SecretKey::from_pkcs8_der(der).ok().map(Self::P384),
+            a if a.is_rsa() => rsa::RsaPrivateKey::from_pkcs8_der(der)
+                .ok()
+                .map(|k| Self::Rsa(Box::new(k))),
+            _ => None,
+        }
+    }
+
+    /// Build a key from IMPORT ASYMMETRIC KEY components.
+    pub fn from_import(alg: Algorithm, fields: &ImportFields<'_>) -> CardResult<Self> {
+        match alg {
+            Algorithm::EccP256 => fields
+                .scalar
+                .and_then(|s| p256::SecretKey::from_slice(s).ok())
+                .map(Self::P256)
+                .ok_or(StatusWord::IncorrectData),
+            Algorithm::EccP384 => fields
+                .scalar
+                .and_then(|s| p384::SecretKey::from_slice(s).ok())
+                .map(Self::P384)
+                .ok_or(StatusWord::IncorrectData),
+            a if a.is_rsa() => {
+                let (p, q) = fields.p.zip(fields.q).ok_or(StatusWord::IncorrectData)?;
+                let key = rsa::RsaPrivateKey::from_p_q(
+                    BigUint::from_bytes_be(p),
+                    BigUint::from_bytes_be(q),
+                    BigUint::from(65537u32),
+                )
+                .map_err(|_| StatusWord::IncorrectData)?;
+                if key.size() * 8 != a.bits() {
+                    return Err(StatusWord::IncorrectData);
+                }
+                Ok(Self::Rsa(Box::new(key)))
+            }
+            _ => Err(StatusWord::IncorrectData),
+        }
+    }
+
+    /// GENERAL AUTHENTICATE with tag 81: raw RSA on a full block, or ECDSA on
+    /// a field-size digest (DER signature).
+    pub fn sign_raw(&self, input: &[u8]) -> CardResult<Vec<u8>> {
+        match self {
+            Self::Rsa(k) => {
+                if input.len() != k.size() {
+                    return Err(StatusWord::IncorrectData);
+                }
+                let c = BigUint::from_bytes_be(input);
+                if &c >= k.n() {
+                    return Err(StatusWord::IncorrectData);
+                }
+                let m = rsa::hazmat::rsa_decrypt_and_check(
+                    k.as_ref(),
+                    Some(&mut rand::rngs::OsRng),
+                    &c,
+                )
+                .map_err(|_| StatusWord::IncorrectData)?;
+                let bytes = m.to_bytes_be();
+                let mut out = vec![0u8; k.size() - bytes.len()];
+                out.extend_from_slice(&bytes);
+                Ok(out)
+            }
+            Self::P256(k) => {
+                if input.len() != 32 {
+                    return Err(StatusWord::IncorrectData);
+                }
+                let sk = p256::ecdsa::SigningKey::from(k);
+                let sig: p256::ecdsa::Signature =
+                    signature::hazmat::PrehashSigner::sign_prehash(&sk, input)
+                        .map_err(|_| StatusWord::IncorrectData)?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+            Self::P384(k) => {
+                if input.len() != 48 {
+                    return Err(StatusWord::IncorrectData);
+                }
+                let sk = p384::ecdsa::SigningKey::from(k);
+                let sig: p384::ecdsa::Signature =
+                    signature::hazmat::PrehashSigner::sign_prehash(&sk, input)
+                        .map_err(|_| StatusWord::IncorrectData)?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+        }
+    }
+
+    /// GENERAL AUTHENTICATE with tag 85: ECDH with the peer's point; the shared x.
+    pub fn ecdh(&self, peer: &[u8]) -> CardResult<Zeroizing<Vec<u8>>> {
+        match self {
+            Self::P256(k) => {
+                let pk = p256::PublicKey::from_sec1_bytes(peer)
+                    .map_err(|_| StatusWord::IncorrectData)?;
+                let s = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            Self::P384(k) => {
+                let pk = p384::PublicKey::from_sec1_bytes(peer)
+                    .map_err(|_| StatusWord::IncorrectData)?;
+                let s = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            Self::Rsa(_) => Err(StatusWord::IncorrectData),
+        }
+    }
+
+    /// Sign `msg` as a certificate issuer: ECDSA-SHA256/384 or RSA PKCS#1 v1.5 SHA-256.
+    /// Returns the signature and its algorithm identifier.
+    pub fn sign_for_x509(&self, msg: &[u8]) -> (Vec<u8>, spki::AlgorithmIdentifierOwned) {
+        use signature::Signer;
+        match self {
+            Self::P256(k) => {
+                let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k).sign(msg);
+                (
+                    sig.to_der().as_bytes().to_vec(),
+                    alg_id(const_oid::db::rfc5912::ECDSA_WITH_SHA_256, false),
+                )
+            }
+            Self::P384(k) => {
+                let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k).sign(msg);
+                (
+                    sig.to_der().as_bytes().to_vec(),
+                    alg_id(const_oid::db::rfc5912::ECDSA_WITH_SHA_384, false),
+                )
+            }
+            Self::Rsa(k) => {
+                let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.as_ref().clone());
+                let sig = signer.sign(msg);
+                (
+                    signature::SignatureEncoding::to_vec(&sig),
+                    alg_id(const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION, true),
+                )
+            }
+        }
+    }
+}
+
+fn alg_id(oid: const_oid::ObjectIdentifier, null_params: bool) -> spki::AlgorithmIdentifierOwned {
+    spki::AlgorithmIdentifierOwned {
+        oid,
+        parameters: null_params.then(der::asn1::Any::null),
+    }
+}
+
+/// IMPORT ASYMMETRIC KEY fields (YubiKey): RSA CRT parts or an EC scalar.
+#[derive(Default)]
+pub struct ImportFields<'a> {
+    pub p: Option<&'a [u8]>,
+    pub q: Option<&'a [u8]>,
+    pub scalar: Option<&'a [u8]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_sign_verifies() {
+        use signature::hazmat::PrehashVerifier;
+        let k = PrivateKey::generate(Algorithm::EccP256).unwrap();
+        let digest = [7u8; 32];
+        let der = k.sign_raw(&digest).unwrap();
+        let PrivateKey::P256(sk) = &k else {
+            unreachable!()
+        };
+        let vk = p256::ecdsa::VerifyingKey::from(sk.public_key());
+        let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+        vk.verify_prehash(&digest, &sig).unwrap();
+        assert_eq!(k.sign_raw(&[1; 31]), Err(StatusWord::IncorrectData));
+    }
+
+    #[test]
+    fn pkcs8_round_trip() {
+        for alg in [Algorithm::EccP256, Algorithm::EccP384] {
+            let k = PrivateKey::generate(alg).unwrap();
+            let back = PrivateKey::from_pkcs8(alg, &k.to_pkcs8()).unwrap();
+            assert_eq!(back.public(), k.public());
+        }
+    }
+
+    #[test]
+    fn ecdh_agrees() {
+        let a = PrivateKey::generate(Algorithm::EccP384).unwrap();
+        let b = PrivateKey::generate(Algorithm::EccP384).unwrap();
+        let (PublicKey::Ec { point: pa, .. }, PublicKey::Ec { point: pb, .. }) =
+            (a.public(), b.public())
+        else {
+            unreachable!()
+        };
+        assert_eq!(a.ecdh(&pb).unwrap(), b.ecdh(&pa).unwrap());
+        assert!(a.ecdh(&[4, 1, 2]).is_err());
+    }
+}
