@@ -479,11 +479,17 @@ impl SimReader {
     }
 
     pub fn card_present(&self) -> bool {
+        self.presence().0
+    }
+
+    /// Whether a card is in, and how many times one was inserted (a changed
+    /// count means a new insertion, as PC/SC's event counter does).
+    pub fn presence(&self) -> (bool, u64) {
         let mut c = lock(&self.card);
         c.begin();
-        let present = c.present;
+        let r = (c.present, c.insertion);
         c.end();
-        present
+        r
     }
 
     /// Connect to the card (fails when none is present).

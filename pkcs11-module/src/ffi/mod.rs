@@ -1,0 +1,124 @@
+//! The C ABI: `catch_unwind` + tracing + Result→CK_RV around every entry
+//! point (written once, in [`guard`]), the static 2.40 and 3.0 function
+//! tables, and the three exported symbols.
+
+pub mod entry;
+pub mod ptr;
+
+use crate::error::Result;
+use cryptoki_sys::*;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Run a safe inner function: panics never cross the FFI boundary.
+pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            tracing::trace!(target: "pkcs11", "{name} -> CKR_OK");
+            CKR_OK
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(target: "pkcs11", "{name} -> {e} ({:#x})", e.rv());
+            e.rv()
+        }
+        Err(_) => {
+            tracing::error!(target: "pkcs11", "{name} panicked; returning CKR_GENERAL_ERROR");
+            CKR_GENERAL_ERROR
+        }
+    }
+}
+
+/// Defines `unsafe extern "C" fn C_X(..) -> CK_RV` shims around safe inner
+/// functions. `unsafe =>` bodies build `ptr` wrappers, whose contract is
+/// the C caller's (PKCS#11 v3.0 §5.2); `safe =>` bodies take no pointers.
+macro_rules! shims {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $kind:ident => $body:expr;)*) => {
+        $( shims!(@one $(#[$doc])* $name ($($arg: $ty),*) $kind $body); )*
+    };
+    (@one $(#[$doc:meta])* $name:ident ($($arg:ident: $ty:ty),*) unsafe $body:expr) => {
+        $(#[$doc])*
+        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
+            $crate::ffi::guard(stringify!($name), || {
+                // SAFETY: the caller passes pointers that are valid as the
+                // PKCS#11 signature of this function says; the ptr wrappers
+                // check NULLs and lengths before any access.
+                unsafe { $body }
+            })
+        }
+    };
+    (@one $(#[$doc:meta])* $name:ident ($($arg:ident: $ty:ty),*) safe $body:expr) => {
+        $(#[$doc])*
+        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
+            $crate::ffi::guard(stringify!($name), || $body)
+        }
+    };
+}
+pub(crate) use shims;
+
+/// The 2.40 function table.
+pub static FUNCTION_LIST: CK_FUNCTION_LIST = entry::function_list();
+/// The 3.0 function table.
+pub static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = entry::function_list_3_0();
+
+static INTERFACE_NAME: [u8; 8] = *b"PKCS 11\0";
+
+/// A CK_INTERFACE in static memory.
+#[repr(transparent)]
+pub struct StaticInterface(CK_INTERFACE);
+
+// SAFETY: the pointers inside point to immutable statics (the name and the
+// function tables); nothing ever writes through them.
+unsafe impl Sync for StaticInterface {}
+
+/// The interfaces: 3.0 first (the default), then 2.40.
+pub static INTERFACES: [StaticInterface; 2] = [
+    StaticInterface(CK_INTERFACE {
+        pInterfaceName: &INTERFACE_NAME as *const [u8; 8] as *mut CK_CHAR,
+        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
+        flags: 0,
+    }),
+    StaticInterface(CK_INTERFACE {
+        pInterfaceName: &INTERFACE_NAME as *const [u8; 8] as *mut CK_CHAR,
+        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
+        flags: 0,
+    }),
+];
+
+/// §5.4.4 C_GetFunctionList: the 2.40 table.
+pub fn get_function_list(out: ptr::Out<*mut CK_FUNCTION_LIST>) -> Result<()> {
+    out.write(&FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST)
+}
+
+/// §5.4.5 C_GetInterfaceList.
+pub fn get_interface_list(out: ptr::OutArray<CK_INTERFACE>) -> Result<()> {
+    let list = [INTERFACES[0].0, INTERFACES[1].0];
+    out.write(&list)
+}
+
+/// §5.4.6 C_GetInterface: by name ("PKCS 11" or NULL), version (NULL = the
+/// newest) and flags (none are offered).
+pub fn get_interface(
+    name: Option<Vec<u8>>,
+    version: Option<CK_VERSION>,
+    out: ptr::Out<*mut CK_INTERFACE>,
+    flags: CK_FLAGS,
+) -> Result<()> {
+    if out.is_null() {
+        return Err(crate::error::Error::ArgumentsBad);
+    }
+    if name.as_deref().is_some_and(|n| n != b"PKCS 11") || flags != 0 {
+        return Err(crate::error::Error::ArgumentsBad);
+    }
+    let idx = match version {
+        None => 0,
+        Some(CK_VERSION { major: 3, minor: 0 }) => 0,
+        Some(CK_VERSION {
+            major: 2,
+            minor: 40,
+        }) => 1,
+        Some(_) => return Err(crate::error::Error::ArgumentsBad),
+    };
+    out.write(&INTERFACES[idx] as *const StaticInterface as *mut CK_INTERFACE)
+}

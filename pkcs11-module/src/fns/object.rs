@@ -1,0 +1,328 @@
+//! Object management (PKCS#11 v3.0 §5.7).
+
+use super::session;
+use crate::error::{Error, Result};
+use crate::ffi::ptr::{AttrAnswer, Attribute, Out, OutHandles, Template};
+use crate::library::Library;
+use crate::object::{self, as_bool, as_ulong, find, Kind, ObjectRef, TokenObject};
+use crate::session::{Find, Session};
+use crate::token::Login;
+use apdu::piv::Slot;
+use cryptoki_sys::*;
+
+/// Which PIV slots a template can match: the one its CKA_ID names, none if
+/// the ID names no slot, all when there is no ID.
+fn slot_filter(template: &[Attribute]) -> Option<Vec<Slot>> {
+    find(template, CKA_ID).map(|a| match a.value[..] {
+        [id] => Slot::from_cka_id(id)
+            .filter(|s| *s != Slot::Attestation)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// The object kinds a template can match (by CKA_CLASS).
+fn kind_filter(template: &[Attribute]) -> (Vec<Kind>, bool) {
+    match find(template, CKA_CLASS).map(as_ulong) {
+        None => (
+            vec![Kind::Certificate, Kind::PublicKey, Kind::PrivateKey],
+            true,
+        ),
+        Some(Some(CKO_SECRET_KEY)) => (Vec::new(), true),
+        Some(Some(c)) => (Kind::from_class(c).into_iter().collect(), false),
+        Some(None) => (Vec::new(), false),
+    }
+}
+
+/// The attribute answer for any object handle (lookups are cached; a
+/// handle from before a reset may trigger one read).
+pub(crate) fn attribute_of(
+    lib: &Library,
+    s: &Session,
+    h: CK_OBJECT_HANDLE,
+) -> Result<Box<dyn Fn(CK_ATTRIBUTE_TYPE) -> AttrAnswer>> {
+    match lib.handles().get(h) {
+        None => Err(Error::ObjectHandleInvalid),
+        Some(ObjectRef::Secret(k)) => {
+            if k.session != s.handle {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            Ok(Box::new(move |a| object::secret_attribute(&k, a)))
+        }
+        Some(ObjectRef::Token {
+            generation, object, ..
+        }) => {
+            if generation != s.token.generation {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            let mut st = s.token.lock();
+            let (mut cert, mut key) = crate::token::Token::cached(&st, object.slot);
+            let needed = match object.kind {
+                Kind::Certificate => cert.is_none(),
+                Kind::PublicKey | Kind::PrivateKey => key.is_none() && cert.is_none(),
+            };
+            if needed {
+                let found = s.token.lookup(&mut st, Some(&[object.slot]), true, true)?;
+                if let Some((_, c, k)) = found.into_iter().next() {
+                    cert = c;
+                    key = k;
+                }
+            }
+            let exists = match object.kind {
+                Kind::Certificate => cert.is_some(),
+                Kind::PublicKey => key.is_some() || cert.is_some(),
+                Kind::PrivateKey => key.is_some(),
+            };
+            if !exists {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            let destroy = s.token.info(&mut st).map(|i| i.move_key).unwrap_or(false);
+            Ok(Box::new(move |a| {
+                object::token_attribute(object, cert.as_deref(), key.as_deref(), destroy, a)
+            }))
+        }
+    }
+}
+
+/// §5.7.8 C_FindObjectsInit: reads only what the template needs.
+pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()> {
+    let (lib, s) = session(h)?;
+    let template = template.read()?;
+    let mut ops = s.ops();
+    if ops.find.is_some() {
+        return Err(Error::OperationActive);
+    }
+    let (kinds, secrets_too) = kind_filter(&template);
+    let slots = slot_filter(&template);
+    let mut handles = Vec::new();
+    if !kinds.is_empty() && slots.as_ref().is_none_or(|l| !l.is_empty()) {
+        let mut st = s.token.lock();
+        let logged_in = st.login == Login::User;
+        let want_cert = kinds.contains(&Kind::Certificate);
+        let want_key = kinds.iter().any(|k| *k != Kind::Certificate);
+        let found = s
+            .token
+            .lookup(&mut st, slots.as_deref(), want_cert, want_key)?;
+        let destroy = s.token.info(&mut st).map(|i| i.move_key).unwrap_or(false);
+        drop(st);
+        let mut table = lib.handles();
+        for (slot, cert, key) in found {
+            for &kind in &kinds {
+                let present = match kind {
+                    Kind::Certificate => cert.is_some(),
+                    Kind::PublicKey => key.is_some(),
+                    Kind::PrivateKey => key
+                        .as_ref()
+                        .is_some_and(|k| logged_in || !object::private_key_is_private(k)),
+                };
+                if !present {
+                    continue;
+                }
+                let obj = TokenObject { slot, kind };
+                let ok = object::matches(&template, |a| {
+                    object::token_attribute(obj, cert.as_deref(), key.as_deref(), destroy, a)
+                });
+                if ok {
+                    handles.push(table.token_handle(s.slot_id, s.token.generation, obj));
+                }
+            }
+        }
+    }
+    if secrets_too {
+        for (h, k) in lib.handles().secrets_of(s.handle) {
+            if object::matches(&template, |a| object::secret_attribute(&k, a)) {
+                handles.push(h);
+            }
+        }
+    }
+    ops.find = Some(Find { handles, pos: 0 });
+    Ok(())
+}
+
+/// §5.7.9 C_FindObjects.
+pub fn find_objects(h: CK_SESSION_HANDLE, out: OutHandles) -> Result<()> {
+    let (_, s) = session(h)?;
+    let max = out.max()?;
+    let mut ops = s.ops();
+    let f = ops.find.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let end = (f.pos + max).min(f.handles.len());
+    out.write(&f.handles[f.pos..end])?;
+    f.pos = end;
+    Ok(())
+}
+
+/// §5.7.10 C_FindObjectsFinal.
+pub fn find_objects_final(h: CK_SESSION_HANDLE) -> Result<()> {
+    let (_, s) = session(h)?;
+    let found = s.ops().find.take();
+    found.map(drop).ok_or(Error::OperationNotInitialized)
+}
+
+/// §5.7.5 C_GetAttributeValue, with the spec's precedence for sensitive,
+/// invalid and too-small attributes.
+pub fn get_attribute_value(
+    h: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    mut template: Template,
+) -> Result<()> {
+    let (lib, s) = session(h)?;
+    let answer = attribute_of(&lib, &s, obj)?;
+    template.fill(answer)
+}
+
+/// §5.7.6 C_SetAttributeValue: PIV objects have nowhere to store a label
+/// or anything else, so every attribute is read-only.
+pub fn set_attribute_value(
+    h: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    template: Template,
+) -> Result<()> {
+    let (lib, s) = session(h)?;
+    let attrs = template.read()?;
+    attribute_of(&lib, &s, obj).map(drop)?;
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::AttributeReadOnly)
+}
+
+/// §5.7.7 C_GetObjectSize: not meaningful for card objects.
+pub fn get_object_size(
+    h: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    out: Out<CK_ULONG>,
+) -> Result<()> {
+    let (lib, s) = session(h)?;
+    attribute_of(&lib, &s, obj).map(drop)?;
+    if out.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    out.write(CK_UNAVAILABLE_INFORMATION)
+}
+
+/// §5.7.3 C_CopyObject: card objects cannot be copied (CKA_COPYABLE false).
+pub fn copy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
+    let (lib, s) = session(h)?;
+    attribute_of(&lib, &s, obj).map(drop)?;
+    Err(Error::ActionProhibited("card objects cannot be copied"))
+}
+
+fn require_rw_login(s: &Session, login: Login) -> Result<()> {
+    if !s.rw {
+        return Err(Error::SessionReadOnly);
+    }
+    if login == Login::None {
+        return Err(Error::UserNotLoggedIn);
+    }
+    Ok(())
+}
+
+/// §5.7.1 C_CreateObject: an X.509 certificate goes into the container of
+/// the slot its CKA_ID names (or of the key it certifies), after checking
+/// that it certifies the key in that slot.
+pub fn create_object(
+    h: CK_SESSION_HANDLE,
+    template: Template,
+    out: Out<CK_OBJECT_HANDLE>,
+) -> Result<()> {
+    let (lib, s) = session(h)?;
+    let template = template.read()?;
+    if out.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    let class = find(&template, CKA_CLASS).ok_or(Error::TemplateIncomplete)?;
+    if as_ulong(class) != Some(CKO_CERTIFICATE) {
+        return Err(Error::AttributeValueInvalid);
+    }
+    if let Some(t) = find(&template, CKA_CERTIFICATE_TYPE) {
+        if as_ulong(t) != Some(CKC_X_509) {
+            return Err(Error::AttributeValueInvalid);
+        }
+    }
+    if let Some(t) = find(&template, CKA_TOKEN) {
+        if as_bool(t) != Some(true) {
+            return Err(Error::TemplateInconsistent);
+        }
+    }
+    let der = find(&template, CKA_VALUE)
+        .ok_or(Error::TemplateIncomplete)?
+        .value
+        .to_vec();
+    let cert = crate::keyinfo::CertInfo::parse(&der).map_err(|_| Error::AttributeValueInvalid)?;
+    let mut st = s.token.lock();
+    require_rw_login(&s, st.login)?;
+    let slot = match slot_filter(&template) {
+        Some(list) => *list.first().ok_or(Error::AttributeValueInvalid)?,
+        None => {
+            let found = s.token.lookup(&mut st, None, false, true)?;
+            found
+                .into_iter()
+                .find(|(_, _, k)| k.as_ref().is_some_and(|k| k.public == cert.public))
+                .map(|(slot, _, _)| slot)
+                .ok_or(Error::TemplateIncomplete)?
+        }
+    };
+    let key = s
+        .token
+        .key(&mut st, slot)?
+        .ok_or(Error::TemplateInconsistent)?;
+    if key.public != cert.public {
+        return Err(Error::TemplateInconsistent);
+    }
+    s.token.write_cert(&mut st, slot, &der)?;
+    drop(st);
+    let mut table = lib.handles();
+    let obj = TokenObject {
+        slot,
+        kind: Kind::Certificate,
+    };
+    // A new certificate is a new object: the old handle (if any) dies.
+    table.remove_token_object(s.token.generation, obj);
+    out.write(table.token_handle(s.slot_id, s.token.generation, obj))
+}
+
+/// §5.7.4 C_DestroyObject.
+pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
+    let (lib, s) = session(h)?;
+    let target = lib.handles().get(obj).ok_or(Error::ObjectHandleInvalid)?;
+    match target {
+        ObjectRef::Secret(k) => {
+            if k.session != s.handle {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            lib.handles().remove(obj);
+            Ok(())
+        }
+        ObjectRef::Token {
+            generation, object, ..
+        } => {
+            if generation != s.token.generation {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            let mut st = s.token.lock();
+            require_rw_login(&s, st.login)?;
+            match object.kind {
+                Kind::Certificate => s.token.delete_cert(&mut st, object.slot)?,
+                Kind::PrivateKey => {
+                    s.token.delete_key(&mut st, object.slot)?;
+                    drop(st);
+                    lib.handles().remove_token_object(
+                        generation,
+                        TokenObject {
+                            slot: object.slot,
+                            kind: Kind::PublicKey,
+                        },
+                    );
+                }
+                Kind::PublicKey => {
+                    return Err(Error::ActionProhibited(
+                        "a public key goes with its private key",
+                    ));
+                }
+            }
+            lib.handles().remove_token_object(generation, object);
+            Ok(())
+        }
+    }
+}

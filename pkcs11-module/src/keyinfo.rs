@@ -1,0 +1,237 @@
+//! What the module knows about a slot's certificate and key, parsed once
+//! from the card (certificate container, GET METADATA) and cached.
+
+use crate::error::{Error, Result};
+use apdu::piv::{Algorithm, KeyOrigin, PinPolicy, PublicKey, Slot};
+use const_oid::db::{rfc5912, rfc5912::SECP_256_R_1, rfc5912::SECP_384_R_1};
+use der::{Decode, Encode};
+use spki::EncodePublicKey;
+
+/// DER of the named-curve OIDs, as CKA_EC_PARAMS carries them.
+pub const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+pub const P384_PARAMS: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
+
+/// A calendar date (CK_DATE is "YYYYMMDD").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    pub fn ck_date(self) -> [u8; 8] {
+        let s = format!("{:04}{:02}{:02}", self.year, self.month, self.day);
+        let mut out = [b'0'; 8];
+        out.copy_from_slice(&s.as_bytes()[..8]);
+        out
+    }
+}
+
+/// A certificate as found in a slot's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    pub der: Vec<u8>,
+    pub subject: Vec<u8>,
+    pub issuer: Vec<u8>,
+    pub serial: Vec<u8>,
+    pub not_before: Date,
+    pub not_after: Date,
+    pub public: PublicKey,
+    /// Common name of the subject, for labels and messages.
+    pub subject_cn: Option<String>,
+}
+
+fn date(t: &x509_cert::time::Time) -> Date {
+    let dt = t.to_date_time();
+    Date {
+        year: dt.year(),
+        month: dt.month(),
+        day: dt.day(),
+    }
+}
+
+/// The public key in a SubjectPublicKeyInfo, in card terms.
+pub fn public_from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<PublicKey> {
+    let bad = || Error::DeviceError("unsupported public key in certificate".into());
+    if spki.algorithm.oid == rfc5912::RSA_ENCRYPTION {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        use rsa::traits::PublicKeyParts;
+        let key = rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
+            .map_err(|_| bad())?;
+        let modulus = key.n().to_bytes_be();
+        if Algorithm::rsa_from_bits(modulus.len() * 8).is_none() {
+            return Err(bad());
+        }
+        Ok(PublicKey::Rsa {
+            modulus,
+            exponent: key.e().to_bytes_be(),
+        })
+    } else if spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+            .ok_or_else(bad)?;
+        let alg = match curve {
+            SECP_256_R_1 => Algorithm::EccP256,
+            SECP_384_R_1 => Algorithm::EccP384,
+            _ => return Err(bad()),
+        };
+        let point = spki.subject_public_key.raw_bytes().to_vec();
+        if point.len() != 1 + 2 * alg.size_bytes() || point[0] != 4 {
+            return Err(bad());
+        }
+        Ok(PublicKey::Ec { alg, point })
+    } else {
+        Err(bad())
+    }
+}
+
+impl CertInfo {
+    pub fn parse(der: &[u8]) -> Result<Self> {
+        let bad = |_| Error::DeviceError("malformed certificate on the card".into());
+        let cert = x509_cert::Certificate::from_der(der).map_err(bad)?;
+        let tbs = &cert.tbs_certificate;
+        let spki_der = tbs.subject_public_key_info.to_der().map_err(bad)?;
+        let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der).map_err(bad)?;
+        let subject_cn = tbs
+            .subject
+            .0
+            .iter()
+            .rev()
+            .flat_map(|rdn| rdn.0.iter())
+            .find_map(|atv| {
+                (atv.oid == const_oid::db::rfc4519::CN).then(|| {
+                    der::asn1::Utf8StringRef::try_from(&atv.value)
+                        .map(|s| s.as_str().to_string())
+                        .or_else(|_| {
+                            der::asn1::PrintableStringRef::try_from(&atv.value)
+                                .map(|s| s.as_str().to_string())
+                        })
+                        .unwrap_or_default()
+                })
+            });
+        Ok(Self {
+            der: der.to_vec(),
+            subject: tbs.subject.to_der().map_err(bad)?,
+            issuer: tbs.issuer.to_der().map_err(bad)?,
+            serial: tbs.serial_number.to_der().map_err(bad)?,
+            not_before: date(&tbs.validity.not_before),
+            not_after: date(&tbs.validity.not_after),
+            public: public_from_spki(&spki)?,
+            subject_cn,
+        })
+    }
+}
+
+/// A private key in a slot (and its public half).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub alg: Algorithm,
+    pub public: PublicKey,
+    pub pin_policy: PinPolicy,
+    pub origin: Option<KeyOrigin>,
+}
+
+impl KeyInfo {
+    /// From GET METADATA, which knows the real PIN policy.
+    pub fn from_metadata(slot: Slot, md: &apdu::piv::Metadata) -> Result<Self> {
+        let alg = md
+            .algorithm
+            .ok_or_else(|| Error::DeviceError("metadata without algorithm".into()))?;
+        let public = md
+            .public_key
+            .clone()
+            .ok_or_else(|| Error::DeviceError("metadata without public key".into()))?;
+        let pin_policy = match md.policy.map(|p| p.0) {
+            None | Some(PinPolicy::Default) => slot.default_pin_policy(),
+            Some(p) => p,
+        };
+        Ok(Self {
+            alg,
+            public,
+            pin_policy,
+            origin: md.origin,
+        })
+    }
+
+    /// From the certificate, on cards without GET METADATA.
+    pub fn from_cert(slot: Slot, cert: &CertInfo) -> Self {
+        Self {
+            alg: cert.public.algorithm(),
+            public: cert.public.clone(),
+            pin_policy: slot.default_pin_policy(),
+            origin: None,
+        }
+    }
+
+    pub fn is_rsa(&self) -> bool {
+        self.alg.is_rsa()
+    }
+
+    /// Needs a fresh VERIFY before every use (CKA_ALWAYS_AUTHENTICATE).
+    pub fn always_authenticate(&self) -> bool {
+        matches!(self.pin_policy, PinPolicy::Always | PinPolicy::MatchAlways)
+    }
+
+    /// Usable without any login (CKA_PRIVATE false).
+    pub fn needs_no_pin(&self) -> bool {
+        self.pin_policy == PinPolicy::Never
+    }
+
+    /// Modulus bits, or field bits for EC.
+    pub fn bits(&self) -> usize {
+        self.alg.bits()
+    }
+}
+
+/// Encoded public-key attributes shared by public and private key objects.
+pub fn ec_params(alg: Algorithm) -> Option<&'static [u8]> {
+    match alg {
+        Algorithm::EccP256 => Some(&P256_PARAMS),
+        Algorithm::EccP384 => Some(&P384_PARAMS),
+        _ => None,
+    }
+}
+
+/// CKA_EC_POINT: the uncompressed point wrapped in a DER OCTET STRING, the
+/// form the spec, NSS and OpenSSL agree on.
+pub fn ec_point_der(point: &[u8]) -> Vec<u8> {
+    der::asn1::OctetStringRef::new(point)
+        .and_then(|o| o.to_der())
+        .unwrap_or_default()
+}
+
+/// SubjectPublicKeyInfo DER for CKA_PUBLIC_KEY_INFO.
+pub fn spki_der(public: &PublicKey) -> Result<Vec<u8>> {
+    let fail = |_| Error::General("cannot encode public key".into());
+    match public {
+        PublicKey::Rsa { modulus, exponent } => {
+            let k = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(modulus),
+                rsa::BigUint::from_bytes_be(exponent),
+            )
+            .map_err(|_| Error::General("bad RSA key".into()))?;
+            Ok(k.to_public_key_der().map_err(fail)?.as_bytes().to_vec())
+        }
+        PublicKey::Ec {
+            alg: Algorithm::EccP256,
+            point,
+        } => {
+            let k = p256::PublicKey::from_sec1_bytes(point)
+                .map_err(|_| Error::General("bad point".into()))?;
+            Ok(k.to_public_key_der().map_err(fail)?.as_bytes().to_vec())
+        }
+        PublicKey::Ec {
+            alg: Algorithm::EccP384,
+            point,
+        } => {
+            let k = p384::PublicKey::from_sec1_bytes(point)
+                .map_err(|_| Error::General("bad point".into()))?;
+            Ok(k.to_public_key_der().map_err(fail)?.as_bytes().to_vec())
+        }
+        _ => Err(Error::General("unsupported key type".into())),
+    }
+}

@@ -1,0 +1,209 @@
+//! Library-wide state between C_Initialize and C_Finalize: slots, sessions
+//! and object handles. A forked child sees the library as not initialized
+//! (its parent's PC/SC handles are not its own) and may initialize again.
+
+use crate::error::{Error, Result};
+use crate::ffi::ptr::InitArgs;
+use crate::object::Handles;
+use crate::session::Session;
+use crate::slots::Slots;
+use crate::token::Token;
+use cryptoki_sys::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+pub struct Library {
+    pid: u32,
+    pub slots: Slots,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
+    next_session: AtomicU64,
+    handles: Mutex<Handles>,
+}
+
+static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
+
+/// The initialized library of this process.
+pub fn get() -> Result<Arc<Library>> {
+    let guard = LIBRARY.read().unwrap_or_else(|e| e.into_inner());
+    match &*guard {
+        Some(lib) if lib.pid == std::process::id() => Ok(lib.clone()),
+        _ => Err(Error::NotInitialized),
+    }
+}
+
+fn init_logging() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UKEY_LOG") else {
+            return;
+        };
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(true);
+        let _ = match std::env::var_os("UKEY_LOG_FILE").and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        }) {
+            Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
+            None => builder.with_writer(std::io::stderr).try_init(),
+        };
+    });
+}
+
+/// C_Initialize.
+pub fn initialize(args: Option<InitArgs>) -> Result<()> {
+    let mut guard = LIBRARY.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(lib) = guard.as_ref() {
+        if lib.pid == std::process::id() {
+            return Err(Error::AlreadyInitialized);
+        }
+        // After fork(): the parent's connections belong to the parent. Drop
+        // nothing that would talk to pcscd on its behalf.
+        std::mem::forget(guard.take());
+    }
+    if let Some(a) = args {
+        // Application mutex callbacks without CKF_OS_LOCKING_OK: we lock with
+        // the OS primitives, which is what those callbacks wrap on every
+        // platform this module runs on.
+        if a.has_callbacks && !a.os_locking_ok {
+            tracing::debug!("C_Initialize: application mutex callbacks given; using OS locking");
+        }
+    }
+    init_logging();
+    let lib = Library {
+        pid: std::process::id(),
+        slots: Slots::new()?,
+        sessions: RwLock::new(HashMap::new()),
+        next_session: AtomicU64::new(1),
+        handles: Mutex::new(Handles::default()),
+    };
+    *guard = Some(Arc::new(lib));
+    Ok(())
+}
+
+/// C_Finalize: close every session (logging tokens out) and wake waiters.
+pub fn finalize() -> Result<()> {
+    let lib = {
+        let mut guard = LIBRARY.write().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(l) if l.pid == std::process::id() => {}
+            _ => return Err(Error::NotInitialized),
+        }
+        guard.take().ok_or(Error::NotInitialized)?
+    };
+    lib.slots.close();
+    for token in lib.slots.tokens() {
+        let mut st = token.lock();
+        if st.login != crate::token::Login::None {
+            let _ = token.logout(&mut st);
+        }
+    }
+    Ok(())
+}
+
+impl Library {
+    pub fn handles(&self) -> MutexGuard<'_, Handles> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sessions_read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<CK_SESSION_HANDLE, Arc<Session>>> {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sessions_write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<CK_SESSION_HANDLE, Arc<Session>>> {
+        self.sessions.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session behind a handle.
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<Arc<Session>> {
+        self.sessions_read()
+            .get(&h)
+            .cloned()
+            .ok_or(Error::SessionHandleInvalid)
+    }
+
+    pub fn open_session(&self, token: Arc<Token>, rw: bool) -> Result<CK_SESSION_HANDLE> {
+        let slot_id = token.slot_id;
+        {
+            let st = token.lock();
+            if !rw
+                && matches!(
+                    st.login,
+                    crate::token::Login::SoPuk | crate::token::Login::SoManagementKey
+                )
+            {
+                return Err(Error::SessionReadWriteSoExists);
+            }
+        }
+        let h = self.next_session.fetch_add(1, Ordering::SeqCst);
+        let s = Session::new(h, slot_id, token, rw);
+        self.sessions_write().insert(h, Arc::new(s));
+        Ok(h)
+    }
+
+    /// Close a session; the last session of a token logs it out.
+    pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self
+            .sessions_write()
+            .remove(&h)
+            .ok_or(Error::SessionHandleInvalid)?;
+        let token = s.token.clone();
+        self.handles().drop_session(h);
+        self.logout_if_unused(&token);
+        Ok(())
+    }
+
+    fn logout_if_unused(&self, token: &Arc<Token>) {
+        let still_open = self
+            .sessions_read()
+            .values()
+            .any(|s| Arc::ptr_eq(&s.token, token));
+        if !still_open {
+            let mut st = token.lock();
+            if st.login != crate::token::Login::None {
+                if token.is_removed() {
+                    token.forget_login(&mut st);
+                } else {
+                    let _ = token.logout(&mut st);
+                }
+            }
+        }
+    }
+
+    /// Close every session on `slot_id`.
+    pub fn close_all(&self, slot_id: CK_SLOT_ID) {
+        let mut closed = Vec::new();
+        {
+            let mut map = self.sessions_write();
+            map.retain(|h, s| {
+                if s.slot_id == slot_id {
+                    closed.push((*h, s.token.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        for (h, token) in closed {
+            self.handles().drop_session(h);
+            self.logout_if_unused(&token);
+        }
+    }
+
+    /// Sessions of `token` (for the read-only checks of SO login).
+    pub fn sessions_of(&self, token: &Arc<Token>) -> Vec<(CK_SESSION_HANDLE, bool)> {
+        self.sessions_read()
+            .iter()
+            .filter_map(|(h, s)| Arc::ptr_eq(&s.token, token).then_some((*h, s.rw)))
+            .collect()
+    }
+}

@@ -1,0 +1,335 @@
+//! Slots: one per PC/SC reader (in reader order), then one per simulated
+//! token from `UKEY_SIM`. Presence is polled without any APDU (PC/SC reader
+//! states, the simulator's presence); a changed insertion makes a new
+//! [`Token`], so sessions and handles of the old card die with it.
+//!
+//! Slot IDs are never reused: a reader that goes away keeps its ID (and
+//! reports no token) should it come back.
+
+use crate::error::{Error, Result};
+use crate::token::{Connector, Token};
+use cryptoki_sys::CK_SLOT_ID;
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Where a slot's card lives.
+pub enum Reader {
+    Pcsc(CString),
+    Sim(ukey_sim::SimReader),
+}
+
+pub struct SlotEntry {
+    pub id: CK_SLOT_ID,
+    pub reader: Reader,
+    pub description: String,
+    /// The reader is still attached.
+    pub attached: bool,
+    pub card_present: bool,
+    /// Insertion counter (PC/SC event count / simulator insertions).
+    insertion: u64,
+    pub token: Option<Arc<Token>>,
+}
+
+struct Table {
+    slots: Vec<SlotEntry>,
+    pcsc: Option<pcsc::Context>,
+    pcsc_retry_at: Option<Instant>,
+    events: VecDeque<CK_SLOT_ID>,
+    closed: bool,
+}
+
+pub struct Slots {
+    table: Mutex<Table>,
+    changed: Condvar,
+    use_pcsc: bool,
+    generation: AtomicU64,
+}
+
+fn sim_paths() -> Vec<PathBuf> {
+    std::env::var_os("UKEY_SIM")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Slots {
+    /// Discover readers (`UKEY_NO_PCSC=1` skips PC/SC; `UKEY_SIM` adds
+    /// simulated tokens, creating missing state files as factory-fresh cards).
+    pub fn new() -> Result<Self> {
+        let use_pcsc = std::env::var("UKEY_NO_PCSC").map_or(true, |v| v != "1");
+        let mut sims = Vec::new();
+        for path in sim_paths() {
+            let r = ukey_sim::SimReader::open(&path)
+                .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
+            sims.push(r);
+        }
+        let slots = Slots {
+            table: Mutex::new(Table {
+                slots: Vec::new(),
+                pcsc: None,
+                pcsc_retry_at: None,
+                events: VecDeque::new(),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            use_pcsc,
+            generation: AtomicU64::new(1),
+        };
+        {
+            let mut t = slots.lock();
+            slots.poll_pcsc(&mut t);
+            for r in sims {
+                let id = t.slots.len() as CK_SLOT_ID;
+                let description = format!("ukey-sim {}", r.name().trim_start_matches("ukey-sim "));
+                t.slots.push(SlotEntry {
+                    id,
+                    reader: Reader::Sim(r),
+                    description,
+                    attached: true,
+                    card_present: false,
+                    insertion: 0,
+                    token: None,
+                });
+            }
+            slots.poll_sims(&mut t);
+            // What is there at start-up is not an event.
+            t.events.clear();
+        }
+        Ok(slots)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn set_presence(&self, t: &mut Table, idx: usize, present: bool, insertion: u64) {
+        let gen = self.next_generation();
+        let entry = &mut t.slots[idx];
+        let changed = present != entry.card_present || (present && insertion != entry.insertion);
+        if !changed {
+            return;
+        }
+        if let Some(old) = entry.token.take() {
+            old.mark_removed();
+        }
+        entry.card_present = present;
+        entry.insertion = insertion;
+        if present {
+            let connector = match &entry.reader {
+                Reader::Pcsc(name) => match &t.pcsc {
+                    Some(ctx) => Connector::Pcsc {
+                        ctx: ctx.clone(),
+                        reader: name.clone(),
+                    },
+                    None => return,
+                },
+                Reader::Sim(r) => Connector::Sim(r.clone()),
+            };
+            entry.token = Some(Arc::new(Token::new(entry.id, gen, connector)));
+        }
+        let id = entry.id;
+        t.events.push_back(id);
+        self.changed.notify_all();
+    }
+
+    fn poll_pcsc(&self, t: &mut Table) {
+        if !self.use_pcsc {
+            return;
+        }
+        if t.pcsc.is_none() {
+            if t.pcsc_retry_at.is_some_and(|at| Instant::now() < at) {
+                return;
+            }
+            match apdu::pcsc::context() {
+                Ok(ctx) => t.pcsc = Some(ctx),
+                Err(e) => {
+                    tracing::debug!("PC/SC unavailable: {e}");
+                    t.pcsc_retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
+            }
+        }
+        let Some(ctx) = t.pcsc.clone() else { return };
+        let readers = match apdu::pcsc::list_readers(&ctx) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("PC/SC reader list failed: {e}");
+                // pcscd went away: re-establish later; cards are gone.
+                t.pcsc = None;
+                t.pcsc_retry_at = Some(Instant::now() + Duration::from_secs(1));
+                for i in 0..t.slots.len() {
+                    if matches!(t.slots[i].reader, Reader::Pcsc(_)) {
+                        t.slots[i].attached = false;
+                        self.set_presence(t, i, false, 0);
+                    }
+                }
+                return;
+            }
+        };
+        for i in 0..t.slots.len() {
+            if let Reader::Pcsc(name) = &t.slots[i].reader {
+                if !readers.iter().any(|r| &r.name == name) && t.slots[i].attached {
+                    t.slots[i].attached = false;
+                    self.set_presence(t, i, false, 0);
+                }
+            }
+        }
+        for r in readers {
+            let idx = match t
+                .slots
+                .iter()
+                .position(|s| matches!(&s.reader, Reader::Pcsc(n) if *n == r.name))
+            {
+                Some(i) => i,
+                None => {
+                    let id = t.slots.len() as CK_SLOT_ID;
+                    t.slots.push(SlotEntry {
+                        id,
+                        reader: Reader::Pcsc(r.name.clone()),
+                        description: r.name.to_string_lossy().into_owned(),
+                        attached: true,
+                        card_present: false,
+                        insertion: 0,
+                        token: None,
+                    });
+                    t.events.push_back(id);
+                    t.slots.len() - 1
+                }
+            };
+            t.slots[idx].attached = true;
+            self.set_presence(t, idx, r.card_present, u64::from(r.event_count));
+        }
+    }
+
+    fn poll_sims(&self, t: &mut Table) {
+        for i in 0..t.slots.len() {
+            if let Reader::Sim(r) = &t.slots[i].reader {
+                let (present, insertion) = r.presence();
+                self.set_presence(t, i, present, insertion);
+            }
+        }
+    }
+
+    /// Poll every reader (no APDU) and record what changed.
+    pub fn refresh(&self) {
+        let mut t = self.lock();
+        self.poll_pcsc(&mut t);
+        self.poll_sims(&mut t);
+    }
+
+    /// A token the caller's earlier handle pointed to vanished: make the
+    /// slot show it at the next poll (its card is gone or was replaced).
+    pub fn forget_token(&self, id: CK_SLOT_ID, generation: u64) {
+        let mut t = self.lock();
+        if let Some(e) = t.slots.get_mut(id as usize) {
+            if e.token
+                .as_ref()
+                .is_some_and(|tok| tok.generation == generation)
+            {
+                e.token = None;
+                e.card_present = false;
+                t.events.push_back(id);
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// IDs of all slots (attached readers), or only those with a token.
+    pub fn ids(&self, token_present: bool) -> Vec<CK_SLOT_ID> {
+        self.refresh();
+        let t = self.lock();
+        t.slots
+            .iter()
+            .filter(|s| s.attached && (!token_present || s.card_present))
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Slot description, presence, and whether it is a simulated slot.
+    pub fn describe(&self, id: CK_SLOT_ID) -> Result<(String, bool, bool)> {
+        self.refresh();
+        let t = self.lock();
+        let s = t.slots.get(id as usize).ok_or(Error::SlotIdInvalid)?;
+        Ok((
+            s.description.clone(),
+            s.card_present,
+            matches!(s.reader, Reader::Sim(_)),
+        ))
+    }
+
+    /// The token in slot `id` (no card traffic: it connects on first use).
+    pub fn token(&self, id: CK_SLOT_ID) -> Result<Arc<Token>> {
+        let mut t = self.lock();
+        if id as usize >= t.slots.len() {
+            return Err(Error::SlotIdInvalid);
+        }
+        // Cheap presence check of just this slot's reader.
+        let idx = id as usize;
+        match &t.slots[idx].reader {
+            Reader::Sim(r) => {
+                let (present, insertion) = r.presence();
+                self.set_presence(&mut t, idx, present, insertion);
+            }
+            Reader::Pcsc(_) => self.poll_pcsc(&mut t),
+        }
+        match &t.slots[idx].token {
+            Some(tok) if !tok.is_removed() => Ok(tok.clone()),
+            _ => Err(Error::TokenNotPresent),
+        }
+    }
+
+    /// C_WaitForSlotEvent: the next slot whose state changed.
+    pub fn wait_event(&self, block: bool) -> Result<CK_SLOT_ID> {
+        loop {
+            self.refresh();
+            let mut t = self.lock();
+            if t.closed {
+                return Err(Error::NotInitialized);
+            }
+            if let Some(id) = t.events.pop_front() {
+                return Ok(id);
+            }
+            if !block {
+                return Err(Error::NoEvent);
+            }
+            // Readers are polled; a change or C_Finalize wakes us sooner.
+            let (guard, _) = self
+                .changed
+                .wait_timeout(t, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner());
+            if guard.closed {
+                return Err(Error::NotInitialized);
+            }
+        }
+    }
+
+    /// C_Finalize: wake every waiter; they return CKR_CRYPTOKI_NOT_INITIALIZED.
+    pub fn close(&self) {
+        let mut t = self.lock();
+        t.closed = true;
+        if let Some(ctx) = &t.pcsc {
+            let _ = ctx.cancel();
+        }
+        self.changed.notify_all();
+    }
+
+    /// Every token currently present.
+    pub fn tokens(&self) -> Vec<Arc<Token>> {
+        self.lock()
+            .slots
+            .iter()
+            .filter_map(|s| s.token.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,1065 @@
+//! One token (a card in a slot): its connection, what was read from it,
+//! the login state PKCS#11 shares between an application's sessions, and
+//! every card operation.
+//!
+//! All card traffic goes through [`Token::transact`], which runs one PC/SC
+//! transaction, SELECTs the applet when needed, and recovers once from a
+//! card reset by another application: re-SELECT, check it is the same card
+//! (serial), restore the login with the PIN held in zeroizing memory, retry.
+//! Caches are updated only after the card confirmed a change.
+
+use crate::error::{Error, Result};
+use crate::keyinfo::{CertInfo, KeyInfo};
+use apdu::piv::{
+    AdminData, Algorithm, CertContainer, Chuid, KeyHistory, ManagementKey, Metadata, ObjectId, Pin,
+    PinPolicy, PinRef, PinStatus, ProtectedManagementKey, PublicKey, Slot, TouchPolicy, Version,
+    MANAGEMENT_KEY_REF,
+};
+use apdu::{PivCard, Session, StatusWord, Transport};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use zeroize::Zeroizing;
+
+/// A slot with what is in it.
+pub type SlotContents = (Slot, Option<Arc<CertInfo>>, Option<Arc<KeyInfo>>);
+
+/// How to reach the card.
+pub enum Connector {
+    Pcsc {
+        ctx: pcsc::Context,
+        reader: std::ffi::CString,
+    },
+    Sim(ukey_sim::SimReader),
+}
+
+impl Connector {
+    fn connect(&self) -> Result<Box<dyn Transport>> {
+        let t: Box<dyn Transport> = match self {
+            Connector::Pcsc { ctx, reader } => {
+                Box::new(apdu::pcsc::PcscTransport::connect(ctx, reader).map_err(map_connect)?)
+            }
+            Connector::Sim(r) => Box::new(r.connect().map_err(map_connect)?),
+        };
+        Ok(t)
+    }
+}
+
+fn map_connect(e: apdu::transport::TransportError) -> Error {
+    use apdu::transport::TransportError as T;
+    match e {
+        T::NoCard | T::CardRemoved | T::ReaderUnavailable => Error::DeviceRemoved,
+        other => Error::DeviceError(other.to_string()),
+    }
+}
+
+/// What identifies and describes the card.
+#[derive(Debug, Clone)]
+pub struct CardInfo {
+    /// Serial as shown in CK_TOKEN_INFO (decimal YubiKey serial, else CHUID GUID hex).
+    pub serial: String,
+    pub version: Option<Version>,
+    /// GET METADATA is available (YubiKey 5.3+).
+    pub metadata: bool,
+    /// MOVE KEY / DELETE KEY available (YubiKey 5.7+).
+    pub move_key: bool,
+    pub yubikey: bool,
+}
+
+impl CardInfo {
+    pub fn label(&self) -> String {
+        format!("UKey PIV #{}", self.serial)
+    }
+
+    pub fn max_rsa_bits(&self) -> usize {
+        if self.move_key {
+            4096
+        } else {
+            2048
+        }
+    }
+}
+
+/// A retry counter as last seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub left: Option<u8>,
+    pub total: Option<u8>,
+}
+
+impl Counter {
+    fn set_left(&mut self, left: u8) {
+        self.left = Some(left);
+    }
+    fn reset(&mut self) {
+        self.left = self.total.or(Some(3));
+    }
+}
+
+/// Who is logged in (PKCS#11 login state is per token, shared by sessions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    None,
+    User,
+    SoPuk,
+    SoManagementKey,
+}
+
+/// The lazily filled picture of one PIV slot.
+#[derive(Default, Clone)]
+struct SlotCache {
+    cert: Option<Option<Arc<CertInfo>>>,
+    key: Option<Option<Arc<KeyInfo>>>,
+}
+
+/// Mutable token state, behind the token's mutex.
+pub struct TokenState {
+    card: Option<PivCard<Box<dyn Transport>>>,
+    selected: bool,
+    info: Option<CardInfo>,
+    pub pin: Counter,
+    pub puk: Counter,
+    pub login: Login,
+    cached_pin: Option<Pin>,
+    so_key: Option<ManagementKey>,
+    so_puk: Option<Pin>,
+    mgmt_authenticated: bool,
+    mgmt_alg: Option<Algorithm>,
+    mgmt_protected: Option<bool>,
+    slots: HashMap<Slot, SlotCache>,
+    retired_bound: Option<u8>,
+    key_history: Option<Option<KeyHistory>>,
+    pub rng: Option<bool>,
+}
+
+/// A card in a slot. A new `Token` is made for every insertion.
+pub struct Token {
+    pub slot_id: cryptoki_sys::CK_SLOT_ID,
+    /// Unique per insertion: handles of an old token never resolve to a new one.
+    pub generation: u64,
+    connector: Connector,
+    state: Mutex<TokenState>,
+    removed: AtomicBool,
+    /// Restore the login after a reset with the PIN held in memory.
+    restore_login: bool,
+}
+
+/// Result of a PIN verification for the caller.
+fn pin_error(sw: Option<StatusWord>, counter: &mut Counter) -> Option<Error> {
+    match sw {
+        Some(StatusWord::VerifyFailed { tries_left }) => {
+            counter.set_left(tries_left);
+            Some(Error::PinIncorrect)
+        }
+        Some(StatusWord::Blocked) => {
+            counter.set_left(0);
+            Some(Error::PinLocked)
+        }
+        _ => None,
+    }
+}
+
+impl Token {
+    pub fn new(slot_id: cryptoki_sys::CK_SLOT_ID, generation: u64, connector: Connector) -> Self {
+        Self {
+            slot_id,
+            generation,
+            connector,
+            state: Mutex::new(TokenState {
+                card: None,
+                selected: false,
+                info: None,
+                pin: Counter::default(),
+                puk: Counter::default(),
+                login: Login::None,
+                cached_pin: None,
+                so_key: None,
+                so_puk: None,
+                mgmt_authenticated: false,
+                mgmt_alg: None,
+                mgmt_protected: None,
+                slots: HashMap::new(),
+                retired_bound: None,
+                key_history: None,
+                rng: None,
+            }),
+            removed: AtomicBool::new(false),
+            restore_login: std::env::var("UKEY_RESTORE_LOGIN").map_or(true, |v| v != "0"),
+        }
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::SeqCst);
+    }
+
+    /// Lock the state. A panic while holding it leaves the data consistent
+    /// enough (every field is independently valid), so poisoning is ignored.
+    pub fn lock(&self) -> MutexGuard<'_, TokenState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `op` under one transaction, with SELECT and reset recovery.
+    pub fn transact<R>(
+        &self,
+        st: &mut TokenState,
+        op: &mut dyn FnMut(&mut Session<'_>, &mut TokenState) -> Result<R>,
+    ) -> Result<R> {
+        if self.is_removed() {
+            return Err(Error::DeviceRemoved);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = self.transact_once(st, op);
+            match r {
+                Err(Error::CardReset) if attempt == 1 => {
+                    tracing::info!(
+                        slot = self.slot_id,
+                        "card reset by another application: recovering"
+                    );
+                    st.selected = false;
+                    st.mgmt_authenticated = false;
+                    self.recover(st)?;
+                }
+                Err(Error::CardReset) | Err(Error::DeviceRemoved) => {
+                    self.mark_removed();
+                    st.card = None;
+                    return Err(Error::DeviceRemoved);
+                }
+                Err(Error::Reselect) if attempt == 1 => {
+                    // Another application selected its own applet: ours again.
+                    st.selected = false;
+                }
+                Err(Error::Reselect) => {
+                    return Err(Error::DeviceError("the PIV applet does not answer".into()))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn transact_once<R>(
+        &self,
+        st: &mut TokenState,
+        op: &mut dyn FnMut(&mut Session<'_>, &mut TokenState) -> Result<R>,
+    ) -> Result<R> {
+        let mut card = match st.card.take() {
+            Some(c) => c,
+            None => {
+                st.selected = false;
+                PivCard::new(self.connector.connect()?)
+            }
+        };
+        let r = card
+            .transaction(|s| {
+                if !st.selected {
+                    s.select()?;
+                    st.selected = true;
+                }
+                Ok(op(s, st))
+            })
+            .map_err(Error::from)
+            .and_then(|r| r);
+        st.card = Some(card);
+        r
+    }
+
+    /// After a reset: same card? Then restore the login.
+    fn recover(&self, st: &mut TokenState) -> Result<()> {
+        let expected = st.info.as_ref().map(|i| i.serial.clone());
+        let restore = if self.restore_login && st.login == Login::User {
+            st.cached_pin.clone()
+        } else {
+            None
+        };
+        let r = self.transact_once(st, &mut |s, st| {
+            let info = read_card_info(s)?;
+            if expected.as_deref().is_some_and(|e| e != info.serial) {
+                return Err(Error::DeviceRemoved);
+            }
+            if let Some(pin) = &restore {
+                match s.verify_pin(pin) {
+                    Ok(()) => st.pin.reset(),
+                    Err(e) => {
+                        // The PIN changed elsewhere: never try it again.
+                        pin_error(e.status(), &mut st.pin);
+                        st.login = Login::None;
+                        st.cached_pin = None;
+                    }
+                }
+            } else if st.login == Login::User {
+                st.login = Login::None;
+            }
+            Ok(())
+        });
+        match r {
+            Err(Error::DeviceRemoved) | Err(Error::CardReset) => {
+                self.mark_removed();
+                st.card = None;
+                Err(Error::DeviceRemoved)
+            }
+            other => other,
+        }
+    }
+
+    /// Identify the card and read the PIN/PUK counters (no try spent).
+    pub fn info(&self, st: &mut TokenState) -> Result<CardInfo> {
+        if let Some(i) = &st.info {
+            return Ok(i.clone());
+        }
+        self.transact(st, &mut |s, st| {
+            let info = read_card_info(s)?;
+            if info.metadata {
+                for (r, counter) in [(0x80u8, &mut st.pin), (0x81, &mut st.puk)] {
+                    if let Ok(Metadata {
+                        retries: Some((total, left)),
+                        ..
+                    }) = s.metadata(r)
+                    {
+                        *counter = Counter {
+                            left: Some(left),
+                            total: Some(total),
+                        };
+                    }
+                }
+            } else if st.login == Login::None {
+                read_pin_status(s, st)?;
+            }
+            st.info = Some(info.clone());
+            Ok(info)
+        })
+    }
+
+    // ---- objects ----------------------------------------------------------
+
+    fn cert_lookup(s: &mut Session<'_>, slot: Slot) -> Result<Option<Arc<CertInfo>>> {
+        let content = match s.get_data_opt(slot.cert_object()) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match CertContainer::parse(&content) {
+            Ok(Some(c)) => match CertInfo::parse(&c.der) {
+                Ok(info) => Ok(Some(Arc::new(info))),
+                Err(e) => {
+                    tracing::warn!(%slot, "unusable certificate on the card: {e}");
+                    Ok(None)
+                }
+            },
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::warn!(%slot, "unusable certificate container: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    fn cert_cached(
+        s: &mut Session<'_>,
+        st: &mut TokenState,
+        slot: Slot,
+    ) -> Result<Option<Arc<CertInfo>>> {
+        if let Some(c) = st.slots.get(&slot).and_then(|c| c.cert.clone()) {
+            return Ok(c);
+        }
+        let c = Self::cert_lookup(s, slot)?;
+        st.slots.entry(slot).or_default().cert = Some(c.clone());
+        Ok(c)
+    }
+
+    fn key_cached(
+        s: &mut Session<'_>,
+        st: &mut TokenState,
+        slot: Slot,
+    ) -> Result<Option<Arc<KeyInfo>>> {
+        if let Some(k) = st.slots.get(&slot).and_then(|c| c.key.clone()) {
+            return Ok(k);
+        }
+        let metadata = st.info.as_ref().is_some_and(|i| i.metadata);
+        let k = if metadata {
+            match s.metadata(slot.key_ref()) {
+                Ok(md) => Some(Arc::new(KeyInfo::from_metadata(slot, &md)?)),
+                Err(e) if e.status() == Some(StatusWord::ReferenceNotFound) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            Self::cert_cached(s, st, slot)?.map(|c| Arc::new(KeyInfo::from_cert(slot, &c)))
+        };
+        st.slots.entry(slot).or_default().key = Some(k.clone());
+        Ok(k)
+    }
+
+    /// The PIV slots that may hold anything: the four named ones and the
+    /// retired ones the key history covers (all twenty without one).
+    fn candidate_slots(s: &mut Session<'_>, st: &mut TokenState) -> Result<Vec<Slot>> {
+        let bound = match st.retired_bound {
+            Some(b) => b,
+            None => {
+                let kh = match s.get_data_opt(ObjectId::KEY_HISTORY)? {
+                    Some(c) => KeyHistory::parse(&c).ok(),
+                    None => None,
+                };
+                let b = kh.as_ref().map_or(20, |k| {
+                    k.on_card_certs.saturating_add(k.off_card_certs).min(20)
+                });
+                st.key_history = Some(kh);
+                st.retired_bound = Some(b);
+                b
+            }
+        };
+        Ok(Slot::all()
+            .filter(|sl| !matches!(sl, Slot::Retired(n) if *n > bound))
+            .collect())
+    }
+
+    /// Resolve what a search needs: certificates and/or keys of `slots`
+    /// (all candidate slots when `None`). Returns (slot, cert, key) for slots
+    /// with anything in them.
+    pub fn lookup(
+        &self,
+        st: &mut TokenState,
+        slots: Option<&[Slot]>,
+        want_cert: bool,
+        want_key: bool,
+    ) -> Result<Vec<SlotContents>> {
+        self.info(st)?;
+        let fixed: Option<Vec<Slot>> = slots.map(<[Slot]>::to_vec);
+        self.transact(st, &mut |s, st| {
+            let list = match &fixed {
+                Some(l) => l.clone(),
+                None => Self::candidate_slots(s, st)?,
+            };
+            let mut out = Vec::new();
+            for slot in list {
+                let cert = if want_cert {
+                    Self::cert_cached(s, st, slot)?
+                } else {
+                    None
+                };
+                let key = if want_key {
+                    Self::key_cached(s, st, slot)?
+                } else {
+                    None
+                };
+                if cert.is_some() || key.is_some() {
+                    out.push((slot, cert, key));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The key in `slot` (from cache or card).
+    pub fn key(&self, st: &mut TokenState, slot: Slot) -> Result<Option<Arc<KeyInfo>>> {
+        Ok(self
+            .lookup(st, Some(&[slot]), false, true)?
+            .pop()
+            .and_then(|(_, _, k)| k))
+    }
+
+    /// The certificate in `slot` (from cache or card).
+    pub fn cert(&self, st: &mut TokenState, slot: Slot) -> Result<Option<Arc<CertInfo>>> {
+        Ok(self
+            .lookup(st, Some(&[slot]), true, false)?
+            .pop()
+            .and_then(|(_, c, _)| c))
+    }
+
+    /// What is cached (no card traffic), for attribute reads.
+    pub fn cached(st: &TokenState, slot: Slot) -> (Option<Arc<CertInfo>>, Option<Arc<KeyInfo>>) {
+        st.slots.get(&slot).map_or((None, None), |c| {
+            (c.cert.clone().flatten(), c.key.clone().flatten())
+        })
+    }
+
+    // ---- login ------------------------------------------------------------
+
+    /// C_Login(CKU_USER).
+    pub fn login_user(&self, st: &mut TokenState, pin: &Pin) -> Result<()> {
+        match st.login {
+            Login::User => return Err(Error::UserAlreadyLoggedIn),
+            Login::SoPuk | Login::SoManagementKey => return Err(Error::UserAnotherAlreadyLoggedIn),
+            Login::None => {}
+        }
+        self.info(st)?;
+        self.transact(st, &mut |s, st| match s.verify_pin(pin) {
+            Ok(()) => {
+                st.pin.reset();
+                st.login = Login::User;
+                st.cached_pin = Some(pin.clone());
+                Ok(())
+            }
+            Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
+        })
+    }
+
+    /// C_Login(CKU_CONTEXT_SPECIFIC): check the PIN now; the signature
+    /// re-verifies it in its own transaction (PIN-always keys).
+    pub fn verify_context(&self, st: &mut TokenState, pin: &Pin) -> Result<()> {
+        self.transact(st, &mut |s, st| match s.verify_pin(pin) {
+            Ok(()) => {
+                st.pin.reset();
+                Ok(())
+            }
+            Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
+        })
+    }
+
+    /// C_Login(CKU_SO): the PUK (6–8 characters) or the management key (hex).
+    pub fn login_so(&self, st: &mut TokenState, secret: &[u8]) -> Result<()> {
+        match st.login {
+            Login::SoPuk | Login::SoManagementKey => return Err(Error::UserAlreadyLoggedIn),
+            Login::User => return Err(Error::UserAnotherAlreadyLoggedIn),
+            Login::None => {}
+        }
+        let info = self.info(st)?;
+        if (6..=8).contains(&secret.len()) {
+            let puk = Pin::new(secret).map_err(|_| Error::PinInvalid)?;
+            // PIV has no VERIFY for the PUK: CHANGE REFERENCE DATA with
+            // old = new checks it and changes nothing.
+            return self.transact(
+                st,
+                &mut |s, st| match s.change_reference(PinRef::Puk, &puk, &puk) {
+                    Ok(()) => {
+                        st.puk.reset();
+                        st.login = Login::SoPuk;
+                        st.so_puk = Some(puk.clone());
+                        Ok(())
+                    }
+                    Err(e) => Err(pin_error(e.status(), &mut st.puk).unwrap_or_else(|| e.into())),
+                },
+            );
+        }
+        if !matches!(secret.len(), 32 | 48 | 64) {
+            return Err(Error::PinLenRange);
+        }
+        let text = std::str::from_utf8(secret).map_err(|_| Error::PinInvalid)?;
+        let bytes = Zeroizing::new(hex::decode(text).map_err(|_| Error::PinInvalid)?);
+        let alg = self.management_algorithm(st, &info, bytes.len())?;
+        let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinLenRange)?;
+        self.transact(st, &mut |s, st| match s.authenticate(&key) {
+            Ok(()) => {
+                st.mgmt_authenticated = true;
+                st.login = Login::SoManagementKey;
+                st.so_key = Some(key.clone());
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(StatusWord::SecurityStatusNotSatisfied | StatusWord::IncorrectP1P2)
+                ) =>
+            {
+                Err(Error::PinIncorrect)
+            }
+            Err(apdu::Error::Malformed(_)) => Err(Error::PinIncorrect),
+            Err(e) => Err(e.into()),
+        })
+    }
+
+    fn management_algorithm(
+        &self,
+        st: &mut TokenState,
+        info: &CardInfo,
+        key_len: usize,
+    ) -> Result<Algorithm> {
+        if let Some(a) = st.mgmt_alg {
+            return Ok(a);
+        }
+        let alg = if info.metadata {
+            self.transact(st, &mut |s, _| {
+                Ok(s.metadata(MANAGEMENT_KEY_REF)?.algorithm)
+            })?
+        } else {
+            None
+        };
+        let alg = alg.unwrap_or(match key_len {
+            16 => Algorithm::Aes128,
+            32 => Algorithm::Aes256,
+            _ => Algorithm::Tdes,
+        });
+        st.mgmt_alg = Some(alg);
+        Ok(alg)
+    }
+
+    /// C_Logout: drop the card's PIN state (VERIFY P1=FF) and every secret held.
+    pub fn logout(&self, st: &mut TokenState) -> Result<()> {
+        if st.login == Login::None {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let was_user = st.login == Login::User;
+        st.login = Login::None;
+        st.cached_pin = None;
+        st.so_key = None;
+        st.so_puk = None;
+        st.mgmt_authenticated = false;
+        if was_user && !self.is_removed() {
+            // Older cards may not know P1=FF; the login is forgotten either way.
+            let _ = self.transact(st, &mut |s, _| s.logout().map_err(Error::from));
+        }
+        Ok(())
+    }
+
+    /// Forget the login without card traffic (last session closed after removal).
+    pub fn forget_login(&self, st: &mut TokenState) {
+        st.login = Login::None;
+        st.cached_pin = None;
+        st.so_key = None;
+        st.so_puk = None;
+        st.mgmt_authenticated = false;
+    }
+
+    // ---- private key operations -------------------------------------------
+
+    /// The private-key operation (GENERAL AUTHENTICATE) with the key in `slot`.
+    /// With `context_pin` (PIN-always keys) the PIN is verified in the same
+    /// transaction, right before the operation.
+    pub fn private_op(
+        &self,
+        st: &mut TokenState,
+        slot: Slot,
+        key: &KeyInfo,
+        input_tag: u32,
+        input: &[u8],
+        context_pin: Option<&Pin>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if !key.needs_no_pin() && st.login != Login::User && context_pin.is_none() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.transact(st, &mut |s, st| {
+            if let Some(pin) = context_pin {
+                if let Err(e) = s.verify_pin(pin) {
+                    return Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into()));
+                }
+            }
+            match s.general_authenticate(slot, key.alg, input_tag, input) {
+                Ok(out) => Ok(out),
+                Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
+                    Err(Error::UserNotLoggedIn)
+                }
+                Err(e) if e.status() == Some(StatusWord::IncorrectData) => Err(Error::DataInvalid),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    // ---- writes (management key) ------------------------------------------
+
+    /// Authenticate with the management key: the SO's, or the PIN-protected
+    /// one read after the user's login (never shown to anyone).
+    fn ensure_management(s: &mut Session<'_>, st: &mut TokenState) -> Result<()> {
+        if st.mgmt_authenticated {
+            return Ok(());
+        }
+        let key = match (st.login, st.so_key.clone()) {
+            (Login::SoManagementKey, Some(k)) => k,
+            (Login::User, _) => {
+                let protected = match st.mgmt_protected {
+                    Some(p) => p,
+                    None => {
+                        let p = s
+                            .get_data_opt(ObjectId::ADMIN_DATA)?
+                            .and_then(|c| AdminData::parse(&c).ok())
+                            .is_some_and(|a| a.management_key_protected());
+                        st.mgmt_protected = Some(p);
+                        p
+                    }
+                };
+                if !protected {
+                    return Err(Error::UserNotLoggedIn);
+                }
+                let printed = match s.get_data(ObjectId::PRINTED_INFORMATION) {
+                    Ok(p) => p,
+                    Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
+                        return Err(Error::UserNotLoggedIn)
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let stored = ProtectedManagementKey::parse(&printed)?;
+                let alg = match st.mgmt_alg {
+                    Some(a) => a,
+                    None => {
+                        let a = s
+                            .metadata(MANAGEMENT_KEY_REF)
+                            .ok()
+                            .and_then(|m| m.algorithm)
+                            .unwrap_or(if stored.key.len() == 24 {
+                                Algorithm::Tdes
+                            } else {
+                                Algorithm::Aes128
+                            });
+                        st.mgmt_alg = Some(a);
+                        a
+                    }
+                };
+                ManagementKey::new(alg, &stored.key)?
+            }
+            _ => return Err(Error::UserNotLoggedIn),
+        };
+        match s.authenticate(&key) {
+            Ok(()) => {
+                st.mgmt_authenticated = true;
+                Ok(())
+            }
+            Err(e) => Err(Error::FunctionFailed(format!(
+                "management key authentication failed: {e}"
+            ))),
+        }
+    }
+
+    /// Grow the key history before a retired slot is used, so enumeration
+    /// keeps finding it even if the card is pulled right after.
+    fn cover_retired(
+        s: &mut Session<'_>,
+        st: &mut TokenState,
+        slot: Slot,
+        with_cert: bool,
+    ) -> Result<()> {
+        let Slot::Retired(n) = slot else {
+            return Ok(());
+        };
+        let kh = match &st.key_history {
+            Some(k) => k.clone(),
+            None => match s.get_data_opt(ObjectId::KEY_HISTORY)? {
+                Some(c) => KeyHistory::parse(&c).ok(),
+                None => None,
+            },
+        };
+        let mut kh = kh.unwrap_or_default();
+        let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
+        if covered >= n && (!with_cert || kh.on_card_certs >= 1) {
+            st.key_history = Some(Some(kh));
+            return Ok(());
+        }
+        let total = covered.max(n);
+        let on_card = if with_cert {
+            kh.on_card_certs.max(1).min(total)
+        } else {
+            kh.on_card_certs.min(total)
+        };
+        kh.on_card_certs = on_card;
+        kh.off_card_certs = total - on_card;
+        s.put_data(ObjectId::KEY_HISTORY, &kh.encode())?;
+        st.key_history = Some(Some(kh));
+        st.retired_bound = Some(total);
+        Ok(())
+    }
+
+    /// Run a write that needs the management key; re-authenticates once if
+    /// the card forgot (another application, a reset).
+    fn write_op<R>(
+        &self,
+        st: &mut TokenState,
+        op: &mut dyn FnMut(&mut Session<'_>, &mut TokenState) -> Result<R>,
+    ) -> Result<R> {
+        self.info(st)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let r = self.transact(st, &mut |s, st| {
+                Self::ensure_management(s, st)?;
+                op(s, st)
+            });
+            match r {
+                Err(Error::UserNotLoggedIn) if st.mgmt_authenticated && tries == 1 => {
+                    st.mgmt_authenticated = false;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// GENERATE ASYMMETRIC KEY PAIR in `slot`.
+    pub fn generate(
+        &self,
+        st: &mut TokenState,
+        slot: Slot,
+        alg: Algorithm,
+        pin: PinPolicy,
+        touch: TouchPolicy,
+    ) -> Result<Arc<KeyInfo>> {
+        self.write_op(st, &mut |s, st| {
+            Self::cover_retired(s, st, slot, false)?;
+            let public = match s.generate(slot, alg, pin, touch) {
+                Ok(p) => p,
+                Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
+                    return Err(Error::UserNotLoggedIn)
+                }
+                Err(e) if e.status() == Some(StatusWord::IncorrectData) => {
+                    return Err(Error::KeySizeRange)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let info = Arc::new(KeyInfo {
+                alg,
+                public,
+                pin_policy: if pin == PinPolicy::Default {
+                    slot.default_pin_policy()
+                } else {
+                    pin
+                },
+                origin: Some(apdu::piv::KeyOrigin::Generated),
+            });
+            st.slots.entry(slot).or_default().key = Some(Some(info.clone()));
+            Ok(info)
+        })
+    }
+
+    /// Write `der` as the certificate of `slot` (one chained PUT DATA; the
+    /// cache changes only after the card confirmed).
+    pub fn write_cert(&self, st: &mut TokenState, slot: Slot, der: &[u8]) -> Result<Arc<CertInfo>> {
+        let info = Arc::new(CertInfo::parse(der).map_err(|_| Error::AttributeValueInvalid)?);
+        let plain = CertContainer {
+            der: der.to_vec(),
+            compressed: false,
+        }
+        .encode()?;
+        let content = if plain.len() > 3052 {
+            CertContainer {
+                der: der.to_vec(),
+                compressed: true,
+            }
+            .encode()?
+        } else {
+            plain
+        };
+        self.write_op(st, &mut |s, st| {
+            Self::cover_retired(s, st, slot, true)?;
+            match s.put_data(slot.cert_object(), &content) {
+                Ok(()) => {}
+                Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
+                    return Err(Error::UserNotLoggedIn)
+                }
+                Err(e) => return Err(e.into()),
+            }
+            st.slots.entry(slot).or_default().cert = Some(Some(info.clone()));
+            Ok(info.clone())
+        })
+    }
+
+    /// Empty the certificate container of `slot`.
+    pub fn delete_cert(&self, st: &mut TokenState, slot: Slot) -> Result<()> {
+        self.write_op(st, &mut |s, st| {
+            s.delete_data(slot.cert_object())
+                .map_err(|e| match e.status() {
+                    Some(StatusWord::SecurityStatusNotSatisfied) => Error::UserNotLoggedIn,
+                    _ => e.into(),
+                })?;
+            st.slots.entry(slot).or_default().cert = Some(None);
+            Ok(())
+        })
+    }
+
+    /// Delete the private key of `slot` (YubiKey 5.7 MOVE KEY with P1 = FF).
+    pub fn delete_key(&self, st: &mut TokenState, slot: Slot) -> Result<()> {
+        if !self.info(st)?.move_key {
+            return Err(Error::ActionProhibited("the card cannot delete keys"));
+        }
+        self.write_op(st, &mut |s, st| {
+            match s.delete_key(slot) {
+                Ok(()) => {}
+                Err(e) if e.status() == Some(StatusWord::ReferenceNotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+            st.slots.entry(slot).or_default().key = Some(None);
+            Ok(())
+        })
+    }
+
+    /// Move the private key from `from` to the empty `to` (YubiKey 5.7).
+    pub fn move_key(&self, st: &mut TokenState, to: Slot, from: Slot) -> Result<()> {
+        if !self.info(st)?.move_key {
+            return Err(Error::ActionProhibited("the card cannot move keys"));
+        }
+        self.write_op(st, &mut |s, st| {
+            s.move_key(to, from)?;
+            let k = st.slots.entry(from).or_default().key.take().flatten();
+            st.slots.entry(from).or_default().key = Some(None);
+            st.slots.entry(to).or_default().key = Some(k);
+            Ok(())
+        })
+    }
+
+    // ---- PIN / PUK / management key changes -------------------------------
+
+    /// C_SetPIN in a user or public session: change the PIN.
+    pub fn change_pin(&self, st: &mut TokenState, old: &Pin, new: &Pin) -> Result<()> {
+        self.info(st)?;
+        self.transact(
+            st,
+            &mut |s, st| match s.change_reference(PinRef::Pin, old, new) {
+                Ok(()) => {
+                    st.pin.reset();
+                    if st.login == Login::User {
+                        st.cached_pin = Some(new.clone());
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
+            },
+        )
+    }
+
+    /// C_SetPIN as SO with the PUK: change the PUK.
+    pub fn change_puk(&self, st: &mut TokenState, old: &Pin, new: &Pin) -> Result<()> {
+        self.transact(
+            st,
+            &mut |s, st| match s.change_reference(PinRef::Puk, old, new) {
+                Ok(()) => {
+                    st.puk.reset();
+                    st.so_puk = Some(new.clone());
+                    Ok(())
+                }
+                Err(e) => Err(pin_error(e.status(), &mut st.puk).unwrap_or_else(|| e.into())),
+            },
+        )
+    }
+
+    /// C_InitPIN as SO with the PUK: unblock and set the user PIN.
+    pub fn unblock_pin(&self, st: &mut TokenState, new_pin: &Pin) -> Result<()> {
+        let puk = match (st.login, st.so_puk.clone()) {
+            (Login::SoPuk, Some(p)) => p,
+            (Login::SoManagementKey, _) => {
+                return Err(Error::ActionProhibited(
+                    "resetting the PIN needs the SO logged in with the PUK",
+                ))
+            }
+            _ => return Err(Error::UserNotLoggedIn),
+        };
+        self.transact(st, &mut |s, st| match s.unblock_pin(&puk, new_pin) {
+            Ok(()) => {
+                st.pin.reset();
+                st.puk.reset();
+                Ok(())
+            }
+            Err(e) => Err(pin_error(e.status(), &mut st.puk).unwrap_or_else(|| e.into())),
+        })
+    }
+
+    /// C_SetPIN as SO with the management key: set a new management key
+    /// (same algorithm); a PIN-protected copy is kept in step.
+    pub fn change_management_key(
+        &self,
+        st: &mut TokenState,
+        old_hex: &[u8],
+        new_hex: &[u8],
+    ) -> Result<()> {
+        let current = st.so_key.clone().ok_or(Error::UserNotLoggedIn)?;
+        let parse = |h: &[u8]| -> Result<Zeroizing<Vec<u8>>> {
+            let t = std::str::from_utf8(h).map_err(|_| Error::PinInvalid)?;
+            Ok(Zeroizing::new(
+                hex::decode(t).map_err(|_| Error::PinInvalid)?,
+            ))
+        };
+        let old = parse(old_hex)?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&old[..], current.as_bytes())) {
+            return Err(Error::PinIncorrect);
+        }
+        let new = parse(new_hex)?;
+        let key = ManagementKey::new(current.algorithm(), &new).map_err(|_| Error::PinLenRange)?;
+        self.write_op(st, &mut |s, st| {
+            s.set_management_key(&key, false)?;
+            let protected = s
+                .get_data_opt(ObjectId::ADMIN_DATA)?
+                .and_then(|c| AdminData::parse(&c).ok())
+                .is_some_and(|a| a.management_key_protected());
+            if protected {
+                s.put_data(
+                    ObjectId::PRINTED_INFORMATION,
+                    &ProtectedManagementKey::encode(key.as_bytes()),
+                )?;
+            }
+            st.so_key = Some(key.clone());
+            Ok(())
+        })
+    }
+
+    /// Random bytes from GET CHALLENGE.
+    pub fn random(&self, st: &mut TokenState, out_len: usize) -> Result<Vec<u8>> {
+        if st.rng == Some(false) {
+            return Err(Error::RandomNoRng);
+        }
+        self.info(st)?;
+        let r = self.transact(st, &mut |s, _| {
+            let mut out = Vec::with_capacity(out_len);
+            while out.len() < out_len {
+                let n = (out_len - out.len()).min(256);
+                out.extend(s.get_challenge(n)?);
+            }
+            Ok(out)
+        });
+        match r {
+            Err(Error::DeviceError(_)) | Err(Error::Reselect) => {
+                st.rng = Some(false);
+                Err(Error::RandomNoRng)
+            }
+            other => {
+                if other.is_ok() {
+                    st.rng = Some(true);
+                }
+                other
+            }
+        }
+    }
+
+    /// Whether a public key from a certificate matches the key in `slot`.
+    pub fn public_matches(key: &KeyInfo, public: &PublicKey) -> bool {
+        &key.public == public
+    }
+}
+
+/// SELECTed already: who is this card?
+fn read_card_info(s: &mut Session<'_>) -> Result<CardInfo> {
+    let version = match s.version() {
+        Ok(v) => Some(v),
+        Err(e) if e.status().is_some() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let yubikey = version.is_some();
+    let serial = if version.is_some_and(|v| v >= Version(5, 0, 0)) {
+        match s.serial() {
+            Ok(n) => Some(n.to_string()),
+            Err(e) if e.status().is_some() => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let serial = match serial {
+        Some(s) => s,
+        None => match s.get_data_opt(ObjectId::CHUID)? {
+            Some(c) => {
+                let ch = Chuid::parse(&c)?;
+                if ch.guid.iter().any(|b| *b != 0) {
+                    hex::encode_upper(&ch.guid)
+                } else {
+                    hex::encode_upper(&ch.fasc_n)
+                }
+            }
+            None => "unknown".into(),
+        },
+    };
+    Ok(CardInfo {
+        serial,
+        version,
+        metadata: version.is_some_and(|v| v >= Version(5, 3, 0)),
+        move_key: version.is_some_and(|v| v >= Version(5, 7, 0)),
+        yubikey,
+    })
+}
+
+/// Empty VERIFY: the PIN's state without spending a try.
+fn read_pin_status(s: &mut Session<'_>, st: &mut TokenState) -> Result<()> {
+    match s.pin_status() {
+        Ok(PinStatus::TriesLeft(n)) => st.pin.set_left(n),
+        Ok(PinStatus::Blocked) => st.pin.set_left(0),
+        Ok(PinStatus::Verified) => {}
+        Err(e) if e.status().is_some() => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
