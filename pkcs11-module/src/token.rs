@@ -403,7 +403,11 @@ impl Token {
                     Some(c) => KeyHistory::parse(&c).ok(),
                     None => None,
                 };
-                let b = kh.as_ref().map_or(20, |k| {
+                // SP 800-73-4 Part 1 §3.3.2: a card with retired keys has a
+                // Key History object saying how many. Without one, searches
+                // look at the four named slots only; a search by CKA_ID, and
+                // key generation's search for a free slot, still look anywhere.
+                let b = kh.as_ref().map_or(0, |k| {
                     k.on_card_certs.saturating_add(k.off_card_certs).min(20)
                 });
                 st.key_history = Some(kh);
@@ -434,17 +438,21 @@ impl Token {
                 None => Self::candidate_slots(s, st)?,
             };
             let mut out = Vec::new();
+            let metadata = st.info.as_ref().is_some_and(|i| i.metadata);
             for slot in list {
-                let cert = if want_cert {
-                    Self::cert_cached(s, st, slot)?
-                } else {
-                    None
-                };
-                let key = if want_key {
+                // A retired slot without a key holds nothing worth a read.
+                let key_first = metadata && matches!(slot, Slot::Retired(_)) && want_cert;
+                let key = if want_key || key_first {
                     Self::key_cached(s, st, slot)?
                 } else {
                     None
                 };
+                let cert = if want_cert && (!key_first || key.is_some()) {
+                    Self::cert_cached(s, st, slot)?
+                } else {
+                    None
+                };
+                let key = if want_key { key } else { None };
                 if cert.is_some() || key.is_some() {
                     out.push((slot, cert, key));
                 }
@@ -705,9 +713,12 @@ impl Token {
                 st.mgmt_authenticated = true;
                 Ok(())
             }
-            Err(e) => Err(Error::FunctionFailed(format!(
-                "management key authentication failed: {e}"
-            ))),
+            // The card refused the key, or failed to prove it holds it.
+            Err(e @ (apdu::Error::Status(_) | apdu::Error::Malformed(_))) => Err(
+                Error::FunctionFailed(format!("management key authentication failed: {e}")),
+            ),
+            // Removed or reset: reported as such (transact recovers from a reset).
+            Err(e) => Err(e.into()),
         }
     }
 

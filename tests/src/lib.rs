@@ -150,3 +150,184 @@ pub fn pcscd_apdu_count(cwd: &Path) -> usize {
         .map(|s| s.lines().filter(|l| l.contains(" APDU: ")).count())
         .unwrap_or(0)
 }
+
+// ---- the built module, loaded as an application loads it ---------------
+
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use ukey_sim::state::Persistent;
+
+/// The module keeps process-wide state (as every PKCS#11 module does):
+/// tests that load it in one process take turns.
+static MODULE_LOCK: Mutex<()> = Mutex::new(());
+
+/// A demo token template (RSA key generation is slow: made once).
+pub fn demo_template() -> Persistent {
+    static DEMO: OnceLock<(Persistent, ukey_sim::ca::Ca)> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let ca = ukey_sim::ca::Ca::new("CN=ukey test CA,O=ukey tests").expect("CA");
+        let mut p = Persistent::factory(1);
+        ukey_sim::demo::provision(&mut p, &ca, &ukey_sim::demo::DemoOptions::default())
+            .expect("demo");
+        (p, ca)
+    })
+    .0
+    .clone()
+}
+
+/// The CA that issued the demo template's certificates.
+pub fn demo_ca() -> &'static ukey_sim::ca::Ca {
+    static CA: OnceLock<ukey_sim::ca::Ca> = OnceLock::new();
+    CA.get_or_init(|| ukey_sim::ca::Ca::new("CN=ukey test CA 2,O=ukey tests").expect("CA"))
+}
+
+/// What a simulated token starts as.
+pub enum Start {
+    /// The demo token: keys + certificates in 9A/9C/9D/9E, PIN-protected management key.
+    Demo,
+    /// Factory-fresh (AES-192 default management key).
+    Fresh,
+    /// Any prepared state.
+    State(Persistent),
+}
+
+/// The module loaded over simulated tokens (no PC/SC).
+pub struct ModuleEnv {
+    pub p11: Pkcs11,
+    pub states: Vec<std::path::PathBuf>,
+    pub dir: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl ModuleEnv {
+    /// Load the built `.so` with one simulated token per `start`.
+    pub fn new(starts: Vec<Start>) -> Self {
+        let turn = MODULE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut states = Vec::new();
+        for (i, start) in starts.into_iter().enumerate() {
+            let serial = 20_000_000 + i as u32;
+            let mut p = match start {
+                Start::Demo => demo_template(),
+                Start::Fresh => Persistent::factory(serial),
+                Start::State(p) => p,
+            };
+            p.serial = serial;
+            let path = dir.path().join(format!("token{i}.json"));
+            p.save(&path).expect("save state");
+            states.push(path);
+        }
+        let joined = std::env::join_paths(&states).expect("paths");
+        // SAFETY-free in edition 2021; serialised by MODULE_LOCK.
+        std::env::set_var("UKEY_SIM", joined);
+        std::env::set_var("UKEY_NO_PCSC", "1");
+        let p11 = Pkcs11::new(module()).expect("load module");
+        p11.initialize(CInitializeArgs::OsThreads)
+            .expect("C_Initialize");
+        Self {
+            p11,
+            states,
+            dir,
+            _turn: turn,
+        }
+    }
+
+    /// Finalize and initialize again (a fresh application run).
+    pub fn restart(&mut self) {
+        let p11 = Pkcs11::new(module()).expect("load module");
+        let old = std::mem::replace(&mut self.p11, p11);
+        old.finalize();
+        self.p11
+            .initialize(CInitializeArgs::OsThreads)
+            .expect("C_Initialize");
+    }
+
+    /// The persistent state of token `i` as the card holds it now.
+    pub fn state(&self, i: usize) -> Persistent {
+        Persistent::load(&self.states[i]).expect("load state")
+    }
+
+    /// (PIN tries left, PUK tries left) of token `i`.
+    pub fn tries(&self, i: usize) -> (u8, u8) {
+        let p = self.state(i);
+        (p.pin.tries_left, p.puk.tries_left)
+    }
+
+    /// Pull, insert or reset token `i`'s card.
+    pub fn control(&self, i: usize, c: ukey_sim::Control) {
+        c.send(&self.states[i]).expect("control");
+    }
+}
+
+// ---- PKCS#10 requests signed through the module -------------------------
+
+/// Build a PKCS#10 request for `spki_der`, signed by `sign` (which gets the
+/// DER of the CertificationRequestInfo and returns the signature value and
+/// its algorithm identifier).
+pub fn build_csr(
+    subject: &str,
+    spki_der: &[u8],
+    sign: impl FnOnce(&[u8]) -> (Vec<u8>, spki::AlgorithmIdentifierOwned),
+) -> Vec<u8> {
+    use der::{Decode, Encode};
+    use std::str::FromStr;
+    let info = x509_cert::request::CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject: x509_cert::name::Name::from_str(subject).expect("subject"),
+        public_key: spki::SubjectPublicKeyInfoOwned::from_der(spki_der).expect("spki"),
+        attributes: Default::default(),
+    };
+    let (signature, algorithm) = sign(&info.to_der().expect("info"));
+    x509_cert::request::CertReq {
+        info,
+        algorithm,
+        signature: der::asn1::BitString::from_bytes(&signature).expect("bits"),
+    }
+    .to_der()
+    .expect("csr")
+}
+
+/// Algorithm identifiers for request signatures.
+pub fn sig_alg(
+    oid: const_oid::ObjectIdentifier,
+    null_params: bool,
+) -> spki::AlgorithmIdentifierOwned {
+    spki::AlgorithmIdentifierOwned {
+        oid,
+        parameters: null_params.then(der::asn1::Any::null),
+    }
+}
+
+/// PKCS#11 ECDSA (r ‖ s) to the DER X.509 wants.
+pub fn ecdsa_der(rs: &[u8]) -> Vec<u8> {
+    match rs.len() {
+        64 => p256::ecdsa::Signature::from_slice(rs)
+            .expect("sig")
+            .to_der()
+            .as_bytes()
+            .to_vec(),
+        96 => p384::ecdsa::Signature::from_slice(rs)
+            .expect("sig")
+            .to_der()
+            .as_bytes()
+            .to_vec(),
+        n => panic!("ECDSA signature of {n} bytes"),
+    }
+}
+
+/// `openssl req -verify` on a DER request: the third-party judge.
+pub fn openssl_verifies_csr(dir: &Path, der: &[u8]) -> bool {
+    let path = dir.join(format!("req-{}.der", std::process::id()));
+    std::fs::write(&path, der).expect("write csr");
+    let out = Command::new("openssl")
+        .args(["req", "-inform", "DER", "-noout", "-verify", "-in"])
+        .arg(&path)
+        .output()
+        .expect("openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success() && text.contains("verify OK")
+}

@@ -280,7 +280,7 @@ impl Slot {
             Slot::Signature => "SIGN key".into(),
             Slot::KeyManagement => "KEY MAN key".into(),
             Slot::CardAuthentication => "CARD AUTH key".into(),
-            Slot::Retired(n) => format!("RETIRED KEY {n}"),
+            Slot::Retired(n) => format!("Retired KEY MAN {n}"),
             Slot::Attestation => "ATTESTATION key".into(),
         }
     }

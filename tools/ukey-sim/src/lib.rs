@@ -256,7 +256,10 @@ impl SimCard {
         self.applet.power_cycle();
     }
 
+    /// Insert the card (a new insertion if it was out); cancels a pending
+    /// fault, so a test can end an experiment in a known state.
     pub fn insert(&mut self) {
+        self.fault = None;
         if !self.present {
             self.present = true;
             self.insertion += 1;

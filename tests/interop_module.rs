@@ -1,0 +1,144 @@
+//! `libukey_pkcs11.so` through pcscd + vpcd + `ukey-sim serve`, driven by
+//! OpenSC's `pkcs11-tool`; `openssl`, OpenSC's own module and
+//! `yubico-piv-tool` judge the results.
+
+use std::path::Path;
+use ukey_tests::*;
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    require_tools(&["pkcs11-tool", "openssl", "yubico-piv-tool"]);
+    let dir = tempfile::tempdir().unwrap();
+    let card = init_token(dir.path(), "card", &["--demo"]);
+    (dir, card)
+}
+
+fn run(dir: &Path, card: &Path, script: &str) -> String {
+    let m = module();
+    with_pcscd(
+        dir,
+        &[card],
+        &format!("export UKEY=\"{}\"\n{script}", m.display()),
+    )
+}
+
+#[test]
+fn pkcs11_tool_lists_signs_and_openssl_verifies() {
+    let (dir, card) = setup();
+    let out = run(
+        dir.path(),
+        &card,
+        r#"pkcs11-tool --module $UKEY -L
+           pkcs11-tool --module $UKEY -O
+           echo "tender document" > msg.txt
+           pkcs11-tool --module $UKEY --login --pin 123456 --sign --id 01 -m SHA256-RSA-PKCS -i msg.txt -o sig.bin
+           pkcs11-tool --module $UKEY --read-object --type cert --id 01 -o cert.der
+           openssl x509 -inform der -in cert.der -pubkey -noout > pub.pem
+           openssl dgst -sha256 -verify pub.pem -signature sig.bin msg.txt
+           pkcs11-tool --module $UKEY --login --pin 123456 --sign --id 04 -m ECDSA-SHA384 --signature-format openssl -i msg.txt -o sig4.bin
+           pkcs11-tool --module $UKEY --read-object --type cert --id 04 -o cert4.der
+           openssl x509 -inform der -in cert4.der -pubkey -noout > pub4.pem
+           openssl dgst -sha384 -verify pub4.pem -signature sig4.bin msg.txt"#,
+    );
+    assert!(out.contains("Virtual PCD 00 00"), "{out}");
+    assert!(out.contains("token label        : UKey PIV #"), "{out}");
+    assert_eq!(out.matches("Certificate Object").count(), 4, "{out}");
+    assert_eq!(out.matches("Verified OK").count(), 2, "{out}");
+    assert_eq!(tries(&card), (3, 3));
+}
+
+#[test]
+fn pkcs11_tool_test_suite_passes() {
+    let (dir, card) = setup();
+    let out = run(
+        dir.path(),
+        &card,
+        "pkcs11-tool --module $UKEY --test --login --pin 123456",
+    );
+    assert!(out.contains("No errors"), "{out}");
+    assert!(!out.contains("failed"), "{out}");
+    assert_eq!(tries(&card), (3, 3));
+}
+
+#[test]
+fn listing_objects_and_token_info_spends_no_pin_try() {
+    let (dir, card) = setup();
+    run(
+        dir.path(),
+        &card,
+        r#"pkcs11-tool --module $UKEY --login --pin 000000 -O || true
+           for i in 1 2 3; do
+             pkcs11-tool --module $UKEY -L >/dev/null
+             pkcs11-tool --module $UKEY -O >/dev/null
+             pkcs11-tool --module $UKEY -T >/dev/null
+           done"#,
+    );
+    assert_eq!(tries(&card), (2, 3), "only the one wrong login counted");
+}
+
+/// Issue 4 over PC/SC: pkcs11-tool generates a key and writes its
+/// certificate through our module; OpenSC's module and yubico-piv-tool
+/// then read the same key and certificate from the card.
+#[test]
+fn keygen_and_certificate_write_seen_by_opensc_and_yubico_piv_tool() {
+    let (dir, card) = setup();
+    let ca = dir.path().join("demo-ca");
+    let out = run(
+        dir.path(),
+        &card,
+        &format!(
+            r#"pkcs11-tool --module $UKEY --keypairgen --key-type EC:prime256v1 --id 05 --login --pin 123456
+               pkcs11-tool --module $UKEY --read-object --type pubkey --id 05 -o pub.der
+               openssl pkey -pubin -inform der -in pub.der -out pub.pem
+               openssl x509 -new -force_pubkey pub.pem -subj "/CN=renewed on the token/" -CA {ca}/ca.pem -CAkey {ca}/ca.key -days 30 -outform der -out cert.der
+               pkcs11-tool --module $UKEY --write-object cert.der --type cert --id 05 --login --pin 123456
+               echo "=== opensc"
+               pkcs11-tool --module $OPENSC_MODULE -O --login --pin 123456
+               pkcs11-tool --module $OPENSC_MODULE --read-object --type cert --id 05 -o back.der
+               cmp back.der cert.der && echo "OpenSC reads the same certificate"
+               pkcs11-tool --module $OPENSC_MODULE --read-object --type pubkey --id 05 -o opensc-pub.der
+               cmp opensc-pub.der pub.der && echo "OpenSC reads the same public key"
+               echo payload > msg.txt
+               pkcs11-tool --module $UKEY --login --pin 123456 --sign --id 05 -m ECDSA-SHA256 --signature-format openssl -i msg.txt -o sig.bin
+               openssl dgst -sha256 -verify pub.pem -signature sig.bin msg.txt
+               echo "=== yubico"
+               yubico-piv-tool -r Virtual -a read-certificate -s 82 -K DER -o yk.der
+               cmp yk.der cert.der && echo "yubico-piv-tool reads the same certificate""#,
+            ca = ca.display()
+        ),
+    );
+    let (_, opensc) = out.split_once("=== opensc").unwrap();
+    assert!(
+        opensc
+            .contains("Private Key Object; EC\n  label:      Retired KEY MAN 1\n  ID:         05"),
+        "{out}"
+    );
+    assert!(out.contains("OpenSC reads the same public key"), "{out}");
+    assert!(out.contains("OpenSC reads the same certificate"), "{out}");
+    assert!(out.contains("Verified OK"), "{out}");
+    assert!(
+        out.contains("yubico-piv-tool reads the same certificate"),
+        "{out}"
+    );
+    let state = ukey_sim::state::Persistent::load(&card).unwrap();
+    assert!(
+        state.keys.contains_key("82"),
+        "the key is in retired slot 1 (82)"
+    );
+}
+
+/// The APDU count behind the closing note of the module issue: initialize,
+/// list all objects, log in, sign — counted by pcscd, not by us.
+#[test]
+fn apdus_for_initialize_list_login_sign() {
+    let (dir, card) = setup();
+    run(
+        dir.path(),
+        &card,
+        r#"echo x > m.txt
+           pkcs11-tool --module $UKEY -O --login --pin 123456 >/dev/null
+           : > pcsc-logs/mark"#,
+    );
+    let listing = pcscd_apdu_count(dir.path());
+    assert!(listing > 0);
+    eprintln!("pkcs11-tool -O --login: {listing} APDUs");
+}

@@ -1,0 +1,502 @@
+//! The token side of a renewal through PKCS#11 alone: key generation,
+//! requests signed by the new key, certificate writes, PIN/PUK/management
+//! key changes, and pulling the card at every APDU of a write.
+
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use std::time::{Duration, SystemTime};
+use ukey_pkcs11::CKA_UKEY_OVERWRITE;
+use ukey_tests::*;
+
+const DEFAULT_MGMT: &str = "010203040506070801020304050607080102030405060708";
+const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+const P384_OID: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
+
+fn pin(s: &str) -> AuthPin {
+    AuthPin::new(s.to_string())
+}
+
+fn rv(e: Error) -> RvError {
+    match e {
+        Error::Pkcs11(rv, _) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+fn slot0(env: &ModuleEnv) -> Slot {
+    env.p11.get_slots_with_token().unwrap()[0]
+}
+
+fn rw(env: &ModuleEnv, user: UserType, secret: &str) -> Session {
+    let s = env.p11.open_rw_session(slot0(env)).unwrap();
+    s.login(user, Some(&pin(secret))).unwrap();
+    s
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Alg {
+    P256,
+    P384,
+    Rsa2048,
+}
+
+fn generate(
+    s: &Session,
+    alg: Alg,
+    id: Option<u8>,
+    overwrite: bool,
+) -> Result<(ObjectHandle, ObjectHandle), Error> {
+    let mut public = vec![Attribute::Token(true), Attribute::Verify(true)];
+    let mut private = vec![
+        Attribute::Token(true),
+        Attribute::Sign(true),
+        Attribute::Sensitive(true),
+    ];
+    if let Some(id) = id {
+        public.push(Attribute::Id(vec![id]));
+        private.push(Attribute::Id(vec![id]));
+    }
+    if overwrite {
+        private.push(Attribute::VendorDefined((
+            AttributeType::VendorDefined(CKA_UKEY_OVERWRITE),
+            vec![1],
+        )));
+    }
+    let mech = match alg {
+        Alg::P256 => {
+            public.push(Attribute::EcParams(P256_OID.to_vec()));
+            Mechanism::EccKeyPairGen
+        }
+        Alg::P384 => {
+            public.push(Attribute::EcParams(P384_OID.to_vec()));
+            Mechanism::EccKeyPairGen
+        }
+        Alg::Rsa2048 => {
+            public.push(Attribute::ModulusBits(2048.into()));
+            public.push(Attribute::PublicExponent(vec![1, 0, 1]));
+            Mechanism::RsaPkcsKeyPairGen
+        }
+    };
+    s.generate_key_pair(&mech, &public, &private)
+}
+
+fn spki(s: &Session, key: ObjectHandle) -> Vec<u8> {
+    match s
+        .get_attributes(key, &[AttributeType::PublicKeyInfo])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::PublicKeyInfo(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn id_of(s: &Session, key: ObjectHandle) -> u8 {
+    match s
+        .get_attributes(key, &[AttributeType::Id])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::Id(v) => v[0],
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A PKCS#10 request signed on the token by `key`.
+fn csr(s: &Session, key: ObjectHandle, public: ObjectHandle, alg: Alg) -> Vec<u8> {
+    use const_oid::db::rfc5912;
+    build_csr(
+        "CN=Renewed User,O=Example Pharma Ltd",
+        &spki(s, public),
+        |info| match alg {
+            Alg::Rsa2048 => (
+                s.sign(&Mechanism::Sha256RsaPkcs, key, info).unwrap(),
+                sig_alg(rfc5912::SHA_256_WITH_RSA_ENCRYPTION, true),
+            ),
+            Alg::P256 => (
+                ecdsa_der(&s.sign(&Mechanism::EcdsaSha256, key, info).unwrap()),
+                sig_alg(rfc5912::ECDSA_WITH_SHA_256, false),
+            ),
+            Alg::P384 => (
+                ecdsa_der(&s.sign(&Mechanism::EcdsaSha384, key, info).unwrap()),
+                sig_alg(rfc5912::ECDSA_WITH_SHA_384, false),
+            ),
+        },
+    )
+}
+
+/// A certificate for `spki` from the test CA.
+fn issue(spki: &[u8]) -> Vec<u8> {
+    let now = SystemTime::now();
+    demo_ca()
+        .issue_leaf(
+            &ukey_sim::ca::parse_name("CN=Renewed User,O=Example Pharma Ltd").unwrap(),
+            spki,
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(365 * 86400),
+            ukey_sim::ca::LeafUse::Signing,
+        )
+        .unwrap()
+}
+
+fn write_cert(s: &Session, id: u8, der: &[u8]) -> Result<ObjectHandle, Error> {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::CERTIFICATE),
+        Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+        Attribute::Token(true),
+        Attribute::Id(vec![id]),
+        Attribute::Value(der.to_vec()),
+    ])
+}
+
+fn read_cert(s: &Session, id: u8) -> Option<Vec<u8>> {
+    let found = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(vec![id]),
+        ])
+        .unwrap();
+    found.first().map(|h| {
+        match s
+            .get_attributes(*h, &[AttributeType::Value])
+            .unwrap()
+            .remove(0)
+        {
+            Attribute::Value(v) => v,
+            other => panic!("{other:?}"),
+        }
+    })
+}
+
+#[test]
+fn generate_in_9a_and_retired_slots_with_requests_openssl_verifies() {
+    let env = ModuleEnv::new(vec![Start::Fresh]);
+    for alg in [Alg::P256, Alg::P384, Alg::Rsa2048] {
+        for id in [Some(0x01u8), None] {
+            let so = rw(&env, UserType::So, DEFAULT_MGMT);
+            let (public, private) = generate(&so, alg, id, false).unwrap();
+            let slot_id = id_of(&so, private);
+            if id.is_none() {
+                assert!(
+                    (0x05..=0x24).contains(&slot_id),
+                    "a retired slot: {slot_id:02x}"
+                );
+            }
+            so.logout().unwrap();
+            drop(so);
+            let user = rw(&env, UserType::User, "123456");
+            let req = csr(&user, private, public, alg);
+            assert!(
+                openssl_verifies_csr(env.dir.path(), &req),
+                "{alg:?} in {slot_id:02x}"
+            );
+            drop(user);
+        }
+    }
+    let retired_keys = env
+        .state(0)
+        .keys
+        .keys()
+        .filter(|k| k.starts_with('8'))
+        .count();
+    assert_eq!(
+        retired_keys, 3,
+        "three keys went to three free retired slots"
+    );
+}
+
+#[test]
+fn certificate_write_survives_a_restart_and_a_mismatch_is_refused() {
+    let mut env = ModuleEnv::new(vec![Start::Fresh]);
+    let so = rw(&env, UserType::So, DEFAULT_MGMT);
+    let (public, _) = generate(&so, Alg::P256, Some(0x05), false).unwrap();
+    let cert = issue(&spki(&so, public));
+    let other = ukey_sim::keys::PrivateKey::generate(apdu::piv::Algorithm::EccP256).unwrap();
+    let e = write_cert(&so, 0x05, &issue(&other.spki_der())).unwrap_err();
+    assert_eq!(
+        rv(e),
+        RvError::TemplateInconsistent,
+        "certificate for another key"
+    );
+    write_cert(&so, 0x05, &cert).unwrap();
+    drop(so);
+    env.restart();
+    let s = env.p11.open_ro_session(slot0(&env)).unwrap();
+    assert_eq!(read_cert(&s, 0x05).unwrap(), cert);
+    let kh =
+        apdu::piv::KeyHistory::parse(&env.state(0).objects[&apdu::piv::ObjectId::KEY_HISTORY.0])
+            .unwrap();
+    assert!(
+        kh.on_card_certs + kh.off_card_certs >= 1,
+        "key history covers the retired slot"
+    );
+}
+
+#[test]
+fn the_user_pin_alone_renews_on_a_token_with_a_protected_management_key() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = rw(&env, UserType::User, "123456");
+    let (public, private) = generate(&s, Alg::P256, None, false).unwrap();
+    let id = id_of(&s, private);
+    let req = csr(&s, private, public, Alg::P256);
+    assert!(openssl_verifies_csr(env.dir.path(), &req));
+    let cert = issue(&spki(&s, public));
+    write_cert(&s, id, &cert).unwrap();
+    assert_eq!(read_cert(&s, id).unwrap(), cert);
+    let sig = s
+        .sign(
+            &Mechanism::EcdsaSha256,
+            private,
+            b"signed with the renewed key",
+        )
+        .unwrap();
+    assert_eq!(sig.len(), 64);
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+#[test]
+fn keygen_never_replaces_a_key_in_use_by_accident() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = rw(&env, UserType::User, "123456");
+    let before = env.state(0).keys["9a"].private_key.clone();
+    let e = generate(&s, Alg::P256, Some(0x01), false).unwrap_err();
+    assert_eq!(rv(e), RvError::ActionProhibited);
+    assert_eq!(
+        env.state(0).keys["9a"].private_key,
+        before,
+        "the key in use is untouched"
+    );
+    // Explicitly allowed:
+    generate(&s, Alg::P256, Some(0x01), true).unwrap();
+    assert_ne!(env.state(0).keys["9a"].private_key, before);
+    // With its certificate deleted first, the ID alone is enough.
+    let cert = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(vec![0x03]),
+        ])
+        .unwrap()[0];
+    s.destroy_object(cert).unwrap();
+    assert!(read_cert(&s, 0x03).is_none());
+    generate(&s, Alg::Rsa2048, Some(0x03), false).unwrap();
+}
+
+#[test]
+fn destroy_a_private_key() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = rw(&env, UserType::User, "123456");
+    let (_, private) = generate(&s, Alg::P256, Some(0x06), false).unwrap();
+    s.destroy_object(private).unwrap();
+    assert!(!env.state(0).keys.contains_key("83"));
+    let found = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![0x06]),
+        ])
+        .unwrap();
+    assert!(found.is_empty());
+}
+
+#[test]
+fn writes_need_a_read_write_session_and_a_login() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let ro = env.p11.open_ro_session(slot0(&env)).unwrap();
+    ro.login(UserType::User, Some(&pin("123456"))).unwrap();
+    assert_eq!(
+        rv(generate(&ro, Alg::P256, None, false).unwrap_err()),
+        RvError::SessionReadOnly
+    );
+    ro.logout().unwrap();
+    let rw_public = env.p11.open_rw_session(slot0(&env)).unwrap();
+    assert_eq!(
+        rv(generate(&rw_public, Alg::P256, None, false).unwrap_err()),
+        RvError::UserNotLoggedIn
+    );
+}
+
+#[test]
+fn the_puk_unblocks_a_blocked_pin_through_init_pin() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    {
+        let s = env.p11.open_rw_session(slot0(&env)).unwrap();
+        for _ in 0..3 {
+            let _ = s.login(UserType::User, Some(&pin("000000")));
+        }
+        assert_eq!(
+            rv(s.login(UserType::User, Some(&pin("123456"))).unwrap_err()),
+            RvError::PinLocked
+        );
+        assert_eq!(
+            rv(s.login(UserType::So, Some(&pin("87654321"))).unwrap_err()),
+            RvError::PinIncorrect
+        );
+        assert!(env
+            .p11
+            .get_token_info(slot0(&env))
+            .unwrap()
+            .so_pin_count_low());
+        s.login(UserType::So, Some(&pin("12345678"))).unwrap();
+        s.init_pin(&pin("24680135")).unwrap();
+        s.logout().unwrap();
+        s.login(UserType::User, Some(&pin("24680135"))).unwrap();
+    }
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+#[test]
+fn change_the_pin_and_the_puk() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = env.p11.open_rw_session(slot0(&env)).unwrap();
+    assert_eq!(
+        rv(s.set_pin(&pin("000000"), &pin("111111")).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    s.set_pin(&pin("123456"), &pin("111111")).unwrap();
+    assert_eq!(
+        rv(s.set_pin(&pin("111111"), &pin("123")).unwrap_err()),
+        RvError::PinLenRange
+    );
+    s.login(UserType::User, Some(&pin("111111"))).unwrap();
+    s.logout().unwrap();
+    s.login(UserType::So, Some(&pin("12345678"))).unwrap();
+    s.set_pin(&pin("12345678"), &pin("87654321")).unwrap();
+    s.logout().unwrap();
+    assert_eq!(
+        rv(s.login(UserType::So, Some(&pin("12345678"))).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    s.login(UserType::So, Some(&pin("87654321"))).unwrap();
+}
+
+#[test]
+fn change_the_management_key() {
+    let env = ModuleEnv::new(vec![Start::Fresh]);
+    let new_key = "0F0E0D0C0B0A09080706050403020100F0E0D0C0B0A09080";
+    let s = env.p11.open_rw_session(slot0(&env)).unwrap();
+    s.login(UserType::So, Some(&pin(DEFAULT_MGMT))).unwrap();
+    assert_eq!(
+        rv(s.set_pin(&pin(new_key), &pin(new_key)).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    s.set_pin(&pin(DEFAULT_MGMT), &pin(new_key)).unwrap();
+    s.logout().unwrap();
+    assert_eq!(
+        rv(s.login(UserType::So, Some(&pin(DEFAULT_MGMT))).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    s.login(UserType::So, Some(&pin(new_key))).unwrap();
+    assert!(generate(&s, Alg::P256, Some(0x07), false).is_ok());
+    assert!(!env.state(0).management_key.is_default);
+}
+
+/// Run `op` with the card pulled before APDU `n` (or right after it, with
+/// the answer lost), for every `n` until it completes; after reinsertion
+/// `check` must find the token consistent and usable.
+fn tear_every_apdu(
+    env: &ModuleEnv,
+    lose_response: bool,
+    mut op: impl FnMut(&Session) -> Result<(), Error>,
+    mut check: impl FnMut(&Session, bool),
+) -> u32 {
+    for n in 0..60u32 {
+        let s = rw(env, UserType::User, "123456");
+        let control = if lose_response {
+            ukey_sim::Control::RemoveAfterProcessing(n)
+        } else {
+            ukey_sim::Control::RemoveAfter(n)
+        };
+        env.control(0, control);
+        let r = op(&s);
+        match &r {
+            Ok(()) | Err(Error::Pkcs11(RvError::DeviceRemoved, _)) => {}
+            Err(e) => panic!("pulled at APDU {n}: {e:?}"),
+        }
+        drop(s);
+        env.control(0, ukey_sim::Control::Insert);
+        // The state file is always a valid card memory.
+        ukey_sim::state::Persistent::load(&env.states[0]).expect("state file intact");
+        let s = rw(env, UserType::User, "123456");
+        check(&s, r.is_ok());
+        if r.is_ok() {
+            return n;
+        }
+    }
+    panic!("operation never completed");
+}
+
+#[test]
+fn pulling_the_card_at_every_apdu_of_a_certificate_write() {
+    for lose_response in [false, true] {
+        let env = ModuleEnv::new(vec![Start::Demo]);
+        let (old, new) = {
+            let s = rw(&env, UserType::User, "123456");
+            let (public, _) = generate(&s, Alg::P256, Some(0x05), false).unwrap();
+            let old = issue(&spki(&s, public));
+            write_cert(&s, 0x05, &old).unwrap();
+            (old, issue(&spki(&s, public)))
+        };
+        let apdus = tear_every_apdu(
+            &env,
+            lose_response,
+            |s| write_cert(s, 0x05, &new).map(drop),
+            |s, done| {
+                let now = read_cert(s, 0x05).expect("a certificate is always there");
+                assert!(now == old || now == new, "never a broken certificate");
+                if done {
+                    assert_eq!(now, new);
+                }
+                let key = s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Id(vec![5]),
+                    ])
+                    .unwrap()[0];
+                s.sign(&Mechanism::EcdsaSha256, key, b"still usable")
+                    .unwrap();
+            },
+        );
+        assert!(apdus >= 3, "the write took {apdus} APDUs");
+    }
+}
+
+#[test]
+fn pulling_the_card_at_every_apdu_of_a_key_generation() {
+    for lose_response in [false, true] {
+        let env = ModuleEnv::new(vec![Start::Demo]);
+        let apdus = tear_every_apdu(
+            &env,
+            lose_response,
+            |s| generate(s, Alg::P256, Some(0x06), false).map(drop),
+            |s, done| {
+                let keys = s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Id(vec![6]),
+                    ])
+                    .unwrap();
+                if done {
+                    assert_eq!(keys.len(), 1);
+                }
+                // Old (no key) or new (a working key), never half a key.
+                for k in keys {
+                    s.sign(&Mechanism::EcdsaSha256, k, b"new key works")
+                        .unwrap();
+                }
+                // And the key in use was never touched.
+                let k1 = s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Id(vec![1]),
+                    ])
+                    .unwrap()[0];
+                s.sign(&Mechanism::Sha256RsaPkcs, k1, b"old key works")
+                    .unwrap();
+            },
+        );
+        assert!(apdus >= 3, "key generation took {apdus} APDUs");
+    }
+}
