@@ -179,7 +179,13 @@ pub fn announce(kind: Kind, counter: Option<&Counter>) -> Result<()> {
             }
         );
     } else if output::interactive() {
-        eprintln!("{what}: {}", c.describe());
+        eprintln!(
+            "{what} tries left: {}{}",
+            c.tries_left,
+            c.tries_total
+                .map(|t| format!(" of {t}"))
+                .unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! PINs, PUKs and management keys: from an option, the environment, stdin
-//! (`--pin-stdin`, one per line in the order the command asks) or a hidden
-//! prompt on the terminal. Every copy lives in a zeroizing buffer.
+//! PINs, PUKs and management keys: from an option, stdin (`--pin-stdin`,
+//! one per line in the order the command asks), the environment, or a
+//! hidden prompt on the terminal, in that order. Every copy lives in a
+//! zeroizing buffer.
 
 use crate::error::{CliError, Result};
 use crate::output;
@@ -117,9 +118,6 @@ impl Secrets {
         if let Some(v) = self.given[kind.index()].take() {
             return Ok(v);
         }
-        if let Some(v) = env_secret(kind.env()) {
-            return Ok(v);
-        }
         if self.stdin {
             return self.next_stdin_line()?.ok_or_else(|| {
                 CliError::new(format!(
@@ -127,6 +125,9 @@ impl Secrets {
                     kind.label()
                 ))
             });
+        }
+        if let Some(v) = env_secret(kind.env()) {
+            return Ok(v);
         }
         if !output::interactive() {
             return Err(CliError::new(format!(

@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::error::{CliError, Result};
 use apdu::{Command, ParsedCommand, StatusWord};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 #[derive(Serialize)]
 struct Exchange {
@@ -35,14 +36,18 @@ fn secret_response(ins: u8, p2: u8, data: &[u8]) -> bool {
     }
 }
 
-fn parse(arg: &str) -> Result<(Command, Vec<u8>)> {
-    let clean: String = arg
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != ':')
-        .collect();
-    let raw = hex::decode(&clean).map_err(|_| CliError::new(format!("{arg:?} is not hex")))?;
+fn parse(arg: &str) -> Result<(Command, Zeroizing<Vec<u8>>)> {
+    let clean: Zeroizing<String> = Zeroizing::new(
+        arg.chars()
+            .filter(|c| !c.is_whitespace() && *c != ':')
+            .collect(),
+    );
+    let raw = Zeroizing::new(
+        hex::decode(clean.as_bytes())
+            .map_err(|_| CliError::new(format!("argument {arg:?} is not hex")))?,
+    );
     let p = ParsedCommand::parse(&raw)
-        .map_err(|_| CliError::new(format!("{arg:?} is not a command APDU")))?;
+        .map_err(|_| CliError::new(format!("argument {arg:?} is not a command APDU")))?;
     let mut cmd = Command::new(p.cla, p.ins, p.p1, p.p2).with_data(p.data.to_vec());
     if let Some(le) = p.le {
         cmd = cmd.with_le(le);

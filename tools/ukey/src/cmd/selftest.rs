@@ -119,6 +119,7 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
     if keys.iter().any(|k| k.touch) {
         output::note("touch the key each time it blinks");
     }
+    let progress = output::Progress::start(format!("testing {} key(s) on the token", keys.len()));
     let outcomes = t.piv(|s| {
         verify_pin(s, &pin)?;
         let mut outcomes = Vec::new();
@@ -158,6 +159,7 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         }
         Ok(outcomes)
     })?;
+    progress.done();
     let failures = outcomes
         .iter()
         .map(|o| {
