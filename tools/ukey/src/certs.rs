@@ -71,15 +71,25 @@ impl CertSummary {
 
 /// The DER certificate in `slot`'s container (`None`: empty or absent).
 pub fn read_cert(s: &mut Session<'_>, slot: Slot) -> Result<Option<Vec<u8>>> {
+    read_cert_lenient(s, slot)?.transpose()
+}
+
+/// Like [`read_cert`], but a malformed container is an inner error (so a
+/// report can show it against the slot and go on); card errors are outer.
+pub fn read_cert_lenient(s: &mut Session<'_>, slot: Slot) -> Result<Option<Result<Vec<u8>>>> {
     let Some(content) = optional(s.get_data(slot.cert_object()))? else {
         return Ok(None);
     };
     if content.is_empty() {
         return Ok(None);
     }
-    Ok(CertContainer::parse(&content)
-        .map_err(|e| CliError::new(format!("certificate container of slot {slot}: {e}")))?
-        .map(|c| c.der))
+    Ok(match CertContainer::parse(&content) {
+        Ok(Some(c)) => Some(Ok(c.der)),
+        Ok(None) => None,
+        Err(e) => Some(Err(CliError::new(format!(
+            "certificate container of slot {slot}: {e}"
+        )))),
+    })
 }
 
 /// SubjectPublicKeyInfo DER of a key the card reported.

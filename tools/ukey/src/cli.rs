@@ -10,9 +10,10 @@ use std::path::PathBuf;
     version,
     about = "Diagnostics and PIN management for PIV USB keys (YubiKey-compatible)",
     after_help = "Tokens: PC/SC readers, plus simulated tokens from UKEY_SIM=/a.json[:/b.json] \
-                  or --sim (UKEY_NO_PCSC=1 skips PC/SC). Secrets for scripts: --pin, UKEY_PIN, \
-                  --pin-stdin, UKEY_PUK, UKEY_NEW_PIN, UKEY_NEW_PUK, UKEY_MGMT_KEY; otherwise a \
-                  hidden prompt."
+                  or --sim (UKEY_NO_PCSC=1 skips PC/SC). Secrets: the options (--pin, --puk, \
+                  --new-pin, --new-puk), then --pin-stdin, then UKEY_PIN, UKEY_PUK, \
+                  UKEY_NEW_PIN, UKEY_NEW_PUK, then a hidden prompt. Management key: --mgmt-key \
+                  or UKEY_MGMT_KEY when it is not PIN-protected."
 )]
 pub struct Cli {
     #[command(flatten)]

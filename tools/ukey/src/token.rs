@@ -284,17 +284,24 @@ impl Inventory {
         }
     }
 
-    /// Every present token `--reader`/`--serial` allow (for read-only reports).
-    pub fn all(self, sel: &Selection) -> Result<Vec<Token>> {
+    /// Every present token `--reader`/`--serial` allow (for read-only
+    /// reports), each with its reader name; one that cannot be connected
+    /// to (e.g. held exclusively by another application) is an `Err` in
+    /// the list, not the end of the report.
+    pub fn all(self, sel: &Selection) -> Result<Vec<(String, Result<Token>)>> {
         if sel.serial.is_some() || sel.reader.is_some() {
-            return Ok(vec![self.choose(sel)?]);
+            let t = self.choose(sel)?;
+            return Ok(vec![(t.reader.clone(), Ok(t))]);
         }
         let present: Vec<&Reader> = self.readers.iter().filter(|r| r.card_present).collect();
         if present.is_empty() {
             let all: Vec<&Reader> = self.readers.iter().collect();
             return Err(self.no_token(&all));
         }
-        present.into_iter().map(|r| self.open(r)).collect()
+        Ok(present
+            .into_iter()
+            .map(|r| (r.name.clone(), self.open(r)))
+            .collect())
     }
 
     fn open(&self, r: &Reader) -> Result<Token> {

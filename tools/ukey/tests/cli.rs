@@ -240,6 +240,36 @@ fn status_says_missing_for_a_slot_without_certificate() {
 }
 
 #[test]
+fn status_shows_unreadable_certificates_against_their_slot_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = demo_token(dir.path(), "t");
+    change(&t, |p| {
+        // 9D: a container whose "gzip" is garbage; 9E: DER that is no certificate.
+        p.objects.insert(
+            ObjectId::CERT_9D.0,
+            vec![0x70, 0x03, 1, 2, 3, 0x71, 0x01, 0x01],
+        );
+        p.objects.insert(
+            ObjectId::CERT_9E.0,
+            vec![0x70, 0x03, 1, 2, 3, 0x71, 0x01, 0x00, 0xFE, 0x00],
+        );
+    });
+    let st = status_json(&t, &[]);
+    for s in ["9d", "9e"] {
+        let r = slot(&st, s);
+        assert_eq!(r["verdict"], "missing", "{r:#}");
+        assert!(
+            r["problem"]
+                .as_str()
+                .unwrap()
+                .contains("unreadable certificate"),
+            "{r:#}"
+        );
+    }
+    assert_eq!(slot(&st, "9a")["verdict"], "renewable");
+}
+
+#[test]
 fn status_on_a_fresh_token_shows_factory_defaults_and_missing_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("new.json"); // a missing file becomes a fresh token
@@ -252,6 +282,17 @@ fn status_on_a_fresh_token_shows_factory_defaults_and_missing_certificates() {
         assert_eq!(slot(&st, s)["verdict"], "missing");
         assert!(slot(&st, s)["key"].is_null());
     }
+}
+
+#[test]
+fn status_reads_the_demo_token_in_few_apdus() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = demo_token(dir.path(), "t");
+    let (_, err) = ok(ukey().arg("--sim").arg(&t).args(["--trace", "status"]));
+    // SELECT, version, serial, metadata of PIN/PUK/9B, ADMIN DATA,
+    // metadata of the 24 slots, the 4 certificates.
+    let apdus = err.lines().filter(|l| l.starts_with("apdu: >>")).count();
+    assert_eq!(apdus, 35, "{err}");
 }
 
 // ---- no PIN try spent by reports ----

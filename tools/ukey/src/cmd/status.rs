@@ -10,7 +10,7 @@
 
 use super::{role, Ctx};
 use crate::auth::{mgmt_info, pin_counter, puk_counter, CardInfo, Counter, MgmtInfo};
-use crate::certs::{public_key_from_spki, read_cert, CertReport, CertSummary};
+use crate::certs::{public_key_from_spki, read_cert_lenient, CertReport, CertSummary};
 use crate::error::{CliError, Result};
 use crate::token::{optional, Inventory, Source, Token};
 use crate::verdict::{judge, Verdict};
@@ -46,9 +46,9 @@ pub struct TokenReport {
     pub source: Source,
     pub serial: Option<u32>,
     pub version: Option<String>,
+    /// `null` only on a card without GET METADATA whose PIN is verified in
+    /// this card session (an empty VERIFY then gives no count).
     pub pin: Option<Counter>,
-    /// The PIN counter is unknown: verified in this card session on a card without metadata.
-    pub pin_verified: bool,
     pub puk: Option<Counter>,
     pub management_key: MgmtInfo,
     pub slots: Vec<SlotReport>,
@@ -96,7 +96,7 @@ fn slot_report(
         None
     };
     let cert_der = if main || md.is_some() || !info.has_metadata() {
-        read_cert(s, slot)?
+        read_cert_lenient(s, slot)?
     } else {
         None
     };
@@ -104,7 +104,7 @@ fn slot_report(
         return Ok(None);
     }
     let mut problem = None;
-    let cert = match cert_der.as_deref().map(CertSummary::parse) {
+    let cert = match cert_der.map(|r| r.and_then(|der| CertSummary::parse(&der))) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             problem = Some(format!("unreadable certificate: {}", e.message));
@@ -167,7 +167,6 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
             source,
             serial: info.serial,
             version: info.version.map(|v| v.to_string()),
-            pin_verified: pin.is_none(),
             pin,
             puk,
             management_key,
@@ -179,12 +178,17 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
 pub fn run(ctx: &Ctx, window: u32) -> Result<()> {
     let tokens = Inventory::scan(&ctx.sel)?.all(&ctx.sel)?;
     let mut results = Vec::new();
-    for mut t in tokens {
-        results.push(match token_report(&mut t, window) {
+    for (reader, token) in tokens {
+        results.push(match token.and_then(|mut t| token_report(&mut t, window)) {
             Ok(r) => TokenResult::Ok(Box::new(r)),
             Err(e) => TokenResult::Failed {
-                reader: t.reader.clone(),
-                error: e.message,
+                // Errors usually name the reader already.
+                error: if e.message.contains(&reader) {
+                    e.message
+                } else {
+                    format!("{reader}: {}", e.message)
+                },
+                reader,
             },
         });
     }
@@ -201,7 +205,7 @@ pub fn run(ctx: &Ctx, window: u32) -> Result<()> {
             .tokens
             .iter()
             .filter_map(|r| match r {
-                TokenResult::Failed { reader, error } => Some(format!("{reader}: {error}")),
+                TokenResult::Failed { error, .. } => Some(error.clone()),
                 TokenResult::Ok(_) => None,
             })
             .collect::<Vec<_>>();
@@ -222,7 +226,7 @@ fn text(r: &Report) -> String {
             s.push('\n');
         }
         match t {
-            TokenResult::Failed { reader, error } => s += &format!("{reader}: {error}\n"),
+            TokenResult::Failed { error, .. } => s += &format!("{error}\n"),
             TokenResult::Ok(t) => s += &token_text(t, r.window_days),
         }
     }
@@ -245,10 +249,9 @@ fn token_text(t: &TokenReport, window: u32) -> String {
         s += &format!(", PIV firmware {v}");
     }
     s.push('\n');
-    let pin = match (&t.pin, t.pin_verified) {
-        (Some(c), _) => c.describe(),
-        (None, true) => "verified (count not shown by this card)".into(),
-        (None, false) => "unknown".into(),
+    let pin = match &t.pin {
+        Some(c) => c.describe(),
+        None => "verified in this session (this card shows no count then)".into(),
     };
     let puk = t
         .puk
