@@ -1,0 +1,242 @@
+//! Certificates and public keys: reading certificate containers, X.509
+//! summaries, SubjectPublicKeyInfo to and from the card's public keys, PEM.
+
+use crate::error::{CliError, Result};
+use crate::token::optional;
+use apdu::piv::{Algorithm, CertContainer, PublicKey, Slot};
+use apdu::Session;
+use der::{Decode, Encode};
+use pkcs8::{DecodePublicKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+use serde::Serialize;
+use std::str::FromStr;
+use std::time::SystemTime;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+/// What `status` and the renewal commands need from a certificate.
+#[derive(Debug, Clone)]
+pub struct CertSummary {
+    pub subject: Name,
+    pub issuer: Name,
+    pub serial_hex: String,
+    pub not_after: SystemTime,
+    pub not_before_text: String,
+    pub not_after_text: String,
+    pub spki_der: Vec<u8>,
+}
+
+/// The certificate part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertReport {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub days_left: i64,
+}
+
+impl CertSummary {
+    pub fn parse(der: &[u8]) -> Result<Self> {
+        let cert = Certificate::from_der(der)
+            .map_err(|e| CliError::new(format!("not an X.509 certificate: {e}")))?;
+        let tbs = &cert.tbs_certificate;
+        let spki_der = tbs
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| CliError::new(format!("certificate public key: {e}")))?;
+        Ok(Self {
+            subject: tbs.subject.clone(),
+            issuer: tbs.issuer.clone(),
+            serial_hex: hex::encode(tbs.serial_number.as_bytes()),
+            not_after: tbs.validity.not_after.to_system_time(),
+            not_before_text: tbs.validity.not_before.to_date_time().to_string(),
+            not_after_text: tbs.validity.not_after.to_date_time().to_string(),
+            spki_der,
+        })
+    }
+
+    pub fn report(&self, now: SystemTime) -> CertReport {
+        CertReport {
+            subject: self.subject.to_string(),
+            issuer: self.issuer.to_string(),
+            serial: self.serial_hex.clone(),
+            not_before: self.not_before_text.clone(),
+            not_after: self.not_after_text.clone(),
+            days_left: crate::verdict::days_left(self.not_after, now),
+        }
+    }
+}
+
+/// The DER certificate in `slot`'s container (`None`: empty or absent).
+pub fn read_cert(s: &mut Session<'_>, slot: Slot) -> Result<Option<Vec<u8>>> {
+    read_cert_lenient(s, slot)?.transpose()
+}
+
+/// Like [`read_cert`], but a malformed container is an inner error (so a
+/// report can show it against the slot and go on); card errors are outer.
+pub fn read_cert_lenient(s: &mut Session<'_>, slot: Slot) -> Result<Option<Result<Vec<u8>>>> {
+    let Some(content) = optional(s.get_data(slot.cert_object()))? else {
+        return Ok(None);
+    };
+    if content.is_empty() {
+        return Ok(None);
+    }
+    Ok(match CertContainer::parse(&content) {
+        Ok(Some(c)) => Some(Ok(c.der)),
+        Ok(None) => None,
+        Err(e) => Some(Err(CliError::new(format!(
+            "certificate container of slot {slot}: {e}"
+        )))),
+    })
+}
+
+/// SubjectPublicKeyInfo DER of a key the card reported.
+pub fn spki_der(pk: &PublicKey) -> Result<Vec<u8>> {
+    let bad = |e: String| CliError::new(format!("the token's public key is unusable: {e}"));
+    let doc = match pk {
+        PublicKey::Rsa { modulus, exponent } => rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(modulus),
+            rsa::BigUint::from_bytes_be(exponent),
+        )
+        .map_err(|e| bad(e.to_string()))?
+        .to_public_key_der(),
+        PublicKey::Ec {
+            alg: Algorithm::EccP256,
+            point,
+        } => p256::PublicKey::from_sec1_bytes(point)
+            .map_err(|e| bad(e.to_string()))?
+            .to_public_key_der(),
+        PublicKey::Ec {
+            alg: Algorithm::EccP384,
+            point,
+        } => p384::PublicKey::from_sec1_bytes(point)
+            .map_err(|e| bad(e.to_string()))?
+            .to_public_key_der(),
+        other => {
+            return Err(CliError::new(format!(
+                "{} keys are not supported by ukey",
+                other.algorithm()
+            )))
+        }
+    };
+    Ok(doc.map_err(|e| bad(e.to_string()))?.as_bytes().to_vec())
+}
+
+/// The card-style public key of a SubjectPublicKeyInfo (RSA, P-256, P-384).
+pub fn public_key_from_spki(spki: &[u8]) -> Result<PublicKey> {
+    if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(spki) {
+        return Ok(PublicKey::Rsa {
+            modulus: k.n().to_bytes_be(),
+            exponent: k.e().to_bytes_be(),
+        });
+    }
+    if let Ok(k) = p256::PublicKey::from_public_key_der(spki) {
+        return Ok(PublicKey::Ec {
+            alg: Algorithm::EccP256,
+            point: p256::EncodedPoint::from(k).as_bytes().to_vec(),
+        });
+    }
+    if let Ok(k) = p384::PublicKey::from_public_key_der(spki) {
+        return Ok(PublicKey::Ec {
+            alg: Algorithm::EccP384,
+            point: p384::EncodedPoint::from(k).as_bytes().to_vec(),
+        });
+    }
+    Err(CliError::new(
+        "the certificate's key is not RSA, P-256 or P-384",
+    ))
+}
+
+/// PEM text.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// A certificate file: PEM (the first CERTIFICATE block) or DER.
+pub fn load_cert_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    let der = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            let start = text.find("-----BEGIN CERTIFICATE-----").ok_or_else(|| {
+                CliError::new(format!(
+                    "{}: no CERTIFICATE in the PEM file",
+                    path.display()
+                ))
+            })?;
+            let rest = &text[start..];
+            let end = rest
+                .find("-----END CERTIFICATE-----")
+                .map(|i| i + "-----END CERTIFICATE-----".len())
+                .ok_or_else(|| CliError::new(format!("{}: truncated PEM", path.display())))?;
+            der::pem::decode_vec(&rest.as_bytes()[..end])
+                .map_err(|e| CliError::new(format!("{}: bad PEM: {e}", path.display())))?
+                .1
+        }
+        _ => bytes,
+    };
+    Certificate::from_der(&der)
+        .map_err(|e| CliError::new(format!("{}: not an X.509 certificate: {e}", path.display())))?;
+    Ok(der)
+}
+
+/// A subject as `CN=a,O=b` (RFC 4514) or OpenSSL's `/O=b/CN=a`.
+pub fn parse_subject(s: &str) -> Result<Name> {
+    let rfc4514 = if let Some(rest) = s.strip_prefix('/') {
+        let escape = |v: &str| {
+            let mut out = String::new();
+            for c in v.chars() {
+                if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let parts: Vec<String> = rest
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => format!("{k}={}", escape(v)),
+                None => p.to_string(),
+            })
+            .collect();
+        parts.into_iter().rev().collect::<Vec<_>>().join(",")
+    } else {
+        s.to_string()
+    };
+    let name = Name::from_str(&rfc4514)
+        .map_err(|_| CliError::new(format!("{s:?} is not a subject like CN=Name,O=Org")))?;
+    if name.0.is_empty() {
+        return Err(CliError::new("the subject is empty"));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_and_rfc4514_subjects_agree() {
+        let a = parse_subject("CN=Demo User,O=Example Pharma").unwrap();
+        let b = parse_subject("/O=Example Pharma/CN=Demo User").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "CN=Demo User,O=Example Pharma");
+        assert!(parse_subject("nonsense").is_err());
+        assert!(parse_subject("/").is_err());
+    }
+
+    #[test]
+    fn spki_round_trips_for_ec_keys() {
+        let k = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let pk = PublicKey::Ec {
+            alg: Algorithm::EccP256,
+            point: p256::EncodedPoint::from(k.public_key()).as_bytes().to_vec(),
+        };
+        let spki = spki_der(&pk).unwrap();
+        assert_eq!(public_key_from_spki(&spki).unwrap(), pk);
+    }
+}

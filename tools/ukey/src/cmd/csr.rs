@@ -1,0 +1,125 @@
+//! `ukey csr`: a PKCS#10 request for the key in a slot, signed on the
+//! token and verified here before it is written out.
+
+use super::{write_file, Ctx};
+use crate::auth::{announce, pin_counter, verify_pin, CardInfo};
+use crate::certs::{parse_subject, pem, public_key_from_spki, read_cert, spki_der, CertSummary};
+use crate::error::{CliError, Result};
+use crate::keys;
+use crate::output;
+use crate::secrets::Kind;
+use crate::token::optional;
+use apdu::piv::{PublicKey, Slot, TouchPolicy};
+use der::asn1::{BitString, SetOfVec};
+use der::{Decode, Encode};
+use serde::Serialize;
+use spki::SubjectPublicKeyInfoOwned;
+use std::path::Path;
+use x509_cert::name::Name;
+use x509_cert::request::{CertReq, CertReqInfo, Version};
+
+#[derive(Serialize)]
+struct Report {
+    slot: String,
+    subject: String,
+    algorithm: &'static str,
+    file: Option<String>,
+    csr_pem: String,
+}
+
+/// Build a request for `pk` (the key in `slot`) and have the token sign it.
+/// The PIN must already be verified in this transaction.
+pub fn build(
+    s: &mut apdu::Session<'_>,
+    slot: Slot,
+    pk: &PublicKey,
+    subject: Name,
+) -> Result<Vec<u8>> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der(pk)?)
+        .map_err(|e| CliError::new(format!("public key: {e}")))?;
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject,
+        public_key: spki,
+        attributes: SetOfVec::new(),
+    };
+    let tbs = info
+        .to_der()
+        .map_err(|e| CliError::new(format!("encoding the request: {e}")))?;
+    let algorithm = keys::signature_algorithm(pk)?;
+    let sig = keys::sign(s, slot, pk, &tbs)?;
+    if !keys::verify(pk, &tbs, &sig)? {
+        return Err(CliError::new(format!(
+            "the token's signature does not verify with the public key of slot {slot}"
+        )));
+    }
+    let req = CertReq {
+        info,
+        algorithm,
+        signature: BitString::from_bytes(&sig)
+            .map_err(|e| CliError::new(format!("signature: {e}")))?,
+    };
+    req.to_der()
+        .map_err(|e| CliError::new(format!("encoding the request: {e}")))
+}
+
+pub fn run(ctx: &mut Ctx, slot: Slot, subject: Option<&str>, out: Option<&Path>) -> Result<()> {
+    let mut t = ctx.token()?;
+    let (pin, md, cert) = t.piv(|s| {
+        let info = CardInfo::read(s)?;
+        let pin = pin_counter(s, &info)?;
+        let md = if info.has_metadata() {
+            optional(s.metadata(slot.key_ref()))?
+        } else {
+            None
+        };
+        let cert = read_cert(s, slot)?.and_then(|d| CertSummary::parse(&d).ok());
+        Ok((pin, md, cert))
+    })?;
+    let pk = match (md.as_ref().and_then(|m| m.public_key.clone()), &cert) {
+        (Some(pk), _) => pk,
+        (None, Some(c)) if md.is_none() => public_key_from_spki(&c.spki_der)?,
+        _ => return Err(CliError::new(format!("slot {slot} holds no key"))),
+    };
+    let subject = match (subject, &cert) {
+        (Some(s), _) => parse_subject(s)?,
+        (None, Some(c)) => c.subject.clone(),
+        (None, None) => {
+            return Err(CliError::new(format!(
+                "slot {slot} has no certificate to take the subject from: give --subject"
+            )))
+        }
+    };
+    announce(Kind::Pin, pin.as_ref())?;
+    let pin = ctx.secrets.pin(Kind::Pin)?;
+    if md
+        .and_then(|m| m.policy)
+        .is_some_and(|(_, t)| matches!(t, TouchPolicy::Always | TouchPolicy::Cached))
+    {
+        output::note("touch the key when it blinks");
+    }
+    let subject_text = subject.to_string();
+    let der = t.piv(|s| {
+        verify_pin(s, &pin)?;
+        build(s, slot, &pk, subject)
+    })?;
+    let csr_pem = pem("CERTIFICATE REQUEST", &der);
+    if let Some(p) = out {
+        write_file(p, csr_pem.as_bytes())?;
+    }
+    let report = Report {
+        slot: slot.to_string(),
+        subject: subject_text,
+        algorithm: pk.algorithm().name(),
+        file: out.map(|p| p.display().to_string()),
+        csr_pem,
+    };
+    ctx.out.emit(&report, || match out {
+        Some(p) => format!(
+            "Request for {} (key in slot {slot}, signed on the token) written to {}.\n",
+            report.subject,
+            p.display()
+        ),
+        None => report.csr_pem.clone(),
+    })
+}

@@ -1,0 +1,97 @@
+//! One module per command; [`run`] dispatches.
+
+mod apdu_raw;
+mod cert;
+mod csr;
+mod keygen;
+mod pin;
+mod readers;
+mod reset;
+mod selftest;
+mod status;
+
+use crate::cli::{CertCommand, Cli, Command, PinCommand, PukCommand};
+use crate::error::{CliError, Result};
+use crate::output::Out;
+use crate::secrets::Secrets;
+use crate::token::{Inventory, Selection, Token};
+use std::path::Path;
+
+/// What every command gets: output mode, token selection, secrets.
+pub struct Ctx {
+    pub out: Out,
+    pub sel: Selection,
+    pub secrets: Secrets,
+}
+
+impl Ctx {
+    /// The one token the user means (asks or refuses when ambiguous).
+    pub fn token(&self) -> Result<Token> {
+        Inventory::scan(&self.sel)?.choose(&self.sel)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let mut g = cli.global;
+    let secrets = Secrets::new(g.pin.take(), g.pin_stdin, g.mgmt_key.take());
+    let mut ctx = Ctx {
+        out: Out { json: g.json },
+        sel: Selection::from_global(&g),
+        secrets,
+    };
+    match cli.command {
+        Command::Readers => readers::run(&ctx),
+        Command::Status { window } => status::run(&ctx, window),
+        Command::Pin(PinCommand::Verify) => pin::verify(&mut ctx),
+        Command::Pin(PinCommand::Change { new_pin }) => pin::change(&mut ctx, new_pin),
+        Command::Pin(PinCommand::Unblock { puk, new_pin }) => pin::unblock(&mut ctx, puk, new_pin),
+        Command::Puk(PukCommand::Change { puk, new_puk }) => {
+            pin::change_puk(&mut ctx, puk, new_puk)
+        }
+        Command::Keygen {
+            slot,
+            alg,
+            force,
+            out,
+        } => keygen::run(&mut ctx, slot, alg.algorithm(), force, out.as_deref()),
+        Command::Cert(CertCommand::Import { slot, file, force }) => {
+            cert::import(&mut ctx, slot, &file, force)
+        }
+        Command::Cert(CertCommand::Export { slot, out, der }) => {
+            cert::export(&ctx, slot, out.as_deref(), der)
+        }
+        Command::Cert(CertCommand::Delete { slot, yes }) => cert::delete(&mut ctx, slot, yes),
+        Command::Csr { slot, subject, out } => {
+            csr::run(&mut ctx, slot, subject.as_deref(), out.as_deref())
+        }
+        Command::Selftest => selftest::run(&mut ctx),
+        Command::Reset { yes } => reset::run(&ctx, yes),
+        Command::Apdu { apdus } => apdu_raw::run(&ctx, &apdus),
+    }
+}
+
+/// Write `data` to `path`, with the path in any error.
+pub fn write_file(path: &Path, data: &[u8]) -> Result<()> {
+    std::fs::write(path, data).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+}
+
+/// Human name of a slot's role.
+pub fn role(slot: apdu::piv::Slot) -> String {
+    use apdu::piv::Slot;
+    match slot {
+        Slot::Authentication => "PIV Authentication".into(),
+        Slot::Signature => "Digital Signature".into(),
+        Slot::KeyManagement => "Key Management".into(),
+        Slot::CardAuthentication => "Card Authentication".into(),
+        Slot::Retired(n) => format!("Retired Key Management {n}"),
+        Slot::Attestation => "Attestation".into(),
+    }
+}
+
+/// Who a token is, for messages: "token 12345678 (reader)".
+pub fn who(serial: Option<u32>, reader: &str) -> String {
+    match serial {
+        Some(s) => format!("token {s} ({reader})"),
+        None => format!("the token in {reader}"),
+    }
+}

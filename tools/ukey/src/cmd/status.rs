@@ -1,0 +1,313 @@
+//! `ukey status`: per token, the PIN/PUK counters (never spending a try),
+//! the management key mode, and every slot's key and certificate with its
+//! renewal verdict.
+//!
+//! APDUs, on a card with GET METADATA (5.3+): SELECT, version, serial,
+//! metadata of PIN, PUK and management key, ADMIN DATA, metadata of all 24
+//! slots, and the certificates of the four main slots and of any retired
+//! slot holding a key. Without metadata: an empty VERIFY for the PIN and
+//! the 24 certificate objects (algorithms then come from certificates).
+
+use super::{role, Ctx};
+use crate::auth::{mgmt_info, pin_counter, puk_counter, CardInfo, Counter, MgmtInfo};
+use crate::certs::{public_key_from_spki, read_cert_lenient, CertReport, CertSummary};
+use crate::error::{CliError, Result};
+use crate::token::{optional, Inventory, Source, Token};
+use crate::verdict::{judge, Verdict};
+use apdu::piv::{Metadata, Slot};
+use serde::Serialize;
+use std::time::SystemTime;
+
+#[derive(Serialize)]
+pub struct KeyReport {
+    pub algorithm: String,
+    /// "metadata" (asked the card) or "certificate" (inferred from it).
+    pub known_from: &'static str,
+    pub origin: Option<String>,
+    pub pin_policy: Option<String>,
+    pub touch_policy: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SlotReport {
+    pub slot: String,
+    pub role: String,
+    pub key: Option<KeyReport>,
+    pub certificate: Option<CertReport>,
+    pub verdict: Verdict,
+    /// Whether the certificate is for the key in the slot (when both are known).
+    pub key_matches_certificate: Option<bool>,
+    pub problem: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct TokenReport {
+    pub reader: String,
+    pub source: Source,
+    pub serial: Option<u32>,
+    pub version: Option<String>,
+    /// `null` only on a card without GET METADATA whose PIN is verified in
+    /// this card session (an empty VERIFY then gives no count).
+    pub pin: Option<Counter>,
+    pub puk: Option<Counter>,
+    pub management_key: MgmtInfo,
+    pub slots: Vec<SlotReport>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    window_days: u32,
+    tokens: Vec<TokenResult>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TokenResult {
+    Ok(Box<TokenReport>),
+    Failed { reader: String, error: String },
+}
+
+fn lower<T: std::fmt::Debug>(v: T) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+fn key_report(md: &Metadata) -> Option<KeyReport> {
+    Some(KeyReport {
+        algorithm: md.algorithm?.name().to_string(),
+        known_from: "metadata",
+        origin: md.origin.map(lower),
+        pin_policy: md.policy.map(|(p, _)| lower(p)),
+        touch_policy: md.policy.map(|(_, t)| lower(t)),
+    })
+}
+
+/// Read one slot: `None` for an empty retired slot (not worth a line).
+fn slot_report(
+    s: &mut apdu::Session<'_>,
+    info: &CardInfo,
+    slot: Slot,
+    now: SystemTime,
+    window: u32,
+) -> Result<Option<SlotReport>> {
+    let main = !matches!(slot, Slot::Retired(_));
+    let md = if info.has_metadata() {
+        optional(s.metadata(slot.key_ref()))?
+    } else {
+        None
+    };
+    let cert_der = if main || md.is_some() || !info.has_metadata() {
+        read_cert_lenient(s, slot)?
+    } else {
+        None
+    };
+    if !main && md.is_none() && cert_der.is_none() {
+        return Ok(None);
+    }
+    let mut problem = None;
+    let cert = match cert_der.map(|r| r.and_then(|der| CertSummary::parse(&der))) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            problem = Some(format!("unreadable certificate: {}", e.message));
+            None
+        }
+        None => None,
+    };
+    let cert_key = cert
+        .as_ref()
+        .and_then(|c| public_key_from_spki(&c.spki_der).ok());
+    let mut key = md.as_ref().and_then(key_report);
+    if key.is_none() && !info.has_metadata() {
+        key = cert_key.as_ref().map(|pk| KeyReport {
+            algorithm: pk.algorithm().name().to_string(),
+            known_from: "certificate",
+            origin: None,
+            pin_policy: None,
+            touch_policy: None,
+        });
+    }
+    let key_matches_certificate = match (md.as_ref().and_then(|m| m.public_key.as_ref()), &cert_key)
+    {
+        (Some(k), Some(c)) => Some(k == c),
+        _ => None,
+    };
+    if info.has_metadata() && md.is_none() && cert.is_some() {
+        problem = Some("a certificate but no key in this slot".into());
+    }
+    if key_matches_certificate == Some(false) {
+        problem = Some("the certificate is not for the key in this slot".into());
+    }
+    Ok(Some(SlotReport {
+        slot: slot.to_string(),
+        role: role(slot),
+        key,
+        verdict: judge(cert.as_ref(), now, window),
+        certificate: cert.as_ref().map(|c| c.report(now)),
+        key_matches_certificate,
+        problem,
+    }))
+}
+
+/// Everything `status` shows about one token.
+pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
+    let now = SystemTime::now();
+    let (reader, source) = (t.reader.clone(), t.source);
+    t.piv(|s| {
+        let info = CardInfo::read(s)?;
+        let pin = pin_counter(s, &info)?;
+        let puk = puk_counter(s, &info)?;
+        let management_key = mgmt_info(s, &info)?;
+        let mut slots = Vec::new();
+        for slot in Slot::all() {
+            if let Some(r) = slot_report(s, &info, slot, now, window)? {
+                slots.push(r);
+            }
+        }
+        Ok(TokenReport {
+            reader,
+            source,
+            serial: info.serial,
+            version: info.version.map(|v| v.to_string()),
+            pin,
+            puk,
+            management_key,
+            slots,
+        })
+    })
+}
+
+pub fn run(ctx: &Ctx, window: u32) -> Result<()> {
+    let tokens = Inventory::scan(&ctx.sel)?.all(&ctx.sel)?;
+    let mut results = Vec::new();
+    for (reader, token) in tokens {
+        results.push(match token.and_then(|mut t| token_report(&mut t, window)) {
+            Ok(r) => TokenResult::Ok(Box::new(r)),
+            Err(e) => TokenResult::Failed {
+                // Errors usually name the reader already.
+                error: if e.message.contains(&reader) {
+                    e.message
+                } else {
+                    format!("{reader}: {}", e.message)
+                },
+                reader,
+            },
+        });
+    }
+    let all_failed = results
+        .iter()
+        .all(|r| matches!(r, TokenResult::Failed { .. }));
+    let report = Report {
+        window_days: window,
+        tokens: results,
+    };
+    if all_failed {
+        // Nothing useful to show: one line per token, then the reason.
+        let notes = report
+            .tokens
+            .iter()
+            .filter_map(|r| match r {
+                TokenResult::Failed { error, .. } => Some(error.clone()),
+                TokenResult::Ok(_) => None,
+            })
+            .collect::<Vec<_>>();
+        let msg = if notes.len() == 1 {
+            notes[0].clone()
+        } else {
+            "no token could be read".to_string()
+        };
+        return Err(CliError::new(msg).with_notes(if notes.len() == 1 { vec![] } else { notes }));
+    }
+    ctx.out.emit(&report, || text(&report))
+}
+
+fn text(r: &Report) -> String {
+    let mut s = String::new();
+    for (i, t) in r.tokens.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        match t {
+            TokenResult::Failed { error, .. } => s += &format!("{error}\n"),
+            TokenResult::Ok(t) => s += &token_text(t, r.window_days),
+        }
+    }
+    s
+}
+
+fn token_text(t: &TokenReport, window: u32) -> String {
+    let mut s = String::new();
+    let id = t
+        .serial
+        .map(|n| format!("Token {n}"))
+        .unwrap_or_else(|| "Token (no serial)".into());
+    let sim = if t.source == Source::Sim {
+        " (simulated)"
+    } else {
+        ""
+    };
+    s += &format!("{id} in {}{sim}", t.reader);
+    if let Some(v) = &t.version {
+        s += &format!(", PIV firmware {v}");
+    }
+    s.push('\n');
+    let pin = match &t.pin {
+        Some(c) => c.describe(),
+        None => "verified in this session (this card shows no count then)".into(),
+    };
+    let puk = t
+        .puk
+        .map(|c| c.describe())
+        .unwrap_or_else(|| "unknown (this card cannot tell without spending a try)".into());
+    s += &format!("  PIN: {pin}    PUK: {puk}\n");
+    let mk = &t.management_key;
+    s += &format!(
+        "  Management key: {}{}{}\n",
+        mk.algorithm.map(|a| a.name()).unwrap_or("type unknown"),
+        if mk.protected { ", PIN-protected" } else { "" },
+        if mk.default == Some(true) {
+            ", FACTORY DEFAULT"
+        } else {
+            ""
+        }
+    );
+    if t.pin.is_some_and(|c| c.default == Some(true)) {
+        s += "  ! the PIN is the factory default: change it with `ukey pin change`\n";
+    }
+    if t.pin.is_some_and(|c| c.blocked()) {
+        s += "  ! the PIN is blocked: `ukey pin unblock` (needs the PUK)\n";
+    }
+    for slot in &t.slots {
+        s += &format!("  Slot {} {}", slot.slot, slot.role);
+        match &slot.key {
+            Some(k) => {
+                s += &format!(": {} key", k.algorithm);
+                if let Some(o) = &k.origin {
+                    s += &format!(" ({o})");
+                }
+            }
+            None => s += ": no key",
+        }
+        s.push('\n');
+        if let Some(c) = &slot.certificate {
+            s += &format!("    subject  {}\n", c.subject);
+            s += &format!("    issuer   {}\n", c.issuer);
+            let left = if c.days_left > 0 {
+                format!("{} days left", c.days_left)
+            } else {
+                "expired".into()
+            };
+            s += &format!(
+                "    valid    {} to {} ({left})\n",
+                c.not_before, c.not_after
+            );
+        }
+        if let Some(p) = &slot.problem {
+            s += &format!("    ! {p}\n");
+        }
+        s += &format!(
+            "    verdict  {}\n",
+            slot.verdict
+                .explain(slot.certificate.as_ref().map(|c| c.days_left), window)
+        );
+    }
+    s
+}

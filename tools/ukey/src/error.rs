@@ -1,0 +1,154 @@
+//! The CLI's error: one line of reason (plus optional notes printed before
+//! it, such as the list of tokens to choose from) and an exit code.
+
+use apdu::{StatusWord, TransportError};
+
+/// Anything that went wrong: the default.
+pub const EXIT_FAILURE: u8 = 1;
+/// A wrong PIN or PUK (tries were spent).
+pub const EXIT_WRONG_SECRET: u8 = 3;
+/// The PIN or PUK is blocked.
+pub const EXIT_BLOCKED: u8 = 4;
+/// A bug (a panic was caught).
+pub const EXIT_INTERNAL: u8 = 70;
+
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    /// Lines printed on stderr before the reason.
+    pub notes: Vec<String>,
+    pub code: u8,
+}
+
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            notes: Vec::new(),
+            code: EXIT_FAILURE,
+        }
+    }
+
+    pub fn with_code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn with_notes(mut self, notes: Vec<String>) -> Self {
+        self.notes = notes;
+        self
+    }
+
+    /// Prefix the reason with what we were doing.
+    pub fn context(mut self, what: impl std::fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// Print the notes and the one-line reason (and a JSON object on stdout).
+    pub fn report(&self, json: bool) {
+        for n in &self.notes {
+            eprintln!("{n}");
+        }
+        eprintln!("ukey: {}", self.message);
+        if json {
+            crate::output::stdout(
+                format!(
+                    "{}\n",
+                    serde_json::json!({"error": self.message, "exit_code": self.code})
+                )
+                .as_bytes(),
+            );
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Human text for a status word the card answered to an operation.
+pub fn describe_status(sw: StatusWord) -> String {
+    let what = match sw {
+        StatusWord::SecurityStatusNotSatisfied => {
+            "the token wants the PIN or the management key first"
+        }
+        StatusWord::Blocked => "blocked",
+        StatusWord::ConditionsNotSatisfied => "the token refused (conditions of use not satisfied)",
+        StatusWord::FileNotFound => "not found on the token",
+        StatusWord::ReferenceNotFound => "no such key on the token",
+        StatusWord::NotEnoughMemory => "not enough memory on the token",
+        StatusWord::InsNotSupported | StatusWord::FunctionNotSupported => {
+            "the token does not support this operation"
+        }
+        StatusWord::IncorrectData => "the token rejected the data",
+        StatusWord::WrongP1P2 | StatusWord::IncorrectP1P2 => {
+            "the token rejected the parameters (unsupported slot or algorithm?)"
+        }
+        _ => sw.describe(),
+    };
+    format!("{what} ({:04X})", sw.to_u16())
+}
+
+pub fn describe_transport(e: &TransportError) -> String {
+    match e {
+        TransportError::CardRemoved => "the token was removed".into(),
+        TransportError::CardReset => "the token was reset by another application: try again".into(),
+        other => other.to_string(),
+    }
+}
+
+impl From<apdu::Error> for CliError {
+    fn from(e: apdu::Error) -> Self {
+        match e {
+            apdu::Error::Status(sw) => CliError::new(describe_status(sw)),
+            apdu::Error::Transport(t) => CliError::new(describe_transport(&t)),
+            apdu::Error::Malformed(what) => {
+                CliError::new(format!("the token sent a malformed {what}"))
+            }
+            apdu::Error::InvalidArgument(what) => CliError::new(what),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::new(e.to_string())
+    }
+}
+
+/// `?` with context: `op().ctx("reading 9a")?`.
+pub trait Context<T> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T>;
+}
+
+impl<T, E: Into<CliError>> Context<T> for std::result::Result<T, E> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|e| e.into().context(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_read_as_sentences() {
+        let e: CliError = apdu::Error::Status(StatusWord::SecurityStatusNotSatisfied).into();
+        assert!(e.message.contains("PIN or the management key"), "{e}");
+        assert!(e.message.contains("6982"), "{e}");
+        let e = CliError::from(apdu::Error::Transport(TransportError::CardRemoved));
+        assert_eq!(e.message, "the token was removed");
+        let e: std::result::Result<(), apdu::Error> =
+            Err(apdu::Error::Status(StatusWord::FileNotFound));
+        assert!(e
+            .ctx("reading 9a")
+            .unwrap_err()
+            .message
+            .starts_with("reading 9a: "));
+    }
+}

@@ -1,0 +1,418 @@
+//! Which token: PC/SC readers (in reader order) and simulated tokens
+//! (`UKEY_SIM` / `--sim`, after them), resolved to the one the user means.
+//!
+//! Never guess between tokens: `--reader` and `--serial` narrow the choice;
+//! with several left we ask on a terminal and refuse otherwise, listing
+//! them. Commands that only read (`status`) may take every token.
+
+use crate::cli::Global;
+use crate::error::{CliError, Context, Result};
+use crate::output;
+use apdu::piv::Version;
+use apdu::{PivCard, Session, StatusWord, Transport, TransportError};
+use serde::Serialize;
+use std::ffi::CString;
+use std::path::PathBuf;
+use ukey_sim::SimReader;
+
+/// What the user asked for, from options and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub reader: Option<String>,
+    pub serial: Option<u32>,
+    pub sims: Vec<PathBuf>,
+    pub no_pcsc: bool,
+}
+
+impl Selection {
+    pub fn from_global(g: &Global) -> Self {
+        let sims = if g.sim.is_empty() {
+            std::env::var_os("UKEY_SIM")
+                .map(|v| {
+                    std::env::split_paths(&v)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            g.sim.clone()
+        };
+        let no_pcsc = std::env::var("UKEY_NO_PCSC")
+            .map(|v| !v.is_empty() && v != "0")
+            .unwrap_or(false);
+        Self {
+            reader: g.reader.clone(),
+            serial: g.serial,
+            sims,
+            no_pcsc,
+        }
+    }
+}
+
+/// Where a reader comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Pcsc,
+    Sim,
+}
+
+enum Backend {
+    Pcsc(CString),
+    Sim(SimReader),
+}
+
+/// A reader and what is in it (nothing sent to the card yet).
+pub struct Reader {
+    pub name: String,
+    pub source: Source,
+    pub card_present: bool,
+    /// Another application holds the card exclusively.
+    pub exclusive: bool,
+    pub atr: Vec<u8>,
+    backend: Backend,
+}
+
+/// Whether PC/SC could be asked.
+#[derive(Debug, Clone)]
+pub enum PcscStatus {
+    /// `UKEY_NO_PCSC` is set.
+    Skipped,
+    /// The service could not be reached (or failed).
+    Unavailable(String),
+    Available,
+}
+
+/// Every reader we can see.
+pub struct Inventory {
+    pub readers: Vec<Reader>,
+    pub pcsc: PcscStatus,
+    ctx: Option<pcsc::Context>,
+}
+
+fn pcsc_message(e: &TransportError) -> String {
+    match e {
+        TransportError::NoService => {
+            "the smart card service (pcscd) is not running: start it (systemctl start pcscd) \
+             or install it (apt install pcscd)"
+                .into()
+        }
+        other => format!("PC/SC failed: {other}"),
+    }
+}
+
+impl Inventory {
+    /// Look at PC/SC readers (unless skipped) and the simulated tokens.
+    pub fn scan(sel: &Selection) -> Result<Self> {
+        let mut readers = Vec::new();
+        let mut ctx = None;
+        let pcsc = if sel.no_pcsc {
+            PcscStatus::Skipped
+        } else {
+            match apdu::pcsc::context().and_then(|c| apdu::pcsc::list_readers(&c).map(|r| (c, r))) {
+                Ok((c, list)) => {
+                    for r in list {
+                        readers.push(Reader {
+                            name: r.name.to_string_lossy().into_owned(),
+                            source: Source::Pcsc,
+                            card_present: r.card_present,
+                            exclusive: r.exclusive,
+                            atr: r.atr,
+                            backend: Backend::Pcsc(r.name),
+                        });
+                    }
+                    ctx = Some(c);
+                    PcscStatus::Available
+                }
+                Err(e) => PcscStatus::Unavailable(pcsc_message(&e)),
+            }
+        };
+        for path in &sel.sims {
+            let sim = SimReader::open(path).ctx(format!("simulated token {}", path.display()))?;
+            let present = sim.card_present();
+            readers.push(Reader {
+                name: sim.name().to_string(),
+                source: Source::Sim,
+                card_present: present,
+                exclusive: false,
+                atr: if present {
+                    ukey_sim::ATR.to_vec()
+                } else {
+                    Vec::new()
+                },
+                backend: Backend::Sim(sim),
+            });
+        }
+        Ok(Self { readers, pcsc, ctx })
+    }
+
+    fn connect(&self, r: &Reader) -> Result<Box<dyn Transport>> {
+        let t: Box<dyn Transport> = match &r.backend {
+            Backend::Pcsc(name) => {
+                let ctx = self
+                    .ctx
+                    .as_ref()
+                    .ok_or_else(|| CliError::new("PC/SC is not available"))?;
+                Box::new(
+                    apdu::pcsc::PcscTransport::connect(ctx, name)
+                        .map_err(|e| CliError::new(crate::error::describe_transport(&e)))
+                        .ctx(&r.name)?,
+                )
+            }
+            Backend::Sim(sim) => Box::new(
+                sim.connect()
+                    .map_err(|e| CliError::new(crate::error::describe_transport(&e)))
+                    .ctx(&r.name)?,
+            ),
+        };
+        Ok(t)
+    }
+
+    /// Why there is no token to use.
+    fn no_token(&self, readers: &[&Reader]) -> CliError {
+        let reason = if !readers.is_empty() {
+            let names: Vec<_> = readers.iter().map(|r| r.name.as_str()).collect();
+            format!("no card in any reader ({})", names.join(", "))
+        } else {
+            match &self.pcsc {
+                PcscStatus::Skipped => {
+                    "PC/SC is off (UKEY_NO_PCSC) and no simulated token is set (UKEY_SIM or --sim)"
+                        .to_string()
+                }
+                PcscStatus::Unavailable(why) => why.clone(),
+                PcscStatus::Available => "no smart card reader is connected".into(),
+            }
+        };
+        CliError::new(format!("no token found: {reason}"))
+    }
+
+    /// Readers `--reader` allows (all without it).
+    fn matching(&self, sel: &Selection) -> Result<Vec<&Reader>> {
+        let Some(want) = &sel.reader else {
+            return Ok(self.readers.iter().collect());
+        };
+        if let Some(exact) = self.readers.iter().find(|r| &r.name == want) {
+            return Ok(vec![exact]);
+        }
+        let lower = want.to_lowercase();
+        let found: Vec<&Reader> = self
+            .readers
+            .iter()
+            .filter(|r| r.name.to_lowercase().contains(&lower))
+            .collect();
+        let names = || {
+            self.readers
+                .iter()
+                .map(|r| format!("  {}", r.name))
+                .collect::<Vec<_>>()
+        };
+        match found.len() {
+            0 if self.readers.is_empty() => Err(self.no_token(&[])),
+            0 => Err(
+                CliError::new(format!("no reader matches --reader {want:?}")).with_notes(
+                    std::iter::once("Readers:".to_string())
+                        .chain(names())
+                        .collect(),
+                ),
+            ),
+            1 => Ok(found),
+            _ => Err(CliError::new(format!(
+                "--reader {want:?} matches several readers: give more of its name"
+            ))
+            .with_notes(
+                std::iter::once("Readers:".to_string())
+                    .chain(found.iter().map(|r| format!("  {}", r.name)))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// The one token the user means.
+    pub fn choose(self, sel: &Selection) -> Result<Token> {
+        let matching = self.matching(sel)?;
+        let present: Vec<&Reader> = matching
+            .iter()
+            .copied()
+            .filter(|r| r.card_present)
+            .collect();
+        if present.is_empty() {
+            if let (Some(r), Some(_)) = (matching.first(), &sel.reader) {
+                return Err(CliError::new(format!("no card in reader {}", r.name)));
+            }
+            return Err(self.no_token(&matching));
+        }
+        if present.len() == 1 && sel.serial.is_none() {
+            return self.open(present[0]);
+        }
+        // Several cards, or a serial to match: ask each card who it is.
+        let mut probed = Vec::new();
+        for r in present {
+            let mut token = self.open(r)?;
+            let p = token.probe()?;
+            probed.push((token, p));
+        }
+        if let Some(serial) = sel.serial {
+            let listing = listing(&probed);
+            return match probed.into_iter().find(|(_, p)| p.serial == Some(serial)) {
+                Some((t, _)) => Ok(t),
+                None => {
+                    Err(CliError::new(format!("no token with serial {serial}")).with_notes(listing))
+                }
+            };
+        }
+        // A card without the PIV applet cannot be the token meant.
+        probed.retain(|(_, p)| p.piv);
+        match probed.len() {
+            0 => Err(CliError::new("no card with a PIV applet found")),
+            1 => Ok(probed.remove(0).0),
+            n if output::interactive() => {
+                for line in listing(&probed) {
+                    eprintln!("{line}");
+                }
+                let answer = output::ask(&format!("Which token? [1-{n}]: "))?;
+                match answer.parse::<usize>() {
+                    Ok(i) if (1..=n).contains(&i) => Ok(probed.remove(i - 1).0),
+                    _ => Err(CliError::new(format!(
+                        "{answer:?} is not one of 1..{n}: nothing was done"
+                    ))),
+                }
+            }
+            n => Err(CliError::new(format!(
+                "{n} tokens are present and none was chosen: add --serial N or --reader NAME"
+            ))
+            .with_notes(listing(&probed))),
+        }
+    }
+
+    /// Every present token `--reader`/`--serial` allow (for read-only
+    /// reports), each with its reader name; one that cannot be connected
+    /// to (e.g. held exclusively by another application) is an `Err` in
+    /// the list, not the end of the report.
+    pub fn all(self, sel: &Selection) -> Result<Vec<(String, Result<Token>)>> {
+        if sel.serial.is_some() || sel.reader.is_some() {
+            let t = self.choose(sel)?;
+            return Ok(vec![(t.reader.clone(), Ok(t))]);
+        }
+        let present: Vec<&Reader> = self.readers.iter().filter(|r| r.card_present).collect();
+        if present.is_empty() {
+            let all: Vec<&Reader> = self.readers.iter().collect();
+            return Err(self.no_token(&all));
+        }
+        Ok(present
+            .into_iter()
+            .map(|r| (r.name.clone(), self.open(r)))
+            .collect())
+    }
+
+    fn open(&self, r: &Reader) -> Result<Token> {
+        Ok(Token {
+            reader: r.name.clone(),
+            source: r.source,
+            card: PivCard::new(self.connect(r)?),
+        })
+    }
+
+    /// Connect to a reader's card (for `readers`, which reports every reader).
+    pub fn token(&self, r: &Reader) -> Result<Token> {
+        self.open(r)
+    }
+}
+
+fn listing(probed: &[(Token, Probe)]) -> Vec<String> {
+    let mut v = vec!["Tokens present:".to_string()];
+    for (i, (t, p)) in probed.iter().enumerate() {
+        let who = match (p.piv, p.serial) {
+            (true, Some(s)) => format!("serial {s}"),
+            (true, None) => "PIV token, no serial".into(),
+            (false, _) => "no PIV applet".into(),
+        };
+        v.push(format!("  {}. {who}  ({})", i + 1, t.reader));
+    }
+    v
+}
+
+/// What a quick look at the card found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Probe {
+    pub piv: bool,
+    pub version: Option<Version>,
+    pub serial: Option<u32>,
+}
+
+/// A chosen token, connected.
+pub struct Token {
+    pub reader: String,
+    pub source: Source,
+    card: PivCard<Box<dyn Transport>>,
+}
+
+/// `Ok(None)` for "the card does not do this" (no such instruction, object
+/// or key), so optional YubiKey extensions degrade gracefully.
+pub fn optional<T>(r: std::result::Result<T, apdu::Error>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(apdu::Error::Status(
+            StatusWord::InsNotSupported
+            | StatusWord::FunctionNotSupported
+            | StatusWord::FileNotFound
+            | StatusWord::ReferenceNotFound
+            | StatusWord::WrongP1P2
+            | StatusWord::IncorrectP1P2
+            | StatusWord::ClaNotSupported,
+        )) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Token {
+    /// Run `f` in one exclusive transaction.
+    pub fn txn<R>(&mut self, f: impl FnOnce(&mut Session<'_>) -> Result<R>) -> Result<R> {
+        let mut failure = None;
+        let r = self.card.transaction(|s| match f(s) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                failure = Some(e);
+                Ok(None)
+            }
+        });
+        match (failure, r) {
+            (Some(e), _) => Err(e),
+            (None, Ok(Some(v))) => Ok(v),
+            (None, Err(e)) => Err(CliError::from(e).context(&self.reader)),
+            (None, Ok(None)) => Err(CliError::new("transaction ended without a result")),
+        }
+    }
+
+    /// Run `f` in one transaction after selecting the PIV application.
+    pub fn piv<R>(&mut self, f: impl FnOnce(&mut Session<'_>) -> Result<R>) -> Result<R> {
+        let reader = self.reader.clone();
+        self.txn(|s| {
+            select(s, &reader)?;
+            f(s)
+        })
+    }
+
+    /// SELECT, version and serial: enough to tell tokens apart.
+    pub fn probe(&mut self) -> Result<Probe> {
+        self.txn(|s| match s.select() {
+            Ok(_) => Ok(Probe {
+                piv: true,
+                version: optional(s.version())?,
+                serial: optional(s.serial())?,
+            }),
+            Err(apdu::Error::Status(_)) => Ok(Probe::default()),
+            Err(e) => Err(e.into()),
+        })
+    }
+}
+
+/// SELECT the PIV application, with a clear error when the card has none.
+pub fn select(s: &mut Session<'_>, reader: &str) -> Result<()> {
+    match s.select() {
+        Ok(_) => Ok(()),
+        Err(apdu::Error::Status(_)) => Err(CliError::new(format!(
+            "the card in {reader} has no PIV application"
+        ))),
+        Err(e) => Err(CliError::from(e).context(reader)),
+    }
+}
