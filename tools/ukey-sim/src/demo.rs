@@ -7,8 +7,8 @@ use crate::ca::{self, Ca, CaError, LeafUse, DAY};
 use crate::keys::PrivateKey;
 use crate::state::{KeyEntry, MgmtKey, Persistent, SecretBytes};
 use apdu::piv::{
-    AdminData, Algorithm, Ccc, CertContainer, Chuid, KeyOrigin, ManagementKey, ObjectId,
-    ProtectedManagementKey, Slot, TouchPolicy,
+    AdminData, Algorithm, Ccc, CertContainer, Chuid, KeyHistory, KeyOrigin, ManagementKey,
+    ObjectId, ProtectedManagementKey, Slot, TouchPolicy,
 };
 use std::path::Path;
 use std::time::SystemTime;
@@ -97,6 +97,7 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
         );
         put_certificate(p, slot, &cert)?;
     }
+    cover_retired(p, opts.keys.iter().map(|(slot, _)| *slot));
     let mut guid = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut guid);
     p.objects.insert(
@@ -119,6 +120,33 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
         protect_management_key(p)?;
     }
     Ok(())
+}
+
+/// Make the Key History object cover the retired slots in `slots` (their
+/// certificates are on the card), as SP 800-73-4 Part 1 §3.3.2 asks of a
+/// card with retired keys: clients enumerate retired slots only up to it.
+pub fn cover_retired(p: &mut Persistent, slots: impl IntoIterator<Item = Slot>) {
+    let Some(highest) = slots
+        .into_iter()
+        .filter_map(|s| match s {
+            Slot::Retired(n) => Some(n),
+            _ => None,
+        })
+        .max()
+    else {
+        return;
+    };
+    let mut kh = p
+        .objects
+        .get(&ObjectId::KEY_HISTORY.0)
+        .and_then(|c| KeyHistory::parse(c).ok())
+        .unwrap_or_default();
+    let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
+    if covered >= highest {
+        return;
+    }
+    kh.on_card_certs = highest - kh.off_card_certs.min(highest);
+    p.objects.insert(ObjectId::KEY_HISTORY.0, kh.encode());
 }
 
 /// Replace the management key with a random AES-192 key stored in PRINTED,

@@ -455,6 +455,31 @@ fn generate_and_sign_with_p256_and_p384() {
     }
 }
 
+/// Demo keys in retired slots come with a Key History object covering them
+/// (SP 800-73-4 Part 1 §3.3.2), or clients would never look there.
+#[test]
+fn demo_retired_keys_are_covered_by_the_key_history() {
+    let mut p = Persistent::factory(7);
+    let ca = ukey_sim::ca::Ca::new("CN=Test CA").unwrap();
+    let opts = ukey_sim::demo::DemoOptions {
+        keys: vec![
+            (Slot::Signature, Algorithm::EccP256),
+            (Slot::Retired(3), Algorithm::EccP256),
+        ],
+        ..ukey_sim::demo::DemoOptions::default()
+    };
+    ukey_sim::demo::provision(&mut p, &ca, &opts).unwrap();
+    let mut c = PivCard::new(SimTransport::new(SimCard::new(p).shared()));
+    let kh = c
+        .transaction(|s| {
+            s.select()?;
+            s.get_data(ObjectId::KEY_HISTORY)
+        })
+        .unwrap();
+    let kh = KeyHistory::parse(&kh).unwrap();
+    assert_eq!((kh.on_card_certs, kh.off_card_certs), (3, 0));
+}
+
 #[test]
 fn generate_needs_the_management_key() {
     let mut c = fresh();
