@@ -12,6 +12,7 @@ use apdu::piv::{
 };
 use apdu::tlv::{self, Builder};
 use apdu::{ParsedCommand, StatusWord};
+use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -35,6 +36,31 @@ pub struct Applet {
     pub persistent: Persistent,
     pub volatile: Volatile,
     dirty: bool,
+    keys: KeyCache,
+}
+
+/// Private keys parsed from the PKCS#8 the card stores, by key reference.
+/// Parsing (for EC keys, deriving the public point) costs more than the
+/// operation itself. An entry serves only while the stored PKCS#8 is still
+/// byte for byte the one it was parsed from, so any change of the key —
+/// generate, import, move, delete, reset, a reload of the state file — is
+/// seen at the next use without the writers having to know about the cache.
+#[derive(Default)]
+struct KeyCache(HashMap<u8, (Zeroizing<Vec<u8>>, PrivateKey)>);
+
+impl KeyCache {
+    fn get(&mut self, slot: Slot, entry: &KeyEntry) -> Option<&PrivateKey> {
+        let stored = &entry.private_key.0;
+        let fresh = self.0.get(&slot.key_ref()).is_some_and(|(der, k)| {
+            der[..] == stored[..] && k.algorithm().code() == entry.algorithm
+        });
+        if !fresh {
+            let key = entry.key()?;
+            self.0
+                .insert(slot.key_ref(), (Zeroizing::new(stored.to_vec()), key));
+        }
+        self.0.get(&slot.key_ref()).map(|(_, k)| k)
+    }
 }
 
 fn sw_bytes(sw: StatusWord) -> Vec<u8> {
@@ -53,6 +79,7 @@ impl Applet {
             persistent,
             volatile: Volatile::default(),
             dirty: false,
+            keys: KeyCache::default(),
         }
     }
 
@@ -508,7 +535,7 @@ impl Applet {
         if !self.pin_policy_ok(policy, fresh) {
             return Err(StatusWord::SecurityStatusNotSatisfied);
         }
-        let key = entry.key().ok_or(StatusWord::Unknown)?;
+        let key = self.keys.get(slot, entry).ok_or(StatusWord::Unknown)?;
         let out = match (get(0x81), get(0x85)) {
             (Some(input), None) => Zeroizing::new(key.sign_raw(input)?),
             (None, Some(point)) => key.ecdh(point)?,
@@ -601,7 +628,7 @@ impl Applet {
             r => {
                 let slot = Slot::from_key_ref(r).ok_or(StatusWord::WrongP1P2)?;
                 let e = p.key(slot).ok_or(StatusWord::ReferenceNotFound)?;
-                let key = e.key().ok_or(StatusWord::Unknown)?;
+                let key = self.keys.get(slot, e).ok_or(StatusWord::Unknown)?;
                 Metadata {
                     algorithm: e.algorithm(),
                     policy: Some((e.pin_policy(), e.touch_policy())),

@@ -265,7 +265,8 @@ impl Ca {
     /// Load a CA saved by [`Ca::save`].
     pub fn load(dir: &std::path::Path) -> Result<Self, CaError> {
         let pem = zeroize::Zeroizing::new(std::fs::read_to_string(dir.join("ca.key"))?);
-        let k = p256::SecretKey::from_pkcs8_pem(&pem).map_err(|e| CaError::Key(e.to_string()))?;
+        let k = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| CaError::Key(e.to_string()))?;
         let cert_pem = std::fs::read_to_string(dir.join("ca.pem"))?;
         let cert_der =
             pem_decode(&cert_pem).ok_or_else(|| CaError::Key("ca.pem is not PEM".into()))?;
@@ -328,7 +329,7 @@ pub fn install_attestation(p: &mut Persistent) {
 
 fn unreachable_key() -> PrivateKey {
     // P-256 generation from the OS RNG cannot fail.
-    PrivateKey::P256(p256::SecretKey::random(&mut rand::rngs::OsRng))
+    PrivateKey::P256(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
 }
 
 /// YubiKey ATTEST: a certificate for the generated key in `slot`, signed by F9.
@@ -410,7 +411,7 @@ mod tests {
         let PrivateKey::P256(k) = &ca.key else {
             unreachable!()
         };
-        let vk = p256::ecdsa::VerifyingKey::from(k.public_key());
+        let vk = k.verifying_key();
         let sig = p256::ecdsa::Signature::from_der(cert.signature.raw_bytes()).unwrap();
         vk.verify(&cert.tbs_certificate.to_der().unwrap(), &sig)
             .unwrap();

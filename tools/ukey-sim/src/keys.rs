@@ -9,11 +9,13 @@ use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
 use zeroize::Zeroizing;
 
-/// A private key on the card.
+/// A private key on the card. EC keys are held as signing keys, which keep
+/// the public point: deriving it is a scalar multiplication, as costly as a
+/// signature, so it is done once per parse, not once per use.
 #[derive(Clone)]
 pub enum PrivateKey {
-    P256(p256::SecretKey),
-    P384(p384::SecretKey),
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
     Rsa(Box<rsa::RsaPrivateKey>),
 }
 
@@ -31,8 +33,8 @@ impl PrivateKey {
     pub fn generate(alg: Algorithm) -> CardResult<Self> {
         let mut rng = rand::rngs::OsRng;
         Ok(match alg {
-            Algorithm::EccP256 => Self::P256(p256::SecretKey::random(&mut rng)),
-            Algorithm::EccP384 => Self::P384(p384::SecretKey::random(&mut rng)),
+            Algorithm::EccP256 => Self::P256(p256::ecdsa::SigningKey::random(&mut rng)),
+            Algorithm::EccP384 => Self::P384(p384::ecdsa::SigningKey::random(&mut rng)),
             a if a.is_rsa() => Self::Rsa(Box::new(
                 rsa::RsaPrivateKey::new(&mut rng, a.bits()).map_err(|_| StatusWord::Unknown)?,
             )),
@@ -53,11 +55,19 @@ impl PrivateKey {
         match self {
             Self::P256(k) => PublicKey::Ec {
                 alg: Algorithm::EccP256,
-                point: p256::EncodedPoint::from(k.public_key()).as_bytes().to_vec(),
+                point: k
+                    .verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
             },
             Self::P384(k) => PublicKey::Ec {
                 alg: Algorithm::EccP384,
-                point: p384::EncodedPoint::from(k.public_key()).as_bytes().to_vec(),
+                point: k
+                    .verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
             },
             Self::Rsa(k) => PublicKey::Rsa {
                 modulus: k.n().to_bytes_be(),
@@ -69,8 +79,8 @@ impl PrivateKey {
     /// SubjectPublicKeyInfo DER of the public key.
     pub fn spki_der(&self) -> Vec<u8> {
         let doc = match self {
-            Self::P256(k) => k.public_key().to_public_key_der(),
-            Self::P384(k) => k.public_key().to_public_key_der(),
+            Self::P256(k) => k.verifying_key().to_public_key_der(),
+            Self::P384(k) => k.verifying_key().to_public_key_der(),
             Self::Rsa(k) => k.to_public_key().to_public_key_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).unwrap_or_default()
@@ -87,8 +97,12 @@ impl PrivateKey {
 
     pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Option<Self> {
         match alg {
-            Algorithm::EccP256 => p256::SecretKey::from_pkcs8_der(der).ok().map(Self::P256),
-            Algorithm::EccP384 => p384::SecretKey::from_pkcs8_der(der).ok().map(Self::P384),
+            Algorithm::EccP256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                .ok()
+                .map(Self::P256),
+            Algorithm::EccP384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
+                .ok()
+                .map(Self::P384),
             a if a.is_rsa() => rsa::RsaPrivateKey::from_pkcs8_der(der)
                 .ok()
                 .map(|k| Self::Rsa(Box::new(k))),
@@ -101,12 +115,12 @@ impl PrivateKey {
         match alg {
             Algorithm::EccP256 => fields
                 .scalar
-                .and_then(|s| p256::SecretKey::from_slice(s).ok())
+                .and_then(|s| p256::ecdsa::SigningKey::from_slice(s).ok())
                 .map(Self::P256)
                 .ok_or(StatusWord::IncorrectData),
             Algorithm::EccP384 => fields
                 .scalar
-                .and_then(|s| p384::SecretKey::from_slice(s).ok())
+                .and_then(|s| p384::ecdsa::SigningKey::from_slice(s).ok())
                 .map(Self::P384)
                 .ok_or(StatusWord::IncorrectData),
             a if a.is_rsa() => {
@@ -153,9 +167,8 @@ impl PrivateKey {
                 if input.len() != 32 {
                     return Err(StatusWord::IncorrectData);
                 }
-                let sk = p256::ecdsa::SigningKey::from(k);
                 let sig: p256::ecdsa::Signature =
-                    signature::hazmat::PrehashSigner::sign_prehash(&sk, input)
+                    signature::hazmat::PrehashSigner::sign_prehash(k, input)
                         .map_err(|_| StatusWord::IncorrectData)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
@@ -163,9 +176,8 @@ impl PrivateKey {
                 if input.len() != 48 {
                     return Err(StatusWord::IncorrectData);
                 }
-                let sk = p384::ecdsa::SigningKey::from(k);
                 let sig: p384::ecdsa::Signature =
-                    signature::hazmat::PrehashSigner::sign_prehash(&sk, input)
+                    signature::hazmat::PrehashSigner::sign_prehash(k, input)
                         .map_err(|_| StatusWord::IncorrectData)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
@@ -178,13 +190,13 @@ impl PrivateKey {
             Self::P256(k) => {
                 let pk = p256::PublicKey::from_sec1_bytes(peer)
                     .map_err(|_| StatusWord::IncorrectData)?;
-                let s = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                let s = p256::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             Self::P384(k) => {
                 let pk = p384::PublicKey::from_sec1_bytes(peer)
                     .map_err(|_| StatusWord::IncorrectData)?;
-                let s = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                let s = p384::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             Self::Rsa(_) => Err(StatusWord::IncorrectData),
@@ -197,14 +209,14 @@ impl PrivateKey {
         use signature::Signer;
         match self {
             Self::P256(k) => {
-                let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k).sign(msg);
+                let sig: p256::ecdsa::Signature = k.sign(msg);
                 (
                     sig.to_der().as_bytes().to_vec(),
                     alg_id(const_oid::db::rfc5912::ECDSA_WITH_SHA_256, false),
                 )
             }
             Self::P384(k) => {
-                let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k).sign(msg);
+                let sig: p384::ecdsa::Signature = k.sign(msg);
                 (
                     sig.to_der().as_bytes().to_vec(),
                     alg_id(const_oid::db::rfc5912::ECDSA_WITH_SHA_384, false),
@@ -250,7 +262,7 @@ mod tests {
         let PrivateKey::P256(sk) = &k else {
             unreachable!()
         };
-        let vk = p256::ecdsa::VerifyingKey::from(sk.public_key());
+        let vk = sk.verifying_key();
         let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
         vk.verify_prehash(&digest, &sig).unwrap();
         assert_eq!(k.sign_raw(&[1; 31]), Err(StatusWord::IncorrectData));

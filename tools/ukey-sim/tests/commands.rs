@@ -455,6 +455,37 @@ fn generate_and_sign_with_p256_and_p384() {
     }
 }
 
+/// The card parses a key once and keeps it; a new key in the slot must be
+/// used (and reported) from the next command on, never the kept one.
+#[test]
+fn a_regenerated_key_signs_with_the_new_key() {
+    let mut c = fresh();
+    let slot = Slot::Authentication;
+    let digest = [0x5A; 32];
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (pk, der, md) = c
+            .transaction(|s| {
+                s.select()?;
+                s.authenticate(&default_mgmt())?;
+                let pk = s.generate(
+                    slot,
+                    Algorithm::EccP256,
+                    PinPolicy::Default,
+                    TouchPolicy::Default,
+                )?;
+                s.verify_pin(&pin("123456"))?;
+                let der = s.sign_raw(slot, Algorithm::EccP256, &digest)?;
+                Ok((pk, der, s.metadata(slot.key_ref())?))
+            })
+            .unwrap();
+        verify_ec(&pk, &digest, &der);
+        assert_eq!(md.public_key.as_ref(), Some(&pk));
+        keys.push(pk);
+    }
+    assert_ne!(keys[0], keys[1]);
+}
+
 /// Demo keys in retired slots come with a Key History object covering them
 /// (SP 800-73-4 Part 1 §3.3.2), or clients would never look there.
 #[test]
