@@ -865,6 +865,43 @@ fn removal_gives_device_removed_and_reinsertion_a_new_token() {
     );
 }
 
+/// A forked child must not use its parent's library (sessions, logins,
+/// PC/SC handles): there it is not initialized until the child initializes
+/// it, and the parent carries on untouched.
+#[test]
+fn a_forked_child_sees_the_library_uninitialized() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    // SAFETY: the child only calls the module, then leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = match env.p11.get_slots_with_token() {
+            Err(Error::Pkcs11(RvError::CryptokiNotInitialized, _)) => {
+                let own = cryptoki::context::Pkcs11::new(ukey_tests::module()).expect("load");
+                match own.initialize(cryptoki::context::CInitializeArgs::OsThreads) {
+                    Ok(()) if own.get_slots_with_token().map_or(0, |v| v.len()) == 1 => 0,
+                    _ => 2,
+                }
+            }
+            _ => 1,
+        };
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child: 1 = the inherited library answered, 2 = its own failed ({status:#x})"
+    );
+    assert_eq!(
+        s.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoUser
+    );
+}
+
 #[test]
 fn slot_events() {
     let env = ModuleEnv::new(vec![Start::Demo]);

@@ -10,11 +10,13 @@ use crate::slots::Slots;
 use crate::token::Token;
 use cryptoki_sys::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub struct Library {
     pid: u32,
+    /// [`FORKS`] when this library was initialized.
+    forks: u64,
     pub slots: Slots,
     sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
     next_session: AtomicU64,
@@ -23,11 +25,46 @@ pub struct Library {
 
 static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
 
+/// Bumped in the child of every fork(). Every PKCS#11 call checks that the
+/// library was initialized in this process; comparing this counter costs a
+/// load where asking for the process ID costs a system call.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+/// The fork handler is registered (else the process ID is compared).
+static WATCHING_FORKS: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn forked_child() {
+    // Only an atomic increment: async-signal-safe, as a fork handler must be.
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn watch_forks() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `forked_child` is an `extern "C"` function that lives as
+        // long as this library; glibc unregisters handlers of a shared
+        // object when it is unloaded.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+        WATCHING_FORKS.store(rc == 0, Ordering::SeqCst);
+    });
+}
+
+impl Library {
+    /// Initialized in this process (not inherited through fork()).
+    fn is_own(&self) -> bool {
+        if WATCHING_FORKS.load(Ordering::Relaxed) {
+            self.forks == FORKS.load(Ordering::Relaxed)
+        } else {
+            self.pid == std::process::id()
+        }
+    }
+}
+
 /// The initialized library of this process.
 pub fn get() -> Result<Arc<Library>> {
     let guard = LIBRARY.read().unwrap_or_else(|e| e.into_inner());
     match &*guard {
-        Some(lib) if lib.pid == std::process::id() => Ok(lib.clone()),
+        Some(lib) if lib.is_own() => Ok(lib.clone()),
         _ => Err(Error::NotInitialized),
     }
 }
@@ -59,7 +96,7 @@ fn init_logging() {
 pub fn initialize(args: Option<InitArgs>) -> Result<()> {
     let mut guard = LIBRARY.write().unwrap_or_else(|e| e.into_inner());
     if let Some(lib) = guard.as_ref() {
-        if lib.pid == std::process::id() {
+        if lib.is_own() {
             return Err(Error::AlreadyInitialized);
         }
         // After fork(): the parent's connections belong to the parent. Drop
@@ -75,8 +112,10 @@ pub fn initialize(args: Option<InitArgs>) -> Result<()> {
         }
     }
     init_logging();
+    watch_forks();
     let lib = Library {
         pid: std::process::id(),
+        forks: FORKS.load(Ordering::SeqCst),
         slots: Slots::new()?,
         sessions: RwLock::new(HashMap::new()),
         next_session: AtomicU64::new(1),
@@ -91,7 +130,7 @@ pub fn finalize() -> Result<()> {
     let lib = {
         let mut guard = LIBRARY.write().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
-            Some(l) if l.pid == std::process::id() => {}
+            Some(l) if l.is_own() => {}
             _ => return Err(Error::NotInitialized),
         }
         guard.take().ok_or(Error::NotInitialized)?
