@@ -130,6 +130,11 @@ pub struct TokenState {
     retired_bound: Option<u8>,
     key_history: Option<Option<KeyHistory>>,
     pub rng: Option<bool>,
+    /// The last transaction was C_Login(CKU_CONTEXT_SPECIFIC)'s successful
+    /// VERIFY: the card's PIN-always verification may still be fresh.
+    context_verified: bool,
+    /// What `context_verified` was when the running transaction began.
+    pin_fresh: bool,
 }
 
 /// A card in a slot. A new `Token` is made for every insertion.
@@ -182,6 +187,8 @@ impl Token {
                 retired_bound: None,
                 key_history: None,
                 rng: None,
+                context_verified: false,
+                pin_fresh: false,
             }),
             removed: AtomicBool::new(false),
             restore_login: std::env::var("UKEY_RESTORE_LOGIN").map_or(true, |v| v != "0"),
@@ -247,10 +254,14 @@ impl Token {
         st: &mut TokenState,
         op: &mut dyn FnMut(&mut Session<'_>, &mut TokenState) -> Result<R>,
     ) -> Result<R> {
+        // Any transaction but the one right after the context VERIFY finds
+        // the PIN-always verification spent.
+        st.pin_fresh = std::mem::take(&mut st.context_verified);
         let mut card = match st.card.take() {
             Some(c) => c,
             None => {
                 st.selected = false;
+                st.pin_fresh = false;
                 PivCard::new(self.connector.connect()?)
             }
         };
@@ -259,6 +270,7 @@ impl Token {
                 if !st.selected {
                     s.select()?;
                     st.selected = true;
+                    st.pin_fresh = false;
                 }
                 Ok(op(s, st))
             })
@@ -505,12 +517,14 @@ impl Token {
         })
     }
 
-    /// C_Login(CKU_CONTEXT_SPECIFIC): check the PIN now; the signature
-    /// re-verifies it in its own transaction (PIN-always keys).
+    /// C_Login(CKU_CONTEXT_SPECIFIC): check the PIN now. If the next
+    /// transaction is the operation, the card's verification is still fresh
+    /// and the operation is one APDU; otherwise it verifies again first.
     pub fn verify_context(&self, st: &mut TokenState, pin: &Pin) -> Result<()> {
         self.transact(st, &mut |s, st| match s.verify_pin(pin) {
             Ok(()) => {
                 st.pin.reset();
+                st.context_verified = true;
                 Ok(())
             }
             Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
@@ -625,7 +639,10 @@ impl Token {
 
     /// The private-key operation (GENERAL AUTHENTICATE) with the key in `slot`.
     /// With `context_pin` (PIN-always keys) the PIN is verified in the same
-    /// transaction, right before the operation.
+    /// transaction, right before the operation — unless C_Login's own VERIFY
+    /// was the card's last command for us. Another application may have
+    /// talked to the card in between: then the card refuses (6982) and the
+    /// PIN is verified and the operation sent again.
     pub fn private_op(
         &self,
         st: &mut TokenState,
@@ -639,12 +656,25 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         self.transact(st, &mut |s, st| {
-            if let Some(pin) = context_pin {
-                if let Err(e) = s.verify_pin(pin) {
-                    return Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into()));
+            let verify = |s: &mut Session<'_>, st: &mut TokenState, pin: &Pin| {
+                s.verify_pin(pin)
+                    .map_err(|e| pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into()))
+            };
+            let skipped = match context_pin {
+                Some(pin) if !st.pin_fresh => {
+                    verify(s, st, pin)?;
+                    None
+                }
+                other => other,
+            };
+            let mut r = s.general_authenticate(slot, key.alg, input_tag, input);
+            if let (Some(pin), Err(e)) = (skipped, &r) {
+                if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) {
+                    verify(s, st, pin)?;
+                    r = s.general_authenticate(slot, key.alg, input_tag, input);
                 }
             }
-            match s.general_authenticate(slot, key.alg, input_tag, input) {
+            match r {
                 Ok(out) => Ok(out),
                 Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
                     Err(Error::UserNotLoggedIn)
@@ -1073,4 +1103,83 @@ fn read_pin_status(s: &mut Session<'_>, st: &mut TokenState) -> Result<()> {
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+    use ukey_sim::{SharedCard, SimCard, SimReader};
+
+    /// A card with a P-256 key in 9C (PIN always) and a token on it.
+    fn signature_card() -> (SharedCard, Token) {
+        let mut p = ukey_sim::state::Persistent::factory(1);
+        let ca = ukey_sim::ca::Ca::new("CN=t").unwrap();
+        let opts = ukey_sim::demo::DemoOptions {
+            keys: vec![(Slot::Signature, Algorithm::EccP256)],
+            ..ukey_sim::demo::DemoOptions::default()
+        };
+        ukey_sim::demo::provision(&mut p, &ca, &opts).unwrap();
+        let card = SimCard::new(p).shared();
+        let token = Token::new(0, 1, Connector::Sim(SimReader::new(card.clone(), "t")));
+        (card, token)
+    }
+
+    fn sent(card: &SharedCard) -> Vec<u8> {
+        let mut c = card.lock().unwrap();
+        let ins = c.log().iter().map(|e| e.ins()).collect();
+        c.clear_log();
+        ins
+    }
+
+    fn sign_9c(card: &SharedCard, token: &Token, between: impl FnOnce(&mut TokenState)) -> Vec<u8> {
+        let pin = Pin::new(b"123456").unwrap();
+        let mut st = token.lock();
+        let key = token.key(&mut st, Slot::Signature).unwrap().unwrap();
+        assert!(key.always_authenticate());
+        token.verify_context(&mut st, &pin).unwrap();
+        between(&mut st);
+        sent(card);
+        token
+            .private_op(
+                &mut st,
+                Slot::Signature,
+                &key,
+                0x81,
+                &[0x11; 32],
+                Some(&pin),
+            )
+            .unwrap();
+        sent(card)
+    }
+
+    #[test]
+    fn pin_always_signature_right_after_the_context_login_is_one_apdu() {
+        let (card, token) = signature_card();
+        assert_eq!(sign_9c(&card, &token, |_| {}), [0x87]);
+    }
+
+    #[test]
+    fn our_own_card_traffic_in_between_means_verify_first() {
+        let (card, token) = signature_card();
+        let ins = sign_9c(&card, &token, |st| {
+            token.random(st, 8).unwrap();
+        });
+        assert_eq!(ins, [0x20, 0x87]);
+    }
+
+    #[test]
+    fn another_application_in_between_costs_a_refusal_and_a_verify() {
+        let (card, token) = signature_card();
+        let ins = sign_9c(&card, &token, |_| {
+            // Another application's command reaches the card first.
+            let r = card
+                .lock()
+                .unwrap()
+                .transmit(&hex!("00 FD 00 00 00"))
+                .unwrap();
+            assert!(r.ends_with(&[0x90, 0x00]));
+        });
+        assert_eq!(ins, [0x87, 0x20, 0x87]);
+    }
 }
