@@ -151,6 +151,8 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 pub struct SimCard {
     applet: Applet,
     path: Option<PathBuf>,
+    /// `<state>.ctl`, worked out once: it is looked at in every transaction.
+    control: Option<PathBuf>,
     file_stamp: Option<FileStamp>,
     lock: Option<File>,
     control_seq: u64,
@@ -171,6 +173,7 @@ impl SimCard {
         Self {
             applet: Applet::new(persistent),
             path: None,
+            control: None,
             file_stamp: None,
             lock: None,
             control_seq: 0,
@@ -206,8 +209,9 @@ impl SimCard {
                 .open(lock_path(path))?,
         );
         card.path = Some(path.to_path_buf());
+        card.control = Some(control_path(path));
         // Commands left over from an earlier run are history, not orders.
-        card.control_seq = read_control(path).map_or(0, |(seq, _)| seq);
+        card.control_seq = read_control(&control_path(path)).map_or(0, |(seq, _)| seq);
         Ok(card)
     }
 
@@ -291,10 +295,7 @@ impl SimCard {
     }
 
     fn poll_control(&mut self) {
-        let Some(path) = self.path.clone() else {
-            return;
-        };
-        let Some((seq, cmds)) = read_control(&path) else {
+        let Some((seq, cmds)) = self.control.as_deref().and_then(read_control) else {
             return;
         };
         if seq == self.control_seq {
@@ -397,8 +398,8 @@ impl StatusWordBytes {
     const MEMORY_FAILURE: [u8; 2] = [0x65, 0x81];
 }
 
-fn read_control(state: &Path) -> Option<(u64, Vec<Control>)> {
-    let text = std::fs::read_to_string(control_path(state)).ok()?;
+fn read_control(ctl: &Path) -> Option<(u64, Vec<Control>)> {
+    let text = std::fs::read_to_string(ctl).ok()?;
     let mut lines = text.lines();
     let seq = lines.next()?.trim().parse().ok()?;
     Some((seq, lines.filter_map(Control::parse).collect()))
