@@ -83,17 +83,21 @@ pub struct PcscTransport {
     reader: CString,
     atr: Vec<u8>,
     reconnect_pending: bool,
+    /// Receive buffer for the largest extended-length answer, allocated
+    /// once: zeroing 64 KiB for every APDU cost more than the rest of the
+    /// host's work for a signature.
+    buf: Vec<u8>,
 }
 
 struct PcscLink<'c> {
     card: &'c Card,
     reset_seen: &'c mut bool,
+    buf: &'c mut [u8],
 }
 
 impl Link for PcscLink<'_> {
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-        match self.card.transmit(apdu, &mut buf) {
+        match self.card.transmit(apdu, self.buf) {
             // An empty answer is what a vanished card gives (INTEROP.md #4).
             Ok([]) => Err(TransportError::CardRemoved),
             Ok(r) => Ok(r.to_vec()),
@@ -123,6 +127,7 @@ impl PcscTransport {
             reader: reader.to_owned(),
             atr,
             reconnect_pending: false,
+            buf: vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED],
         })
     }
 
@@ -159,12 +164,13 @@ impl Transport for PcscTransport {
         }
         let mut reset_seen = false;
         let result = {
-            let card = self.card()?;
+            let card = self.card.as_mut().ok_or(TransportError::CardRemoved)?;
             match card.transaction2() {
                 Ok(tx) => {
                     let mut link = PcscLink {
                         card: &tx,
                         reset_seen: &mut reset_seen,
+                        buf: &mut self.buf,
                     };
                     let r = body(&mut link);
                     // A failed end (card gone) changes nothing for the caller.
