@@ -179,6 +179,8 @@ pub fn transmit(link: &mut dyn Link, cmd: &Command, extended: bool) -> Result<Re
                 last = Zeroizing::new(again);
                 resp = exchange_traced(link, &last, secret_out, secret_in)?;
             }
+            // The usual case, one answer: it is the response as it is.
+            _ if data.is_empty() => return Ok(resp),
             _ => {
                 data.extend_from_slice(&resp.data);
                 if data.len() > MAX_RESPONSE {
