@@ -28,8 +28,9 @@ use applet::Applet;
 use state::Persistent;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The ATR of a YubiKey 5 NFC: its historical bytes announce command
 /// chaining and extended length, and clients recognise it as a YubiKey.
@@ -37,6 +38,25 @@ pub const ATR: [u8; 23] = [
     0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, 0x59,
     0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40,
 ];
+
+/// Nanoseconds the applets of this process spent processing APDUs.
+static CARD_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Run `f` as card time: benchmarks read the total with [`card_time`] to
+/// tell the card's work from the host's. Costs two clock reads.
+pub fn metered<R>(f: impl FnOnce() -> R) -> R {
+    let start = Instant::now();
+    let r = f();
+    let spent = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    CARD_NANOS.fetch_add(spent, Ordering::Relaxed);
+    r
+}
+
+/// Time all simulated cards of this process have spent processing APDUs
+/// (wall-clock, inside `Applet::process`).
+pub fn card_time() -> Duration {
+    Duration::from_nanos(CARD_NANOS.load(Ordering::Relaxed))
+}
 
 /// One logged exchange. Secret data (VERIFY, CHANGE REFERENCE, RESET RETRY,
 /// management key and key import payloads) is redacted before it is stored.
@@ -366,7 +386,7 @@ impl SimCard {
             }
         }
         self.apdus += 1;
-        let mut response = self.applet.process(apdu);
+        let mut response = metered(|| self.applet.process(apdu));
         if self.applet.take_dirty() {
             if let Err(e) = self.save() {
                 tracing::error!("ukey-sim: saving state failed: {e}");
