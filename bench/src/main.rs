@@ -313,6 +313,7 @@ fn run(cli: Cli) -> Result<(), String> {
             // One token: the first.
             let slots = &slots[..1];
             for &t in &threads {
+                let load = record::load_average();
                 let run = timing::throughput(&m, slots, mech, t, Duration::from_secs_f64(secs), 3)?;
                 record::append(
                     &out,
@@ -325,6 +326,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         ops: run.ops,
                         secs: run.secs,
                         cpu_us: run.cpu_us,
+                        load,
                     },
                 )?;
             }
@@ -460,6 +462,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     return Err(format!("{k} tokens asked, {} slots seen", slots.len()));
                 }
                 for &t in &threads {
+                    let load = record::load_average();
                     let run =
                         timing::throughput(&m, &slots, mech, t, Duration::from_secs_f64(secs), 3)?;
                     record::append(
@@ -473,6 +476,7 @@ fn run(cli: Cli) -> Result<(), String> {
                             ops: run.ops,
                             secs: run.secs,
                             cpu_us: run.cpu_us,
+                            load,
                         },
                     )?;
                 }

@@ -33,6 +33,9 @@ pub enum Record {
         /// CPU µs of the client and, over pcscd, of pcscd and the card.
         #[serde(default)]
         cpu_us: f64,
+        /// The machine's 1-minute load average when the run began.
+        #[serde(default)]
+        load: f64,
     },
     /// µs per signature at one level of the stack (in-process): median of
     /// the rounds, wall-clock and CPU time of the signing thread.
@@ -108,4 +111,12 @@ pub fn median(v: &[f64]) -> f64 {
     } else {
         (s[n / 2 - 1] + s[n / 2]) / 2.0
     }
+}
+
+/// The 1-minute load average (NaN where /proc has none).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
