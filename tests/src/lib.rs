@@ -331,3 +331,79 @@ pub fn openssl_verifies_csr(dir: &Path, der: &[u8]) -> bool {
     );
     out.status.success() && text.contains("verify OK")
 }
+
+// ---- the raw C ABI, for the misuse suite ----------------------------------
+
+/// The module loaded with `dlopen`, its tables reached through the three
+/// exported symbols only, as a C application does.
+pub struct RawModule {
+    pub f: &'static cryptoki_sys::CK_FUNCTION_LIST,
+    pub f3: &'static cryptoki_sys::CK_FUNCTION_LIST_3_0,
+    pub states: Vec<std::path::PathBuf>,
+    pub dir: tempfile::TempDir,
+    _lib: libloading::Library,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl RawModule {
+    /// Load (not initialize) the module over `tokens` demo tokens.
+    pub fn load(tokens: usize) -> Self {
+        let turn = MODULE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut states = Vec::new();
+        for i in 0..tokens {
+            let mut p = demo_template();
+            p.serial = 30_000_000 + i as u32;
+            let path = dir.path().join(format!("raw{i}.json"));
+            p.save(&path).expect("save");
+            states.push(path);
+        }
+        std::env::set_var("UKEY_SIM", std::env::join_paths(&states).expect("paths"));
+        std::env::set_var("UKEY_NO_PCSC", "1");
+        // SAFETY: loading our own module; its initialisers have no preconditions.
+        let lib = unsafe { libloading::Library::new(module()) }.expect("dlopen");
+        let mut list: *mut cryptoki_sys::CK_FUNCTION_LIST = std::ptr::null_mut();
+        let mut iface: *mut cryptoki_sys::CK_INTERFACE = std::ptr::null_mut();
+        // SAFETY: the symbols have the PKCS#11 signatures; the out-pointers are valid.
+        let (f, f3) = unsafe {
+            let get: libloading::Symbol<cryptoki_sys::CK_C_GetFunctionList> =
+                lib.get(b"C_GetFunctionList\0").expect("C_GetFunctionList");
+            assert_eq!(get.expect("non-null")(&mut list), cryptoki_sys::CKR_OK);
+            let get_iface: libloading::Symbol<cryptoki_sys::CK_C_GetInterface> =
+                lib.get(b"C_GetInterface\0").expect("C_GetInterface");
+            assert_eq!(
+                get_iface.expect("non-null")(
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut iface,
+                    0
+                ),
+                cryptoki_sys::CKR_OK
+            );
+            (
+                &*list,
+                &*((*iface).pFunctionList as *const cryptoki_sys::CK_FUNCTION_LIST_3_0),
+            )
+        };
+        Self {
+            f,
+            f3,
+            states,
+            dir,
+            _lib: lib,
+            _turn: turn,
+        }
+    }
+}
+
+impl Drop for RawModule {
+    fn drop(&mut self) {
+        // Leave the module finalized for the next test, whatever this one did.
+        // SAFETY: C_Finalize with a NULL reserved pointer.
+        unsafe {
+            if let Some(fin) = self.f.C_Finalize {
+                fin(std::ptr::null_mut());
+            }
+        }
+    }
+}
