@@ -898,3 +898,36 @@ fn random_from_the_card() {
     );
     assert!(env.p11.get_token_info(slot(&env, 0)).unwrap().rng());
 }
+
+#[test]
+fn a_different_card_after_a_reset_ends_the_old_sessions() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"first card")
+        .unwrap();
+    // Another card appears in the reader: same memory layout, other serial.
+    let mut other = env.state(0);
+    other.serial += 1;
+    other.save(&env.states[0]).unwrap();
+    env.control(0, ukey_sim::Control::Reset);
+    let e = s
+        .sign(&Mechanism::Sha256RsaPkcs, key, b"second card")
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::DeviceRemoved);
+    assert_eq!(
+        env.tries(0),
+        (3, 3),
+        "the old card's PIN was not tried on the new one"
+    );
+    // The reader now holds the other card, as a new token.
+    let slot = slot(&env, 0);
+    assert_eq!(
+        env.p11.get_token_info(slot).unwrap().serial_number(),
+        "20000001"
+    );
+    let s2 = user_session(&env, 0);
+    let key2 = private_key(&s2, 1);
+    s2.sign(&Mechanism::Sha256RsaPkcs, key2, b"second card")
+        .unwrap();
+}

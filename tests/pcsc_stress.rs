@@ -71,7 +71,10 @@ fn stress_inside() {
 #[test]
 fn signing_over_pcsc_while_another_process_resets_the_card() {
     if inner() {
-        return stress_inside();
+        if std::env::var("UKEY_CARD_STATE").is_err() {
+            stress_inside();
+        }
+        return;
     }
     require_tools(&["opensc-tool"]);
     let dir = tempfile::tempdir().unwrap();
@@ -173,4 +176,95 @@ fn killing_the_simulator_mid_write_leaves_a_valid_state_file() {
         leftovers.len() <= 1,
         "at most the temp file of a killed write is left: {leftovers:?}"
     );
+}
+
+/// Inside the namespace: pull the card (stop `ukey-sim serve`), see the
+/// module report it without crashing, put it back, and use it again.
+fn hotplug_inside() {
+    std::env::remove_var("UKEY_SIM");
+    std::env::remove_var("UKEY_NO_PCSC");
+    let state = std::env::var("UKEY_CARD_STATE").unwrap();
+    let sim_pid: i32 = std::env::var("UKEY_SIM_PIDS")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let p11 = Pkcs11::new(module()).unwrap();
+    p11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = p11.get_slots_with_token().unwrap()[0];
+    let s = p11.open_ro_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+        .unwrap();
+    let key = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
+    // Pull the card: the simulator's socket to vpcd closes.
+    // SAFETY: signalling our own child process by pid.
+    unsafe { libc::kill(sim_pid, libc::SIGKILL) };
+    let until = Instant::now() + Duration::from_secs(5);
+    while p11.get_slot_info(slot).unwrap().token_present() {
+        assert!(Instant::now() < until, "removal never seen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match s.sign(&Mechanism::Sha256RsaPkcs, key, b"pulled") {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => {
+            assert_eq!(rv, cryptoki::error::RvError::DeviceRemoved)
+        }
+        other => panic!("signing a pulled card: {other:?}"),
+    }
+    assert!(p11.get_slots_with_token().unwrap().is_empty());
+    assert_eq!(p11.get_slot_event().unwrap(), Some(slot));
+    // Put it back.
+    let mut child = std::process::Command::new(bin("ukey-sim"))
+        .args(["serve", "--state", &state, "--vpcd", "127.0.0.1:35963"])
+        .env("UKEY_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(8);
+    while p11.get_slots_with_token().unwrap().is_empty() {
+        assert!(Instant::now() < until, "reinsertion never seen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s2 = p11.open_ro_session(slot).unwrap();
+    s2.login(UserType::User, Some(&AuthPin::new("123456".into())))
+        .unwrap();
+    let key2 = s2
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    s2.sign(&Mechanism::Sha256RsaPkcs, key2, b"after").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("HOTPLUG OK");
+}
+
+#[test]
+fn card_pulled_and_reinserted_through_pcsc() {
+    if inner() {
+        if std::env::var("UKEY_CARD_STATE").is_ok() {
+            hotplug_inside();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let card = init_token(dir.path(), "card", &["--demo"]);
+    let me = std::env::current_exe().unwrap();
+    let out = with_pcscd(
+        dir.path(),
+        &[&card],
+        &format!(
+            r#"UKEY_STRESS_INNER=1 UKEY_CARD_STATE="{card}" "{me}" card_pulled_and_reinserted_through_pcsc --exact --nocapture --test-threads 1"#,
+            card = card.display(),
+            me = me.display()
+        ),
+    );
+    assert!(out.contains("HOTPLUG OK"), "{out}");
 }

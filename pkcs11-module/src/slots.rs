@@ -116,7 +116,12 @@ impl Slots {
     fn set_presence(&self, t: &mut Table, idx: usize, present: bool, insertion: u64) {
         let gen = self.next_generation();
         let entry = &mut t.slots[idx];
-        let changed = present != entry.card_present || (present && insertion != entry.insertion);
+        // A token found dead (another card after a reset, a failed
+        // connection) while the reader still shows a card: whatever is in
+        // the reader now is a new token.
+        let dead = present && entry.token.as_ref().is_some_and(|tok| tok.is_removed());
+        let changed =
+            dead || present != entry.card_present || (present && insertion != entry.insertion);
         if !changed {
             return;
         }
