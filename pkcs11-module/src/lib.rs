@@ -17,6 +17,12 @@ pub mod session;
 pub mod slots;
 pub mod token;
 
+#[cfg(any(test, feature = "test-readers"))]
+pub mod testing;
+
+#[cfg(test)]
+mod hostile;
+
 pub use fns::keys::{CKA_UKEY_OVERWRITE, CKA_UKEY_PIN_POLICY, CKA_UKEY_TOUCH_POLICY};
 
 use cryptoki_sys::*;

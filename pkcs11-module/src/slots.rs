@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub enum Reader {
     Pcsc(CString),
     Sim(ukey_sim::SimReader),
+    #[cfg(any(test, feature = "test-readers"))]
+    Test(crate::testing::Connect),
 }
 
 pub struct SlotEntry {
@@ -98,6 +100,20 @@ impl Slots {
                     token: None,
                 });
             }
+            #[cfg(any(test, feature = "test-readers"))]
+            for (name, connect) in crate::testing::readers() {
+                let id = t.slots.len() as CK_SLOT_ID;
+                t.slots.push(SlotEntry {
+                    id,
+                    reader: Reader::Test(connect),
+                    description: name,
+                    attached: true,
+                    card_present: false,
+                    insertion: 0,
+                    token: None,
+                });
+                slots.set_presence(&mut t, id as usize, true, 0);
+            }
             slots.poll_sims(&mut t);
             // What is there at start-up is not an event.
             t.events.clear();
@@ -140,6 +156,8 @@ impl Slots {
                     None => return,
                 },
                 Reader::Sim(r) => Connector::Sim(r.clone()),
+                #[cfg(any(test, feature = "test-readers"))]
+                Reader::Test(c) => Connector::Test(c.clone()),
             };
             entry.token = Some(Arc::new(Token::new(entry.id, gen, connector)));
         }
@@ -287,6 +305,8 @@ impl Slots {
                 self.set_presence(&mut t, idx, present, insertion);
             }
             Reader::Pcsc(_) => self.poll_pcsc(&mut t),
+            #[cfg(any(test, feature = "test-readers"))]
+            Reader::Test(_) => self.set_presence(&mut t, idx, true, 0),
         }
         match &t.slots[idx].token {
             Some(tok) if !tok.is_removed() => Ok(tok.clone()),

@@ -31,6 +31,8 @@ pub enum Connector {
         reader: std::ffi::CString,
     },
     Sim(ukey_sim::SimReader),
+    #[cfg(any(test, feature = "test-readers"))]
+    Test(crate::testing::Connect),
 }
 
 impl Connector {
@@ -40,6 +42,8 @@ impl Connector {
                 Box::new(apdu::pcsc::PcscTransport::connect(ctx, reader).map_err(map_connect)?)
             }
             Connector::Sim(r) => Box::new(r.connect().map_err(map_connect)?),
+            #[cfg(any(test, feature = "test-readers"))]
+            Connector::Test(connect) => connect().map_err(map_connect)?,
         };
         Ok(t)
     }
