@@ -631,7 +631,27 @@ fn install_takes_a_p7b_with_the_chain() {
         "-out",
         p7b.to_str().unwrap(),
     ]);
-    ok(&mut install(&t, &p7b));
+    let (so, _) = ok(install(&t, &p7b).arg("--json"));
+    let r = json(&so);
+    assert_eq!(r["promoted"], true, "{r:#}");
+    assert_eq!(r["installed_in"], "9a");
+    assert_eq!(
+        r["steps"],
+        serde_json::json!([
+            "certificate-into-staged-slot",
+            "certificate-into-target-slot",
+            "delete-old-key",
+            "move-key",
+            "clear-staged-slot",
+            "clear-marker"
+        ])
+    );
+    assert_eq!(r["verdict"], "ok");
+    assert_eq!(
+        r["status"]["slots"][0]["slot"], "9a",
+        "the new status is in the report"
+    );
+    assert_eq!(r["status"]["slots"][0]["verdict"], "ok");
     assert_eq!(
         cert_der(&load(&t), Slot::Authentication),
         Some(new_cert_der()),

@@ -100,6 +100,18 @@ pub enum Step {
 }
 
 impl Step {
+    /// The name reports (`--json`) use.
+    fn name(self) -> &'static str {
+        match self {
+            Step::CertIntoStaged => "certificate-into-staged-slot",
+            Step::CertIntoTarget { .. } => "certificate-into-target-slot",
+            Step::DeleteOldKey => "delete-old-key",
+            Step::MoveKey => "move-key",
+            Step::ClearStaged => "clear-staged-slot",
+            Step::Finish => "clear-marker",
+        }
+    }
+
     fn describe(self, t: Slot, r: Slot) -> String {
         match self {
             Step::CertIntoStaged => {
@@ -444,7 +456,7 @@ fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) 
         staged_slot: staged.map(|s| s.to_string()),
         installed_in: home.to_string(),
         promoted,
-        steps: steps.iter().map(|s| format!("{s:?}")).collect(),
+        steps: steps.iter().map(|s| s.name().to_string()).collect(),
         subject: cert.subject.to_string(),
         not_after: cert.not_after_text.clone(),
         days_left: days,
