@@ -880,9 +880,22 @@ case!(create_object_templates, tokens = 1, |m| {
         call!(m, C_CreateObject(h, t.as_mut_ptr(), 3, &mut handle)),
         CKR_ATTRIBUTE_VALUE_INVALID
     );
+    // The only data object is ukey's renewal marker: a bare CKO_DATA lacks
+    // its application and value; another application's data is refused.
     let mut t = [attr(CKA_CLASS, &mut data)];
     assert_eq!(
         call!(m, C_CreateObject(h, t.as_mut_ptr(), 1, &mut handle)),
+        CKR_TEMPLATE_INCOMPLETE
+    );
+    let mut app = *b"someone else";
+    let mut value = [1u8, 2, 3];
+    let mut t = [
+        attr(CKA_CLASS, &mut data),
+        attr(CKA_APPLICATION, &mut app),
+        attr(CKA_VALUE, &mut value),
+    ];
+    assert_eq!(
+        call!(m, C_CreateObject(h, t.as_mut_ptr(), 3, &mut handle)),
         CKR_ATTRIBUTE_VALUE_INVALID
     );
     let mut t = [attr(CKA_CLASS, &mut short_class)];
