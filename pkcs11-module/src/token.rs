@@ -748,6 +748,13 @@ impl Token {
 
     /// Grow the key history before a retired slot is used, so enumeration
     /// keeps finding it even if the card is pulled right after.
+    ///
+    /// SP 800-73-4 Part 1 §3.3.2 numbers the retired keys with on-card
+    /// certificates first (retired 1 up to `keysWithOnCardCerts`), then
+    /// those whose certificates live off the card. OpenSC reads only the
+    /// first `keysWithOnCardCerts` retired certificates (and shows keys only
+    /// where it finds one), so a certificate written to retired `n` makes
+    /// the on-card count reach `n`.
     fn cover_retired(
         s: &mut Session<'_>,
         st: &mut TokenState,
@@ -766,13 +773,13 @@ impl Token {
         };
         let mut kh = kh.unwrap_or_default();
         let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
-        if covered >= n && (!with_cert || kh.on_card_certs >= 1) {
+        if covered >= n && (!with_cert || kh.on_card_certs >= n) {
             st.key_history = Some(Some(kh));
             return Ok(());
         }
         let total = covered.max(n);
         let on_card = if with_cert {
-            kh.on_card_certs.max(1).min(total)
+            kh.on_card_certs.max(n)
         } else {
             kh.on_card_certs.min(total)
         };
