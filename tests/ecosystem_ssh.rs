@@ -60,8 +60,16 @@ fn sshd_accepts_logins_authenticated_by_the_tokens_keys() {
     let out = card.run(&format!(
         r#"{CARD_KEYS}
         d=$PWD/sshd
-        mkdir -p "$d" /run/sshd
+        mkdir -p "$d"
         chmod 700 "$d"
+        # sshd needs its privilege separation directory, /run/sshd: give the
+        # namespace its own /run rather than create it on the machine, and
+        # carry pcscd's socket directory over.
+        mkdir "$d/pcscd"
+        mount --bind /run/pcscd "$d/pcscd"
+        mount -t tmpfs tmpfs /run
+        mkdir /run/pcscd /run/sshd
+        mount --bind "$d/pcscd" /run/pcscd
         ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
         cat > "$d/sshd_config" <<EOF
 ListenAddress 127.0.0.1:22
