@@ -173,15 +173,20 @@ fn nss_tls_client_authentication_with_the_token_like_firefox() {
           -out srv.pem -subj /CN=localhost -days 1 2>/dev/null
         for case in "tls1.3 PIV Authentication" "tls1.2 Digital Signature"; do
           read -r version n <<<"$case"
-          # The server demands a client certificate from the demo CA.
+          # The server demands a client certificate from the demo CA (its
+          # stdin stays open, or it would stop at once).
+          rm -f stdin.fifo && mkfifo stdin.fifo
+          sleep 60 > stdin.fifo &
+          keep_open=$!
           timeout 60 openssl s_server -accept 127.0.0.1:4433 -cert srv.pem -key srv.key \
             -Verify 1 -CAfile "$CA/ca.pem" -verify_return_error -naccept 1 \
-            > server.log 2>&1 < <(sleep 60) &
+            < stdin.fifo > server.log 2>&1 &
           server=$!
           for _ in $(seq 50); do grep -q ACCEPT server.log && break; sleep 0.1; done
           timeout 60 tstclnt -h 127.0.0.1 -p 4433 -d sql:nssdb -n "$TOKEN:Certificate for $n" \
             -W pw.txt -o -V "$version:$version" -Q </dev/null
           wait "$server"
+          kill "$keep_open"
           sed -n '/^Client certificate/,/END CERTIFICATE/p' server.log | sed 1d > client.pem
           pkcs11-tool --module "$OPENSC_MODULE" --read-object --type cert --label "Certificate for $n" -o token.der
           openssl x509 -in client.pem -outform DER | cmp - token.der
