@@ -515,6 +515,9 @@ fn signature_key_needs_context_login_every_time() {
     let s = user_session(&env, 0);
     let key = private_key(&s, 2);
     let point = ec_point(&s, 2);
+    // The login's own PIN entry covers one use (see the next test).
+    let sig = s.sign(&Mechanism::EcdsaSha256, key, b"x").unwrap();
+    check_ecdsa(&point, b"x", MechanismType::SHA256, &sig);
     let e = s.sign(&Mechanism::EcdsaSha256, key, b"x").unwrap_err();
     assert_eq!(rv(e), RvError::UserNotLoggedIn, "no context login");
     for msg in [&b"first"[..], b"second"] {
@@ -542,6 +545,37 @@ fn signature_key_needs_context_login_every_time() {
         .unwrap_err();
     assert_eq!(rv(e), RvError::PinIncorrect);
     assert_eq!(env.tries(0).0, 2);
+}
+
+/// OpenSSH (ssh -I, ssh-add -s) logs in and signs at once, without
+/// CKU_CONTEXT_SPECIFIC; OpenSC and ykcs11 let the card decide, and a PIV
+/// card accepts one PIN-always operation right after the VERIFY. So the
+/// PIN given to C_Login(CKU_USER) authorises the first private-key
+/// operation after it, once; every further use needs a context login.
+#[test]
+fn pin_always_key_signs_once_right_after_login() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 2);
+    let point = ec_point(&s, 2);
+    let sig = s.sign(&Mechanism::EcdsaSha256, key, b"ssh").unwrap();
+    check_ecdsa(&point, b"ssh", MechanismType::SHA256, &sig);
+    let e = s.sign(&Mechanism::EcdsaSha256, key, b"ssh").unwrap_err();
+    assert_eq!(rv(e), RvError::UserNotLoggedIn, "used up");
+
+    // Any other private-key operation uses the login up as well.
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    let auth = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, auth, b"other").unwrap();
+    let e = s.sign(&Mechanism::EcdsaSha256, key, b"ssh").unwrap_err();
+    assert_eq!(rv(e), RvError::UserNotLoggedIn, "9A's signature used it");
+
+    // A fresh login grants one use again; no PIN try is spent anywhere.
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    s.sign(&Mechanism::EcdsaSha256, key, b"again").unwrap();
+    assert_eq!(env.tries(0), (3, 3));
 }
 
 #[test]

@@ -152,6 +152,9 @@ pub struct TokenState {
     pub puk: Counter,
     pub login: Login,
     cached_pin: Option<Pin>,
+    /// No private-key operation has run since C_Login(CKU_USER): the PIN
+    /// given there may still authorise one use of a PIN-always key.
+    login_pin_unused: bool,
     so_key: Option<ManagementKey>,
     so_puk: Option<Pin>,
     mgmt_authenticated: bool,
@@ -206,6 +209,7 @@ impl Token {
                 puk: Counter::default(),
                 login: Login::None,
                 cached_pin: None,
+                login_pin_unused: false,
                 so_key: None,
                 so_puk: None,
                 mgmt_authenticated: false,
@@ -323,6 +327,7 @@ impl Token {
                         pin_error(e.status(), &mut st.pin);
                         st.login = Login::None;
                         st.cached_pin = None;
+                        st.login_pin_unused = false;
                     }
                 }
             } else if st.login == Login::User {
@@ -536,6 +541,7 @@ impl Token {
                 st.pin.reset();
                 st.login = Login::User;
                 st.cached_pin = Some(pin.clone());
+                st.login_pin_unused = true;
                 Ok(())
             }
             Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
@@ -639,6 +645,7 @@ impl Token {
         let was_user = st.login == Login::User;
         st.login = Login::None;
         st.cached_pin = None;
+        st.login_pin_unused = false;
         st.so_key = None;
         st.so_puk = None;
         st.mgmt_authenticated = false;
@@ -653,12 +660,27 @@ impl Token {
     pub fn forget_login(&self, st: &mut TokenState) {
         st.login = Login::None;
         st.cached_pin = None;
+        st.login_pin_unused = false;
         st.so_key = None;
         st.so_puk = None;
         st.mgmt_authenticated = false;
     }
 
     // ---- private key operations -------------------------------------------
+
+    /// The PIN given to C_Login(CKU_USER) if no private-key operation has
+    /// run since: it authorises one use of a PIN-always key, as the card
+    /// itself accepts one operation right after a VERIFY. OpenSSH logs in
+    /// and signs at once without CKU_CONTEXT_SPECIFIC, and OpenSC and ykcs11
+    /// leave the decision to the card, so such a client works with them.
+    /// Taking it uses it up; a second use needs CKU_CONTEXT_SPECIFIC.
+    pub fn take_login_pin(&self, st: &mut TokenState) -> Option<Pin> {
+        if st.login == Login::User && std::mem::take(&mut st.login_pin_unused) {
+            st.cached_pin.clone()
+        } else {
+            None
+        }
+    }
 
     /// The private-key operation (GENERAL AUTHENTICATE) with the key in `slot`.
     /// With `context_pin` (PIN-always keys) the PIN is verified in the same
@@ -675,6 +697,8 @@ impl Token {
         if !key.needs_no_pin() && st.login != Login::User && context_pin.is_none() {
             return Err(Error::UserNotLoggedIn);
         }
+        // Any private-key operation uses up the login's own PIN entry.
+        st.login_pin_unused = false;
         self.transact(st, &mut |s, st| {
             if let Some(pin) = context_pin {
                 if let Err(e) = s.verify_pin(pin) {
@@ -761,6 +785,13 @@ impl Token {
 
     /// Grow the key history before a retired slot is used, so enumeration
     /// keeps finding it even if the card is pulled right after.
+    ///
+    /// SP 800-73-4 Part 1 §3.3.2 numbers the retired keys with on-card
+    /// certificates first (retired 1 up to `keysWithOnCardCerts`), then
+    /// those whose certificates live off the card. OpenSC reads only the
+    /// first `keysWithOnCardCerts` retired certificates (and shows keys only
+    /// where it finds one), so a certificate written to retired `n` makes
+    /// the on-card count reach `n`.
     fn cover_retired(
         s: &mut Session<'_>,
         st: &mut TokenState,
@@ -779,13 +810,13 @@ impl Token {
         };
         let mut kh = kh.unwrap_or_default();
         let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
-        if covered >= n && (!with_cert || kh.on_card_certs >= 1) {
+        if covered >= n && (!with_cert || kh.on_card_certs >= n) {
             st.key_history = Some(Some(kh));
             return Ok(());
         }
         let total = covered.max(n);
         let on_card = if with_cert {
-            kh.on_card_certs.max(1).min(total)
+            kh.on_card_certs.max(n)
         } else {
             kh.on_card_certs.min(total)
         };

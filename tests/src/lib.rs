@@ -405,5 +405,90 @@ impl Drop for RawModule {
                 fin(std::ptr::null_mut());
             }
         }
+
+// ---- third-party clients over pcscd (the ecosystem tests) ----------------
+
+/// A demo token for a client test, in its own temporary directory: keys and
+/// certificates in 9A (RSA-2048), 9C (P-256, PIN always), 9D (RSA-2048) and
+/// 9E (P-384, no PIN), issued by the demo CA in `<dir>/demo-ca/`.
+pub struct DemoCard {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub serial: u64,
+}
+
+impl DemoCard {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = init_token(dir.path(), "card", &["--demo"]);
+        let serial = show(&state)["serial"].as_u64().expect("serial");
+        Self { dir, state, serial }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The token label our module shows: "UKey PIV #<serial>".
+    pub fn label(&self) -> String {
+        format!("UKey PIV #{}", self.serial)
+    }
+
+    /// `pkcs11:` URI of the token (RFC 7512 percent-encoding).
+    pub fn token_uri(&self) -> String {
+        format!("pkcs11:token=UKey%20PIV%20%23{}", self.serial)
+    }
+
+    /// (PIN tries left, PUK tries left) as the card holds them.
+    pub fn tries(&self) -> (u64, u64) {
+        tries(&self.state)
+    }
+
+    /// Run `script` (bash, `set -euo pipefail`, in the card's directory)
+    /// next to a private pcscd with this card in "Virtual PCD 00 00".
+    /// Exported: `UKEY` (our module), `OPENSC_MODULE`, `CA` (the demo CA's
+    /// directory: ca.pem, ca.key), `TOKEN` (the label), `TOKEN_URI`,
+    /// `SERIAL`, `STATE` (the card's state file), `UKEY_SIM_BIN`, `REPO`.
+    pub fn run(&self, script: &str) -> String {
+        let exports = format!(
+            "export UKEY='{}' CA='{}' TOKEN='{}' TOKEN_URI='{}' SERIAL={} STATE='{}' REPO='{}'\n",
+            module().display(),
+            self.path().join("demo-ca").display(),
+            self.label(),
+            self.token_uri(),
+            self.serial,
+            self.state.display(),
+            repo_root().display(),
+        );
+        with_pcscd(self.path(), &[&self.state], &(exports + script))
+    }
+}
+
+impl Default for DemoCard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bash that gives the rest of a `with_pcscd` script a copy-on-write view
+/// of /usr, /etc and /var (overlay mounts in its private mount namespace):
+/// system-wide installs (scripts/install-module, dpkg -i) land in a
+/// temporary directory and vanish with the namespace.
+pub const PRIVATE_SYSTEM_DIRS: &str = r#"
+overlay_root=$(mktemp -d)
+for d in /usr /etc /var; do
+  n=${d//\//_}
+  mkdir -p "$overlay_root/up$n" "$overlay_root/work$n"
+  mount -t overlay overlay -o "lowerdir=$d,upperdir=$overlay_root/up$n,workdir=$overlay_root/work$n" "$d"
+done
+"#;
+
+/// Fail (never skip) when a file a test relies on is missing.
+pub fn require_files(files: &[&str]) {
+    for f in files {
+        assert!(
+            Path::new(f).exists(),
+            "{f} is missing: run scripts/install-deps (CI does)"
+        );
     }
 }
