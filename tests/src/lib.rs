@@ -405,6 +405,8 @@ impl Drop for RawModule {
                 fin(std::ptr::null_mut());
             }
         }
+    }
+}
 
 // ---- third-party clients over pcscd (the ecosystem tests) ----------------
 
