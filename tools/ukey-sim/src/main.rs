@@ -158,6 +158,20 @@ fn issue(
     }
 }
 
+/// Print to stdout; a reader that went away (`| head`) ends the output
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.to_string());
+        }
+    }};
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -284,26 +298,29 @@ fn run(cli: Cli) -> Result<(), String> {
                 "objects": objects,
             });
             if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                println!(
+                out!(
                     "serial {}  version {}",
                     p.serial,
                     v["version"].as_str().unwrap_or("?")
                 );
-                println!(
+                out!(
                     "PIN tries {}/{}  PUK tries {}/{}",
-                    p.pin.tries_left, p.pin.tries_total, p.puk.tries_left, p.puk.tries_total
+                    p.pin.tries_left,
+                    p.pin.tries_total,
+                    p.puk.tries_left,
+                    p.puk.tries_total
                 );
                 for k in &keys {
-                    println!(
+                    out!(
                         "key {} {}",
                         k["slot"].as_str().unwrap_or("?"),
                         k["algorithm"].as_str().unwrap_or("?")
                     );
                 }
                 for o in &objects {
-                    println!(
+                    out!(
                         "object {} ({} bytes)",
                         o["tag"].as_str().unwrap_or("?"),
                         o["len"]
