@@ -512,9 +512,14 @@ impl Metadata {
                 (0x05, [d]) => md.is_default = Some(*d != 0),
                 (0x06, [total, left]) => md.retries = Some((*total, *left)),
                 (0x04, v) => {
-                    let alg = md
-                        .algorithm
-                        .ok_or(Error::Malformed("metadata key before algorithm"))?;
+                    // A key needs an asymmetric algorithm before it: PublicKey::parse
+                    // calls any other a caller's error, but here the card sent it.
+                    let alg =
+                        md.algorithm
+                            .filter(|a| !a.is_symmetric())
+                            .ok_or(Error::Malformed(
+                                "metadata key before an asymmetric algorithm",
+                            ))?;
                     md.public_key = Some(PublicKey::parse(alg, v)?);
                 }
                 (0x01..=0x06, _) => return Err(Error::Malformed("metadata field")),
@@ -733,5 +738,16 @@ mod tests {
         };
         assert_eq!(Metadata::parse(&key.encode()).unwrap(), key);
         assert!(Metadata::parse(&hex!("02 01 02")).is_err());
+    }
+
+    #[test]
+    fn metadata_key_of_a_symmetric_algorithm_is_malformed() {
+        // Found by fuzzing (piv_objects): card data, so Malformed, not InvalidArgument.
+        assert_eq!(
+            Metadata::parse(&hex!("01 01 0A 04 02 86 00")),
+            Err(Error::Malformed(
+                "metadata key before an asymmetric algorithm"
+            ))
+        );
     }
 }
