@@ -5,8 +5,9 @@
 //! ```
 //! START is the state the recorded card started from: factory,
 //! factory-3des, demo or demo-default-key (the fuzz demo token has the
-//! same key layout: `ukey_fuzz::sim::demo_keys`). Every target's folder is
-//! emptied and written anew.
+//! same key layout: `ukey_fuzz::sim::demo_keys`). A session of our own host
+//! code with that token in process (`seeds::own_host_session`) is added.
+//! Every target's folder is emptied and written anew.
 
 use std::path::PathBuf;
 use ukey_fuzz::seeds::{self, Seed};
@@ -50,6 +51,10 @@ fn main() -> Result<(), String> {
         all.extend(seeds::session_seeds(session, st, &exchanges));
         atrs.extend(seeds::atrs_in_pcscd_log(&text));
     }
+    // Our own host code (apdu::Session) with the fuzz demo token, in process.
+    let own = seeds::own_host_session();
+    eprintln!("apdu-session: {} exchanges", own.len());
+    all.extend(seeds::session_seeds("apdu-session", Start::Demo, &own));
     // The ATRs of real YubiKeys (5 NFC, 4) and what the simulator sends.
     atrs.extend([
         hex::decode("3BFD1300008131FE158073C021C057597562694B657940").unwrap_or_default(),

@@ -23,8 +23,11 @@ pub mod seeds;
 pub mod sim;
 pub mod targets;
 
+/// A target's entry point: panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the names of the fuzz binaries and corpus folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("tlv", targets::tlv::run),
     ("response", targets::response::run),
     ("piv_objects", targets::piv_objects::run),

@@ -5,10 +5,15 @@
 //! this module.
 
 use crate::frames;
-use crate::sim::Start;
-use apdu::piv::{Algorithm, ObjectId};
-use apdu::tlv;
-use apdu::ParsedCommand;
+use crate::sim::{self, Start};
+use apdu::piv::{
+    Algorithm, ImportKey, ManagementKey, ObjectId, Pin, PinPolicy, ProtectedManagementKey,
+    PublicKey, Slot, TouchPolicy,
+};
+use apdu::transport::{Link, TransportError};
+use apdu::{tlv, ParsedCommand, Session};
+use ukey_sim::keys::PrivateKey;
+use ukey_sim::SimCard;
 
 /// One command and the card's raw answer, as pcscd logged them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +22,7 @@ pub struct Exchange {
     pub response: Vec<u8>,
 }
 
-fn hex_after<'a>(line: &'a str, marker: &str) -> Option<Vec<u8>> {
+fn hex_after(line: &str, marker: &str) -> Option<Vec<u8>> {
     let (_, rest) = line.split_once(marker)?;
     let text: String = rest.split_whitespace().collect();
     hex::decode(text).ok()
@@ -50,6 +55,131 @@ pub fn atrs_in_pcscd_log(text: &str) -> Vec<Vec<u8>> {
         .collect();
     v.dedup();
     v
+}
+
+/// A link to an in-process card that records every exchange, unredacted.
+struct Recorder {
+    card: SimCard,
+    log: Vec<Exchange>,
+}
+
+impl Link for Recorder {
+    fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let response = self.card.transmit(apdu)?;
+        self.log.push(Exchange {
+            command: apdu.to_vec(),
+            response: response.clone(),
+        });
+        Ok(response)
+    }
+}
+
+/// A session of this project's own host code (`apdu::Session`, as the
+/// module and the CLI use it) with the fuzz demo token ([`Start::Demo`]) in
+/// process: what no packaged client sends — GET METADATA, the PIN-protected
+/// management key, key generation in retired slots, MOVE KEY, ATTEST, ECDH,
+/// extended length. Its exchanges are seeds like a recorded pcscd log's.
+pub fn own_host_session() -> Vec<Exchange> {
+    let card = SimCard::new(sim::state(Start::Demo).persistent.clone());
+    let mut rec = Recorder {
+        card,
+        log: Vec::new(),
+    };
+    let pin = Pin::new(b"123456").expect("PIN");
+    // Results do not matter: the exchanges do (some answers are errors).
+    let mut s = Session::new(&mut rec, false);
+    let _ = s.select();
+    let _ = s.version();
+    let _ = s.serial();
+    let _ = s.pin_status();
+    let mut points = Vec::new();
+    for r in [0x80, 0x81, 0x9B, 0x9A, 0x9C, 0x9D, 0x9E, 0x82] {
+        if let Ok(md) = s.metadata(r) {
+            if let Some(PublicKey::Ec { point, .. }) = md.public_key {
+                points.push(point);
+            }
+        }
+    }
+    let _ = s.get_data(ObjectId::ADMIN_DATA);
+    let _ = s.get_data_opt(ObjectId::KEY_HISTORY);
+    let _ = s.verify_pin(&pin);
+    let _ = s.sign_raw(Slot::Authentication, Algorithm::EccP256, &[0x5A; 32]);
+    if let Some(p) = points.iter().find(|p| p.len() == 65) {
+        let _ = s.ecdh(Slot::CardAuthentication, Algorithm::EccP256, p);
+    }
+    let _ = s.verify_pin(&pin);
+    let _ = s.sign_raw(Slot::Signature, Algorithm::EccP384, &[0xA5; 48]);
+    let mut block = vec![0x00, 0x01];
+    block.resize(127, 0xFF);
+    block.push(0x00);
+    let _ = s.sign_raw(Slot::KeyManagement, Algorithm::Rsa1024, &block);
+    let _ = s.get_challenge(8);
+    let key = s
+        .get_data(ObjectId::PRINTED_INFORMATION)
+        .ok()
+        .and_then(|c| ProtectedManagementKey::parse(&c).ok())
+        .and_then(|k| ManagementKey::new(Algorithm::Aes192, &k.key).ok());
+    if let Some(key) = key {
+        let _ = s.authenticate(&key);
+        let _ = s.generate(
+            Slot::Retired(1),
+            Algorithm::EccP256,
+            PinPolicy::Once,
+            TouchPolicy::Never,
+        );
+        let _ = s.generate(
+            Slot::Retired(2),
+            Algorithm::EccP384,
+            PinPolicy::Default,
+            TouchPolicy::Default,
+        );
+        let _ = s.put_data(ObjectId::KEY_HISTORY, &hex_lit("C10101C20100FE00"));
+        let _ = s.move_key(Slot::Retired(3), Slot::Retired(1));
+        let _ = s.delete_key(Slot::Retired(3));
+        let _ = s.attest(Slot::Retired(2));
+        let _ = s.delete_data(ObjectId::KEY_HISTORY);
+        if let Ok(PrivateKey::Rsa(k)) = PrivateKey::generate(Algorithm::Rsa1024) {
+            use rsa::traits::PrivateKeyParts;
+            let part = |v: Option<rsa::BigUint>| v.map(|v| v.to_bytes_be()).unwrap_or_default();
+            let (p, q) = (k.primes()[0].to_bytes_be(), k.primes()[1].to_bytes_be());
+            let (dp, dq) = (part(k.dp().cloned()), part(k.dq().cloned()));
+            let qinv = k
+                .crt_coefficient()
+                .map(|c| c.to_bytes_be())
+                .unwrap_or_default();
+            let _ = s.import_key(
+                Slot::Retired(4),
+                Algorithm::Rsa1024,
+                &ImportKey::Rsa {
+                    p: &p,
+                    q: &q,
+                    dp: &dp,
+                    dq: &dq,
+                    qinv: &qinv,
+                },
+                PinPolicy::Always,
+                TouchPolicy::Never,
+            );
+        }
+        // A long object: chained here, one extended APDU below.
+        let _ = s.put_data(ObjectId::FINGERPRINTS, &[0x42; 600]);
+    }
+    let _ = s.change_reference(
+        apdu::piv::PinRef::Puk,
+        &Pin::new(b"12345678").expect("PUK"),
+        &Pin::new(b"12345678").expect("PUK"),
+    );
+    let _ = s.logout();
+    let _ = s.reset_application();
+    let mut s = Session::new(&mut rec, true);
+    let _ = s.get_data(ObjectId::CERT_9A);
+    let _ = s.verify_pin(&pin);
+    let _ = s.get_data(ObjectId::FINGERPRINTS);
+    rec.log
+}
+
+fn hex_lit(s: &str) -> Vec<u8> {
+    hex::decode(s).expect("hex literal")
 }
 
 /// One host operation: a command (its chained pieces joined) with every

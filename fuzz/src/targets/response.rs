@@ -8,8 +8,8 @@
 //! flags: 01 the card takes extended length, 02 the command has Le
 //!        (Le 0 = "all the card has"), 04 / 08 secret data / response
 //! ```
-//! The data is a fixed pattern of the given length, so long (chained or
-//! extended) commands cost the fuzzer nothing.
+//! The data is a fixed pattern of the given length (modulo 2048), so long
+//! (chained or extended) commands cost the fuzzer nothing.
 //!
 //! `transmit` is checked against a model of what a host must send: every
 //! APDU well formed (short ones only if the card has no extended length),
@@ -27,6 +27,9 @@ use apdu::command::{SHORT_MAX_DATA, SHORT_MAX_LE};
 use apdu::transport::{transmit, MAX_RESPONSE};
 use apdu::{Command, Error, ParsedCommand, Response, StatusWord, TransportError};
 
+/// Longest command data the input describes (see [`run`]).
+const MAX_DATA: usize = 2048;
+
 pub fn run(data: &[u8]) {
     let Some((head, answers)) = data.split_first_chunk::<9>() else {
         return;
@@ -40,7 +43,9 @@ pub fn run(data: &[u8]) {
     // transport's own: keep the model unambiguous.
     let cla = cla & !0x10;
     let ins = if ins == 0xC0 { 0xCA } else { ins };
-    let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    // Up to 2 KiB: chaining (9 pieces) and extended length, while the
+    // link's record of 600 resends of it stays small.
+    let len = usize::from(u16::from_be_bytes([len_hi, len_lo])) % MAX_DATA;
     let mut cmd = Command::new(cla, ins, p1, p2).with_data(pattern(len));
     if flags & 0x02 != 0 {
         cmd = cmd.with_le(usize::from(u16::from_be_bytes([le_hi, le_lo])));
