@@ -498,8 +498,18 @@ impl Metadata {
     pub fn parse(data: &[u8]) -> Result<Self, Error> {
         let m = malformed("metadata");
         let mut md = Metadata::default();
+        // Each field once: a second algorithm after the key would describe
+        // a key the card did not send.
+        let mut seen = 0u8;
         for t in tlv::iter(data) {
             let t = t.map_err(&m)?;
+            if let 0x01..=0x06 = t.tag.0 {
+                let bit = 1u8 << t.tag.0;
+                if seen & bit != 0 {
+                    return Err(Error::Malformed("metadata field repeated"));
+                }
+                seen |= bit;
+            }
             match (t.tag.0, t.value) {
                 (0x01, [a]) => md.algorithm = Algorithm::from_code(*a),
                 (0x02, [p, tp]) => {
@@ -738,6 +748,21 @@ mod tests {
         };
         assert_eq!(Metadata::parse(&key.encode()).unwrap(), key);
         assert!(Metadata::parse(&hex!("02 01 02")).is_err());
+    }
+
+    #[test]
+    fn metadata_fields_may_not_repeat() {
+        // Found with the piv_objects round-trip check: a second algorithm
+        // after a P-256 key gave Metadata { algorithm: P-384, key: P-256 }.
+        let mut data = hex!("01 01 11 04 43 86 41 04").to_vec();
+        data.extend([7u8; 64]);
+        assert!(Metadata::parse(&data).is_ok());
+        data.extend(hex!("01 01 14"));
+        assert_eq!(
+            Metadata::parse(&data),
+            Err(Error::Malformed("metadata field repeated"))
+        );
+        assert!(Metadata::parse(&hex!("06 02 03 03 06 02 03 00")).is_err());
     }
 
     #[test]
