@@ -7,7 +7,8 @@
 //! factory-3des, demo or demo-default-key (the fuzz demo token has the
 //! same key layout: `ukey_fuzz::sim::demo_keys`). A session of our own host
 //! code with that token in process (`seeds::own_host_session`) is added.
-//! Every target's folder is emptied and written anew.
+//! Every target's folder is written anew, except the inputs of fixed
+//! crashes kept there as `regression-*`.
 
 use std::path::PathBuf;
 use ukey_fuzz::seeds::{self, Seed};
@@ -15,6 +16,8 @@ use ukey_fuzz::sim::Start;
 
 /// At most this many seeds per target (the corpus is committed).
 const PER_TARGET: usize = 40;
+/// Inputs of fixed crashes, kept as regression seeds (added by hand).
+const REGRESSION_PREFIX: &str = "regression-";
 
 fn start(name: &str) -> Option<Start> {
     Some(match name {
@@ -72,10 +75,17 @@ fn main() -> Result<(), String> {
     let kept = seeds::select(all, PER_TARGET);
     for (target, _) in ukey_fuzz::TARGETS {
         let d = dir.join(target);
-        if d.exists() {
-            std::fs::remove_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        }
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for entry in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let keep = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(REGRESSION_PREFIX));
+            if !keep {
+                std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
     }
     for s in &kept {
         let path = dir.join(s.target).join(&s.name);

@@ -1,7 +1,8 @@
 //! The committed seed corpus, replayed through every target on the stable
 //! toolchain (no libFuzzer): `cargo test --manifest-path fuzz/Cargo.toml`.
 //! A crash the fuzzer found becomes a regression check by adding its input
-//! to `corpus/<target>/` once fixed.
+//! to `corpus/<target>/` as `regression-<what>` once fixed
+//! (`fuzz/record-corpus` keeps those).
 
 use std::path::Path;
 
