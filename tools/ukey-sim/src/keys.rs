@@ -130,7 +130,14 @@ impl PrivateKey {
                 if key.size() * 8 != a.bits() {
                     return Err(StatusWord::IncorrectData);
                 }
-                Ok(Self::Rsa(Box::new(key)))
+                let key = Self::Rsa(Box::new(key));
+                // The card keeps keys as PKCS#8: refuse one that does not
+                // survive it (p and q with a common factor pass rsa's checks
+                // but have no CRT coefficient, and were stored empty).
+                if Self::from_pkcs8(a, &key.to_pkcs8()).is_none() {
+                    return Err(StatusWord::IncorrectData);
+                }
+                Ok(key)
             }
             _ => Err(StatusWord::IncorrectData),
         }
@@ -304,6 +311,31 @@ mod tests {
         let mut long = vec![0u8];
         long.extend_from_slice(&q);
         assert_eq!(import(&p, &long).unwrap_err(), StatusWord::IncorrectData);
+    }
+
+    #[test]
+    fn import_rsa_refuses_a_key_it_could_not_store() {
+        // Found with the sim_dispatcher state check: odd p and q sharing the
+        // factor 3 make a key rsa accepts but cannot encode as PKCS#8; the
+        // card answered 9000 and saved an empty, undecodable key entry.
+        let multiple_of_3 = |top: u32| {
+            let mut v = BigUint::from(top) << 504usize;
+            while &v % 6u32 != BigUint::from(3u32) {
+                v += 1u32;
+            }
+            v.to_bytes_be()
+        };
+        let (p, q) = (multiple_of_3(0xC1), multiple_of_3(0xC3));
+        assert_eq!((p.len(), q.len()), (64, 64));
+        let fields = ImportFields {
+            p: Some(&p),
+            q: Some(&q),
+            scalar: None,
+        };
+        assert_eq!(
+            PrivateKey::from_import(Algorithm::Rsa1024, &fields).unwrap_err(),
+            StatusWord::IncorrectData
+        );
     }
 
     #[test]
