@@ -58,6 +58,20 @@ fn main() -> Result<(), String> {
     let own = seeds::own_host_session();
     eprintln!("apdu-session: {} exchanges", own.len());
     all.extend(seeds::session_seeds("apdu-session", Start::Demo, &own));
+    // Hostile: a certificate container whose gzip stream expands to 1 MiB;
+    // decompression must stop at MAX_CERT_LEN.
+    let bomb = apdu::piv::CertContainer {
+        der: vec![0; 1 << 20],
+        compressed: true,
+    }
+    .encode()
+    .map_err(|e| e.to_string())?;
+    all.push(Seed {
+        target: "piv_objects",
+        name: "hostile-gzip-bomb".into(),
+        data: [&[1u8][..], &bomb].concat(),
+        kind: "hostile".into(),
+    });
     // The ATRs of real YubiKeys (5 NFC, 4) and what the simulator sends.
     atrs.extend([
         hex::decode("3BFD1300008131FE158073C021C057597562694B657940").unwrap_or_default(),
