@@ -34,4 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("command_apdu", targets::command_apdu::run),
     ("atr", targets::atr::run),
     ("sim_dispatcher", targets::sim_dispatcher::run),
+    ("x509_fields", targets::x509_fields::run),
+    ("p11_template", targets::p11_template::run),
+    ("hostile_card", targets::hostile_card::run),
 ];

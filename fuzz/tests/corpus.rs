@@ -70,7 +70,25 @@ fn every_target_has_a_test_here() {
             "piv_objects",
             "command_apdu",
             "atr",
-            "sim_dispatcher"
+            "sim_dispatcher",
+            "x509_fields",
+            "p11_template",
+            "hostile_card"
         ]
     );
+}
+
+#[test]
+fn x509_fields() {
+    replay("x509_fields");
+}
+
+#[test]
+fn p11_template() {
+    replay("p11_template");
+}
+
+#[test]
+fn hostile_card() {
+    replay("hostile_card");
 }
