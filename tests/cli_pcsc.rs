@@ -111,3 +111,42 @@ fn pin_verify_through_pcscd_shows_tries_left() {
     assert!(out.contains("rc=3"), "{out}");
     assert_eq!(tries(&card), (2, 3));
 }
+
+#[test]
+fn renewal_request_and_install_through_pcscd() {
+    let dir = tempfile::tempdir().unwrap();
+    let card = demo(dir.path());
+    let before = ukey_sim::state::Persistent::load(&card).unwrap();
+    let out = with_pcscd(
+        dir.path(),
+        &[&card],
+        &format!(
+            r#"{request}
+               openssl req -in req.pem -verify -noout
+               "$UKEY_SIM_BIN" ca issue --ca-dir demo-ca --csr req.pem --days 365 --out cert.pem
+               openssl verify -CAfile demo-ca/ca.pem cert.pem
+               {install}
+               {status}"#,
+            request = ukey_line("renew request --slot 9a --pin 123456 --out req.pem"),
+            install = ukey_line("renew install cert.pem --pin 123456"),
+            status = ukey_line("--json status"),
+        ),
+    );
+    assert!(out.contains("Renewal of slot 9a staged"), "{out}");
+    assert!(out.contains("verify OK"), "{out}");
+    assert!(out.contains("cert.pem: OK"), "{out}");
+    assert!(
+        out.contains("Renewed: slot 9a holds the new key and certificate"),
+        "{out}"
+    );
+    let st = json_in(&out[out.rfind("\n{").unwrap_or(0)..]);
+    let t = &st["tokens"][0];
+    assert_eq!(t["source"], "pcsc");
+    assert_eq!(slot(t, "9a")["verdict"], "ok", "{t:#}");
+    assert!(slot(t, "9a")["certificate"]["days_left"].as_i64().unwrap() >= 364);
+    // The card itself: a new 9A key, the retired slot empty again.
+    let after = ukey_sim::state::Persistent::load(&card).unwrap();
+    assert_ne!(after.keys["9a"].private_key, before.keys["9a"].private_key);
+    assert!(!after.keys.contains_key("82"));
+    assert_eq!(tries(&card), (3, 3));
+}

@@ -515,6 +515,9 @@ fn signature_key_needs_context_login_every_time() {
     let s = user_session(&env, 0);
     let key = private_key(&s, 2);
     let point = ec_point(&s, 2);
+    // The login's own PIN entry covers one use (see the next test).
+    let sig = s.sign(&Mechanism::EcdsaSha256, key, b"x").unwrap();
+    check_ecdsa(&point, b"x", MechanismType::SHA256, &sig);
     let e = s.sign(&Mechanism::EcdsaSha256, key, b"x").unwrap_err();
     assert_eq!(rv(e), RvError::UserNotLoggedIn, "no context login");
     for msg in [&b"first"[..], b"second"] {
@@ -542,6 +545,37 @@ fn signature_key_needs_context_login_every_time() {
         .unwrap_err();
     assert_eq!(rv(e), RvError::PinIncorrect);
     assert_eq!(env.tries(0).0, 2);
+}
+
+/// OpenSSH (ssh -I, ssh-add -s) logs in and signs at once, without
+/// CKU_CONTEXT_SPECIFIC; OpenSC and ykcs11 let the card decide, and a PIV
+/// card accepts one PIN-always operation right after the VERIFY. So the
+/// PIN given to C_Login(CKU_USER) authorises the first private-key
+/// operation after it, once; every further use needs a context login.
+#[test]
+fn pin_always_key_signs_once_right_after_login() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 2);
+    let point = ec_point(&s, 2);
+    let sig = s.sign(&Mechanism::EcdsaSha256, key, b"ssh").unwrap();
+    check_ecdsa(&point, b"ssh", MechanismType::SHA256, &sig);
+    let e = s.sign(&Mechanism::EcdsaSha256, key, b"ssh").unwrap_err();
+    assert_eq!(rv(e), RvError::UserNotLoggedIn, "used up");
+
+    // Any other private-key operation uses the login up as well.
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    let auth = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, auth, b"other").unwrap();
+    let e = s.sign(&Mechanism::EcdsaSha256, key, b"ssh").unwrap_err();
+    assert_eq!(rv(e), RvError::UserNotLoggedIn, "9A's signature used it");
+
+    // A fresh login grants one use again; no PIN try is spent anywhere.
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    s.sign(&Mechanism::EcdsaSha256, key, b"again").unwrap();
+    assert_eq!(env.tries(0), (3, 3));
 }
 
 #[test]
@@ -934,4 +968,37 @@ fn random_from_the_card() {
         RvError::RandomSeedNotSupported
     );
     assert!(env.p11.get_token_info(slot(&env, 0)).unwrap().rng());
+}
+
+#[test]
+fn a_different_card_after_a_reset_ends_the_old_sessions() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"first card")
+        .unwrap();
+    // Another card appears in the reader: same memory layout, other serial.
+    let mut other = env.state(0);
+    other.serial += 1;
+    other.save(&env.states[0]).unwrap();
+    env.control(0, ukey_sim::Control::Reset);
+    let e = s
+        .sign(&Mechanism::Sha256RsaPkcs, key, b"second card")
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::DeviceRemoved);
+    assert_eq!(
+        env.tries(0),
+        (3, 3),
+        "the old card's PIN was not tried on the new one"
+    );
+    // The reader now holds the other card, as a new token.
+    let slot = slot(&env, 0);
+    assert_eq!(
+        env.p11.get_token_info(slot).unwrap().serial_number(),
+        "20000001"
+    );
+    let s2 = user_session(&env, 0);
+    let key2 = private_key(&s2, 1);
+    s2.sign(&Mechanism::Sha256RsaPkcs, key2, b"second card")
+        .unwrap();
 }

@@ -236,6 +236,42 @@ fn certificate_write_survives_a_restart_and_a_mismatch_is_refused() {
     );
 }
 
+/// SP 800-73-4 numbers retired keys with on-card certificates first, and
+/// OpenSC reads only the first `keysWithOnCardCerts` retired certificates:
+/// a certificate written to retired 6 must raise that count to 6, or OpenSC
+/// users never see the certificate nor its key.
+#[test]
+fn certificates_in_retired_slots_count_as_on_card_in_the_key_history() {
+    let env = ModuleEnv::new(vec![Start::Fresh]);
+    let so = rw(&env, UserType::So, DEFAULT_MGMT);
+    let history = || {
+        apdu::piv::KeyHistory::parse(&env.state(0).objects[&apdu::piv::ObjectId::KEY_HISTORY.0])
+            .unwrap()
+    };
+    let (public, _) = generate(&so, Alg::P256, Some(0x10), false).unwrap();
+    let kh = history();
+    assert_eq!(
+        (kh.on_card_certs, kh.off_card_certs),
+        (0, 6),
+        "a key alone in retired 6"
+    );
+    write_cert(&so, 0x10, &issue(&spki(&so, public))).unwrap();
+    let kh = history();
+    assert_eq!(
+        (kh.on_card_certs, kh.off_card_certs),
+        (6, 0),
+        "its certificate is on the card"
+    );
+    let (public, _) = generate(&so, Alg::P256, Some(0x05), false).unwrap();
+    write_cert(&so, 0x05, &issue(&spki(&so, public))).unwrap();
+    let kh = history();
+    assert_eq!((kh.on_card_certs, kh.off_card_certs), (6, 0), "unchanged");
+    let (public, _) = generate(&so, Alg::P256, Some(0x24), false).unwrap();
+    write_cert(&so, 0x24, &issue(&spki(&so, public))).unwrap();
+    let kh = history();
+    assert_eq!((kh.on_card_certs, kh.off_card_certs), (20, 0), "retired 20");
+}
+
 #[test]
 fn the_user_pin_alone_renews_on_a_token_with_a_protected_management_key() {
     let env = ModuleEnv::new(vec![Start::Demo]);

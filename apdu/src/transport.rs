@@ -118,18 +118,22 @@ fn exchange_traced(
 /// With `extended` (the card announced it) long data and long responses use
 /// one extended APDU; otherwise data over 255 bytes is sent with command
 /// chaining (CLA | 0x10) and long responses are collected with GET RESPONSE.
-/// `6Cxx` resends the command with the length the card asked for.
+/// `6Cxx` resends a command that has an Le with the length the card asked
+/// for; to one without, `6Cxx` is the answer.
 pub fn transmit(link: &mut dyn Link, cmd: &Command, extended: bool) -> Result<Response, Error> {
     let secret_out = cmd.data_sensitivity == Sensitivity::Secret;
     let secret_in = cmd.response_sensitivity == Sensitivity::Secret;
 
-    let mut last: Zeroizing<Vec<u8>>;
+    // The last APDU sent, as a command and its encoding, for 6Cxx resends.
+    let mut last: Command;
+    let mut last_extended: bool;
     let mut resp;
     // "As much as you have" goes out as an extended Le when the card takes
     // it: a certificate then comes back in one APDU instead of 61xx rounds.
     if extended && (cmd.needs_extended() || cmd.le == Some(0)) {
-        last = cmd.to_extended_bytes()?;
-        resp = exchange_traced(link, &last, secret_out, secret_in)?;
+        last = cmd.clone();
+        last_extended = true;
+        resp = exchange_traced(link, &cmd.to_extended_bytes()?, secret_out, secret_in)?;
     } else {
         let chunks: Vec<&[u8]> = if cmd.data.is_empty() {
             vec![&[][..]]
@@ -139,7 +143,6 @@ pub fn transmit(link: &mut dyn Link, cmd: &Command, extended: bool) -> Result<Re
         let n = chunks.len();
         let mut piece = Command::new(cmd.cla, cmd.ins, cmd.p1, cmd.p2);
         resp = Response::new(Vec::new(), StatusWord::Success);
-        last = Zeroizing::new(Vec::new());
         for (i, chunk) in chunks.into_iter().enumerate() {
             let final_piece = i + 1 == n;
             piece.cla = if final_piece { cmd.cla } else { cmd.cla | 0x10 };
@@ -149,12 +152,13 @@ pub fn transmit(link: &mut dyn Link, cmd: &Command, extended: bool) -> Result<Re
             } else {
                 None
             };
-            last = piece.to_short_bytes()?;
-            resp = exchange_traced(link, &last, secret_out, secret_in)?;
+            resp = exchange_traced(link, &piece.to_short_bytes()?, secret_out, secret_in)?;
             if !final_piece && !resp.sw.is_success() {
                 return Ok(resp);
             }
         }
+        last = piece;
+        last_extended = false;
     }
 
     let mut data = Zeroizing::new(Vec::new());
@@ -166,18 +170,22 @@ pub fn transmit(link: &mut dyn Link, cmd: &Command, extended: bool) -> Result<Re
                     return Err(Error::Malformed("oversized response"));
                 }
                 let le = if n == 0 { SHORT_MAX_LE } else { usize::from(n) };
-                let get = Command::new(cmd.cla & !0x10, 0xC0, 0, 0).with_le(le);
-                last = get.to_short_bytes()?;
-                resp = exchange_traced(link, &last, false, secret_in)?;
+                last = Command::new(cmd.cla & !0x10, 0xC0, 0, 0).with_le(le);
+                last_extended = false;
+                resp = exchange_traced(link, &last.to_short_bytes()?, false, secret_in)?;
             }
-            StatusWord::WrongLe(n) => {
-                // Resend the last APDU with the Le the card asked for.
-                let mut again = last.to_vec();
-                if let Some(le) = again.last_mut() {
-                    *le = n;
-                }
-                last = Zeroizing::new(again);
-                resp = exchange_traced(link, &last, secret_out, secret_in)?;
+            // Resend the last APDU, unchanged but for the Le the card asked
+            // for. Only an APDU with an Le has one to correct: any other gets
+            // 6Cxx as its answer (re-encoding, never patching bytes, so the
+            // header and data cannot change).
+            StatusWord::WrongLe(n) if last.le.is_some() => {
+                last.le = Some(if n == 0 { SHORT_MAX_LE } else { usize::from(n) });
+                let raw = if last_extended {
+                    last.to_extended_bytes()?
+                } else {
+                    last.to_short_bytes()?
+                };
+                resp = exchange_traced(link, &raw, secret_out, secret_in)?;
             }
             // The usual case, one answer: it is the response as it is.
             _ if data.is_empty() => return Ok(resp),
@@ -250,6 +258,40 @@ pub(crate) mod tests {
         ]);
         let r = transmit(&mut s, &Command::new(0, 0xFD, 0, 0).with_le(0), false).unwrap();
         assert_eq!(&r.data[..], hex!("05 07 00"));
+        assert!(s.done());
+    }
+
+    #[test]
+    fn wrong_le_without_le_is_the_answer_not_a_resend() {
+        // Found by fuzzing (response): 6Cxx to a command without Le made
+        // transmit overwrite the APDU's last byte (here P2, else the last
+        // data byte: a PIN's) and send it again.
+        let mut s = Script::new(&[(&hex!("00 20 00 80"), &hex!("6C 05"))]);
+        let r = transmit(&mut s, &Command::new(0, 0x20, 0, 0x80), false).unwrap();
+        assert_eq!(r.sw, StatusWord::WrongLe(5));
+        assert!(s.done());
+        let mut s = Script::new(&[(&hex!("00 DB 3F FF 02 AA BB"), &hex!("6C 05"))]);
+        let cmd = Command::new(0, 0xDB, 0x3F, 0xFF).with_data(hex!("AA BB"));
+        assert_eq!(
+            transmit(&mut s, &cmd, false).unwrap().sw,
+            StatusWord::WrongLe(5)
+        );
+        assert!(s.done());
+    }
+
+    #[test]
+    fn wrong_le_resends_extended_with_the_whole_le() {
+        let data = vec![0xAA; 300];
+        let mut first = hex!("00 DB 3F FF 00 01 2C").to_vec();
+        first.extend_from_slice(&data);
+        let mut again = first.clone();
+        first.extend_from_slice(&hex!("12 34"));
+        again.extend_from_slice(&hex!("00 10"));
+        let mut s = Script::new(&[(&first, &hex!("6C 10")), (&again, &hex!("01 90 00"))]);
+        let cmd = Command::new(0, 0xDB, 0x3F, 0xFF)
+            .with_data(data)
+            .with_le(0x1234);
+        assert_eq!(&transmit(&mut s, &cmd, true).unwrap().data[..], [0x01]);
         assert!(s.done());
     }
 

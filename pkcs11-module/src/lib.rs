@@ -17,7 +17,16 @@ pub mod session;
 pub mod slots;
 pub mod token;
 
-pub use fns::keys::{CKA_UKEY_OVERWRITE, CKA_UKEY_PIN_POLICY, CKA_UKEY_TOUCH_POLICY};
+#[cfg(any(test, feature = "test-readers"))]
+pub mod testing;
+
+#[cfg(test)]
+mod hostile;
+
+pub use fns::keys::{
+    CKA_UKEY_OVERWRITE, CKA_UKEY_PIN_POLICY, CKA_UKEY_PROMOTE_FROM, CKA_UKEY_TOUCH_POLICY,
+};
+pub use token::{RENEWAL_APPLICATION, RENEWAL_OBJECT};
 
 use cryptoki_sys::*;
 

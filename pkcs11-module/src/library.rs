@@ -76,6 +76,7 @@ fn init_logging() {
         let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UKEY_LOG") else {
             return;
         };
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(true);
@@ -87,7 +88,11 @@ fn init_logging() {
                 .ok()
         }) {
             Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
-            None => builder.with_writer(std::io::stderr).try_init(),
+            // Colours only for a person reading a terminal, not in a saved log.
+            None => builder
+                .with_ansi(tty)
+                .with_writer(std::io::stderr)
+                .try_init(),
         };
     });
 }

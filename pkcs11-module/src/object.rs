@@ -62,6 +62,11 @@ pub enum ObjectRef {
         generation: u64,
         object: TokenObject,
     },
+    /// The renewal data object (CKO_DATA, CKA_APPLICATION "ukey renewal").
+    Renewal {
+        slot_id: CK_SLOT_ID,
+        generation: u64,
+    },
     Secret(Arc<SecretKey>),
 }
 
@@ -70,6 +75,7 @@ pub enum ObjectRef {
 pub struct Handles {
     by_handle: HashMap<CK_OBJECT_HANDLE, ObjectRef>,
     by_object: HashMap<(u64, TokenObject), CK_OBJECT_HANDLE>,
+    by_renewal: HashMap<u64, CK_OBJECT_HANDLE>,
     next: CK_OBJECT_HANDLE,
 }
 
@@ -115,6 +121,49 @@ impl Handles {
     /// Forget a token object (destroyed): its handle never comes back.
     pub fn remove_token_object(&mut self, generation: u64, object: TokenObject) {
         if let Some(h) = self.by_object.remove(&(generation, object)) {
+            self.by_handle.remove(&h);
+        }
+    }
+
+    /// The object `from` now is `to` (a key moved to another slot): its
+    /// handle follows it; a stale handle of `to` dies.
+    pub fn retarget(&mut self, generation: u64, from: TokenObject, to: TokenObject) {
+        self.remove_token_object(generation, to);
+        if let Some(h) = self.by_object.remove(&(generation, from)) {
+            if let Some(ObjectRef::Token { slot_id, .. }) = self.by_handle.get(&h).cloned() {
+                self.by_object.insert((generation, to), h);
+                self.by_handle.insert(
+                    h,
+                    ObjectRef::Token {
+                        slot_id,
+                        generation,
+                        object: to,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The handle of a token's renewal data object.
+    pub fn renewal_handle(&mut self, slot_id: CK_SLOT_ID, generation: u64) -> CK_OBJECT_HANDLE {
+        if let Some(h) = self.by_renewal.get(&generation) {
+            return *h;
+        }
+        let h = self.fresh();
+        self.by_renewal.insert(generation, h);
+        self.by_handle.insert(
+            h,
+            ObjectRef::Renewal {
+                slot_id,
+                generation,
+            },
+        );
+        h
+    }
+
+    /// Forget the renewal data object (destroyed).
+    pub fn remove_renewal(&mut self, generation: u64) {
+        if let Some(h) = self.by_renewal.remove(&generation) {
             self.by_handle.remove(&h);
         }
     }
@@ -200,7 +249,10 @@ pub fn token_attribute(
     let common = match attr {
         CKA_CLASS => Some(ulong(obj.kind.class())),
         CKA_TOKEN => Some(b(true)),
-        CKA_MODIFIABLE | CKA_COPYABLE => Some(b(false)),
+        // A private key's CKA_ID can be changed (the key moves: see
+        // C_SetAttributeValue) where the card can move keys.
+        CKA_MODIFIABLE => Some(b(obj.kind == Kind::PrivateKey && can_destroy_keys)),
+        CKA_COPYABLE => Some(b(false)),
         CKA_ID => Some(bytes(&id)),
         _ => None,
     };
@@ -307,6 +359,21 @@ pub fn token_attribute(
                 _ => AttrAnswer::Invalid,
             }
         }
+    }
+}
+
+/// Every attribute of the renewal data object holding `value`.
+pub fn renewal_attribute(value: &[u8], attr: CK_ATTRIBUTE_TYPE) -> AttrAnswer {
+    let name = crate::token::RENEWAL_APPLICATION.as_bytes();
+    match attr {
+        CKA_CLASS => ulong(CKO_DATA),
+        CKA_TOKEN | CKA_MODIFIABLE | CKA_DESTROYABLE => b(true),
+        CKA_PRIVATE | CKA_COPYABLE => b(false),
+        CKA_LABEL | CKA_APPLICATION => bytes(name),
+        // No OID names this kind of data: the spec's default, empty.
+        CKA_OBJECT_ID => bytes(&[]),
+        CKA_VALUE => bytes(value),
+        _ => AttrAnswer::Invalid,
     }
 }
 

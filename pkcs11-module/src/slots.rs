@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub enum Reader {
     Pcsc(CString),
     Sim(ukey_sim::SimReader),
+    #[cfg(any(test, feature = "test-readers"))]
+    Test(crate::testing::Connect),
 }
 
 pub struct SlotEntry {
@@ -98,6 +100,20 @@ impl Slots {
                     token: None,
                 });
             }
+            #[cfg(any(test, feature = "test-readers"))]
+            for (name, connect) in crate::testing::readers() {
+                let id = t.slots.len() as CK_SLOT_ID;
+                t.slots.push(SlotEntry {
+                    id,
+                    reader: Reader::Test(connect),
+                    description: name,
+                    attached: true,
+                    card_present: false,
+                    insertion: 0,
+                    token: None,
+                });
+                slots.set_presence(&mut t, id as usize, true, 0);
+            }
             slots.poll_sims(&mut t);
             // What is there at start-up is not an event.
             t.events.clear();
@@ -116,7 +132,12 @@ impl Slots {
     fn set_presence(&self, t: &mut Table, idx: usize, present: bool, insertion: u64) {
         let gen = self.next_generation();
         let entry = &mut t.slots[idx];
-        let changed = present != entry.card_present || (present && insertion != entry.insertion);
+        // A token found dead (another card after a reset, a failed
+        // connection) while the reader still shows a card: whatever is in
+        // the reader now is a new token.
+        let dead = present && entry.token.as_ref().is_some_and(|tok| tok.is_removed());
+        let changed =
+            dead || present != entry.card_present || (present && insertion != entry.insertion);
         if !changed {
             return;
         }
@@ -135,6 +156,8 @@ impl Slots {
                     None => return,
                 },
                 Reader::Sim(r) => Connector::Sim(r.clone()),
+                #[cfg(any(test, feature = "test-readers"))]
+                Reader::Test(c) => Connector::Test(c.clone()),
             };
             entry.token = Some(Arc::new(Token::new(entry.id, gen, connector)));
         }
@@ -282,6 +305,8 @@ impl Slots {
                 self.set_presence(&mut t, idx, present, insertion);
             }
             Reader::Pcsc(_) => self.poll_pcsc(&mut t),
+            #[cfg(any(test, feature = "test-readers"))]
+            Reader::Test(_) => self.set_presence(&mut t, idx, true, 0),
         }
         match &t.slots[idx].token {
             Some(tok) if !tok.is_removed() => Ok(tok.clone()),

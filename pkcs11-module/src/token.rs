@@ -15,6 +15,7 @@ use apdu::piv::{
     PinPolicy, PinRef, PinStatus, ProtectedManagementKey, PublicKey, Slot, TouchPolicy, Version,
     MANAGEMENT_KEY_REF,
 };
+use apdu::tlv::Builder;
 use apdu::{PivCard, Session, StatusWord, Transport};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,32 @@ use zeroize::Zeroizing;
 /// A slot with what is in it.
 pub type SlotContents = (Slot, Option<Arc<CertInfo>>, Option<Arc<KeyInfo>>);
 
+/// Where the renewal data object lives: a YubiKey-writable vendor object
+/// that no PIV client reads (SP 800-73-4 leaves 5FFF00..5FFF15 to the card
+/// vendor; Yubico uses 5FFF00 and 5FFF01 only).
+pub const RENEWAL_OBJECT: ObjectId = ObjectId(0x5F_FF10);
+/// CKA_APPLICATION (and CKA_LABEL) of the renewal data object.
+pub const RENEWAL_APPLICATION: &str = "ukey renewal";
+
+/// What the renewal object holds.
+#[derive(Debug, Clone)]
+pub enum RenewalData {
+    Absent,
+    /// Our container: `80 "ukey renewal" 81 value`; the value is the caller's.
+    Ours(Arc<Vec<u8>>),
+    /// Something else is stored there: never shown, never overwritten.
+    Foreign,
+}
+
+/// The value of our container, `None` if it is not ours.
+fn parse_renewal(content: &[u8]) -> Option<Vec<u8>> {
+    let app = apdu::tlv::find(content, 0x80u32).ok()??;
+    if app != RENEWAL_APPLICATION.as_bytes() {
+        return None;
+    }
+    apdu::tlv::find(content, 0x81u32).ok()?.map(<[u8]>::to_vec)
+}
+
 /// How to reach the card.
 pub enum Connector {
     Pcsc {
@@ -31,6 +58,8 @@ pub enum Connector {
         reader: std::ffi::CString,
     },
     Sim(ukey_sim::SimReader),
+    #[cfg(any(test, feature = "test-readers"))]
+    Test(crate::testing::Connect),
 }
 
 impl Connector {
@@ -40,6 +69,8 @@ impl Connector {
                 Box::new(apdu::pcsc::PcscTransport::connect(ctx, reader).map_err(map_connect)?)
             }
             Connector::Sim(r) => Box::new(r.connect().map_err(map_connect)?),
+            #[cfg(any(test, feature = "test-readers"))]
+            Connector::Test(connect) => connect().map_err(map_connect)?,
         };
         Ok(t)
     }
@@ -121,6 +152,9 @@ pub struct TokenState {
     pub puk: Counter,
     pub login: Login,
     cached_pin: Option<Pin>,
+    /// No private-key operation has run since C_Login(CKU_USER): the PIN
+    /// given there may still authorise one use of a PIN-always key.
+    login_pin_unused: bool,
     so_key: Option<ManagementKey>,
     so_puk: Option<Pin>,
     mgmt_authenticated: bool,
@@ -129,6 +163,8 @@ pub struct TokenState {
     slots: HashMap<Slot, SlotCache>,
     retired_bound: Option<u8>,
     key_history: Option<Option<KeyHistory>>,
+    /// What the renewal data object holds (`None`: not read yet).
+    renewal: Option<RenewalData>,
     pub rng: Option<bool>,
     /// The last transaction was C_Login(CKU_CONTEXT_SPECIFIC)'s successful
     /// VERIFY: the card's PIN-always verification may still be fresh.
@@ -178,6 +214,7 @@ impl Token {
                 puk: Counter::default(),
                 login: Login::None,
                 cached_pin: None,
+                login_pin_unused: false,
                 so_key: None,
                 so_puk: None,
                 mgmt_authenticated: false,
@@ -186,6 +223,7 @@ impl Token {
                 slots: HashMap::new(),
                 retired_bound: None,
                 key_history: None,
+                renewal: None,
                 rng: None,
                 context_verified: false,
                 pin_fresh: false,
@@ -301,6 +339,7 @@ impl Token {
                         pin_error(e.status(), &mut st.pin);
                         st.login = Login::None;
                         st.cached_pin = None;
+                        st.login_pin_unused = false;
                     }
                 }
             } else if st.login == Login::User {
@@ -452,8 +491,11 @@ impl Token {
             let mut out = Vec::new();
             let metadata = st.info.as_ref().is_some_and(|i| i.metadata);
             for slot in list {
-                // A retired slot without a key holds nothing worth a read.
-                let key_first = metadata && matches!(slot, Slot::Retired(_)) && want_cert;
+                // A retired slot without a key holds nothing worth a read in
+                // a search of the whole token; a search by CKA_ID reads what
+                // is there (a certificate left behind by a moved key).
+                let key_first =
+                    metadata && matches!(slot, Slot::Retired(_)) && want_cert && fixed.is_none();
                 let key = if want_key || key_first {
                     Self::key_cached(s, st, slot)?
                 } else {
@@ -511,6 +553,7 @@ impl Token {
                 st.pin.reset();
                 st.login = Login::User;
                 st.cached_pin = Some(pin.clone());
+                st.login_pin_unused = true;
                 Ok(())
             }
             Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
@@ -616,6 +659,7 @@ impl Token {
         let was_user = st.login == Login::User;
         st.login = Login::None;
         st.cached_pin = None;
+        st.login_pin_unused = false;
         st.so_key = None;
         st.so_puk = None;
         st.mgmt_authenticated = false;
@@ -630,12 +674,27 @@ impl Token {
     pub fn forget_login(&self, st: &mut TokenState) {
         st.login = Login::None;
         st.cached_pin = None;
+        st.login_pin_unused = false;
         st.so_key = None;
         st.so_puk = None;
         st.mgmt_authenticated = false;
     }
 
     // ---- private key operations -------------------------------------------
+
+    /// The PIN given to C_Login(CKU_USER) if no private-key operation has
+    /// run since: it authorises one use of a PIN-always key, as the card
+    /// itself accepts one operation right after a VERIFY. OpenSSH logs in
+    /// and signs at once without CKU_CONTEXT_SPECIFIC, and OpenSC and ykcs11
+    /// leave the decision to the card, so such a client works with them.
+    /// Taking it uses it up; a second use needs CKU_CONTEXT_SPECIFIC.
+    pub fn take_login_pin(&self, st: &mut TokenState) -> Option<Pin> {
+        if st.login == Login::User && std::mem::take(&mut st.login_pin_unused) {
+            st.cached_pin.clone()
+        } else {
+            None
+        }
+    }
 
     /// The private-key operation (GENERAL AUTHENTICATE) with the key in `slot`.
     /// With `context_pin` (PIN-always keys) the PIN is verified in the same
@@ -655,6 +714,8 @@ impl Token {
         if !key.needs_no_pin() && st.login != Login::User && context_pin.is_none() {
             return Err(Error::UserNotLoggedIn);
         }
+        // Any private-key operation uses up the login's own PIN entry.
+        st.login_pin_unused = false;
         self.transact(st, &mut |s, st| {
             let verify = |s: &mut Session<'_>, st: &mut TokenState, pin: &Pin| {
                 s.verify_pin(pin)
@@ -754,6 +815,13 @@ impl Token {
 
     /// Grow the key history before a retired slot is used, so enumeration
     /// keeps finding it even if the card is pulled right after.
+    ///
+    /// SP 800-73-4 Part 1 §3.3.2 numbers the retired keys with on-card
+    /// certificates first (retired 1 up to `keysWithOnCardCerts`), then
+    /// those whose certificates live off the card. OpenSC reads only the
+    /// first `keysWithOnCardCerts` retired certificates (and shows keys only
+    /// where it finds one), so a certificate written to retired `n` makes
+    /// the on-card count reach `n`.
     fn cover_retired(
         s: &mut Session<'_>,
         st: &mut TokenState,
@@ -772,13 +840,13 @@ impl Token {
         };
         let mut kh = kh.unwrap_or_default();
         let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
-        if covered >= n && (!with_cert || kh.on_card_certs >= 1) {
+        if covered >= n && (!with_cert || kh.on_card_certs >= n) {
             st.key_history = Some(Some(kh));
             return Ok(());
         }
         let total = covered.max(n);
         let on_card = if with_cert {
-            kh.on_card_certs.max(1).min(total)
+            kh.on_card_certs.max(n)
         } else {
             kh.on_card_certs.min(total)
         };
@@ -877,6 +945,19 @@ impl Token {
                 }
                 Err(e) => return Err(e.into()),
             }
+            // Read it back: what the card answers from now on is what counts.
+            st.slots.entry(slot).or_default().cert = None;
+            let back = s.get_data_opt(slot.cert_object())?;
+            let stored = back
+                .as_deref()
+                .map(|c| CertContainer::parse(c))
+                .transpose()?
+                .flatten();
+            if stored.as_ref().map(|c| &c.der[..]) != Some(der) {
+                return Err(Error::DeviceError(format!(
+                    "the certificate read back from slot {slot} differs from the one written"
+                )));
+            }
             st.slots.entry(slot).or_default().cert = Some(Some(info.clone()));
             Ok(info.clone())
         })
@@ -912,15 +993,123 @@ impl Token {
     }
 
     /// Move the private key from `from` to the empty `to` (YubiKey 5.7).
+    /// Certificates stay in their containers.
     pub fn move_key(&self, st: &mut TokenState, to: Slot, from: Slot) -> Result<()> {
         if !self.info(st)?.move_key {
             return Err(Error::ActionProhibited("the card cannot move keys"));
         }
         self.write_op(st, &mut |s, st| {
-            s.move_key(to, from)?;
+            Self::cover_retired(s, st, to, false)?;
+            match s.move_key(to, from) {
+                Ok(()) => {}
+                // 6A80: the destination holds a key; 6A88: no key to move.
+                Err(e) if e.status() == Some(StatusWord::IncorrectData) => {
+                    st.slots.entry(to).or_default().key = None;
+                    return Err(Error::ActionProhibited("the destination slot holds a key"));
+                }
+                Err(e) if e.status() == Some(StatusWord::ReferenceNotFound) => {
+                    st.slots.entry(from).or_default().key = Some(None);
+                    return Err(Error::ObjectHandleInvalid);
+                }
+                Err(e) => return Err(e.into()),
+            }
             let k = st.slots.entry(from).or_default().key.take().flatten();
             st.slots.entry(from).or_default().key = Some(None);
             st.slots.entry(to).or_default().key = Some(k);
+            Ok(())
+        })
+    }
+
+    // ---- the renewal data object ------------------------------------------
+
+    fn renewal_lookup(s: &mut Session<'_>, st: &mut TokenState) -> Result<RenewalData> {
+        if let Some(r) = &st.renewal {
+            return Ok(r.clone());
+        }
+        let r = match s.get_data_opt(RENEWAL_OBJECT)? {
+            None => RenewalData::Absent,
+            Some(c) if c.is_empty() => RenewalData::Absent,
+            Some(c) => match parse_renewal(&c) {
+                Some(v) => RenewalData::Ours(Arc::new(v)),
+                None => {
+                    tracing::info!("object {RENEWAL_OBJECT} holds another application's data");
+                    RenewalData::Foreign
+                }
+            },
+        };
+        st.renewal = Some(r.clone());
+        Ok(r)
+    }
+
+    /// What the renewal object holds (from cache or card).
+    pub fn renewal(&self, st: &mut TokenState) -> Result<RenewalData> {
+        self.info(st)?;
+        self.transact(st, &mut |s, st| Self::renewal_lookup(s, st))
+    }
+
+    /// Cached renewal value (no card traffic), for attribute reads.
+    pub fn cached_renewal(st: &TokenState) -> Option<Arc<Vec<u8>>> {
+        match &st.renewal {
+            Some(RenewalData::Ours(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Create (`create`) or replace the value of the renewal object: one
+    /// PUT DATA, read back. Never overwrites another application's data.
+    pub fn write_renewal(&self, st: &mut TokenState, value: &[u8], create: bool) -> Result<()> {
+        let content = Builder::new()
+            .add(0x80u32, RENEWAL_APPLICATION.as_bytes())
+            .add(0x81u32, value)
+            .build();
+        self.write_op(st, &mut |s, st| {
+            match (Self::renewal_lookup(s, st)?, create) {
+                (RenewalData::Foreign, _) => {
+                    return Err(Error::ActionProhibited(
+                        "the renewal data object holds another application's data",
+                    ))
+                }
+                (RenewalData::Ours(_), true) => {
+                    return Err(Error::ActionProhibited(
+                        "the token already holds a renewal data object: set its CKA_VALUE",
+                    ))
+                }
+                (RenewalData::Absent, false) => return Err(Error::ObjectHandleInvalid),
+                _ => {}
+            }
+            st.renewal = None;
+            match s.put_data(RENEWAL_OBJECT, &content) {
+                Ok(()) => {}
+                Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
+                    return Err(Error::UserNotLoggedIn)
+                }
+                Err(e) => return Err(e.into()),
+            }
+            match Self::renewal_lookup(s, st)? {
+                RenewalData::Ours(v) if v[..] == *value => Ok(()),
+                _ => {
+                    st.renewal = None;
+                    Err(Error::DeviceError(
+                        "the renewal data read back differs from what was written".into(),
+                    ))
+                }
+            }
+        })
+    }
+
+    /// Empty the renewal object (only ours).
+    pub fn delete_renewal(&self, st: &mut TokenState) -> Result<()> {
+        self.write_op(st, &mut |s, st| {
+            if !matches!(Self::renewal_lookup(s, st)?, RenewalData::Ours(_)) {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            st.renewal = None;
+            s.delete_data(RENEWAL_OBJECT)
+                .map_err(|e| match e.status() {
+                    Some(StatusWord::SecurityStatusNotSatisfied) => Error::UserNotLoggedIn,
+                    _ => e.into(),
+                })?;
+            st.renewal = Some(RenewalData::Absent);
             Ok(())
         })
     }

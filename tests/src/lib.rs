@@ -331,3 +331,166 @@ pub fn openssl_verifies_csr(dir: &Path, der: &[u8]) -> bool {
     );
     out.status.success() && text.contains("verify OK")
 }
+
+// ---- the raw C ABI, for the misuse suite ----------------------------------
+
+/// The module loaded with `dlopen`, its tables reached through the three
+/// exported symbols only, as a C application does.
+pub struct RawModule {
+    pub f: &'static cryptoki_sys::CK_FUNCTION_LIST,
+    pub f3: &'static cryptoki_sys::CK_FUNCTION_LIST_3_0,
+    pub states: Vec<std::path::PathBuf>,
+    pub dir: tempfile::TempDir,
+    _lib: libloading::Library,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl RawModule {
+    /// Load (not initialize) the module over `tokens` demo tokens.
+    pub fn load(tokens: usize) -> Self {
+        let turn = MODULE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut states = Vec::new();
+        for i in 0..tokens {
+            let mut p = demo_template();
+            p.serial = 30_000_000 + i as u32;
+            let path = dir.path().join(format!("raw{i}.json"));
+            p.save(&path).expect("save");
+            states.push(path);
+        }
+        std::env::set_var("UKEY_SIM", std::env::join_paths(&states).expect("paths"));
+        std::env::set_var("UKEY_NO_PCSC", "1");
+        // SAFETY: loading our own module; its initialisers have no preconditions.
+        let lib = unsafe { libloading::Library::new(module()) }.expect("dlopen");
+        let mut list: *mut cryptoki_sys::CK_FUNCTION_LIST = std::ptr::null_mut();
+        let mut iface: *mut cryptoki_sys::CK_INTERFACE = std::ptr::null_mut();
+        // SAFETY: the symbols have the PKCS#11 signatures; the out-pointers are valid.
+        let (f, f3) = unsafe {
+            let get: libloading::Symbol<cryptoki_sys::CK_C_GetFunctionList> =
+                lib.get(b"C_GetFunctionList\0").expect("C_GetFunctionList");
+            assert_eq!(get.expect("non-null")(&mut list), cryptoki_sys::CKR_OK);
+            let get_iface: libloading::Symbol<cryptoki_sys::CK_C_GetInterface> =
+                lib.get(b"C_GetInterface\0").expect("C_GetInterface");
+            assert_eq!(
+                get_iface.expect("non-null")(
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut iface,
+                    0
+                ),
+                cryptoki_sys::CKR_OK
+            );
+            (
+                &*list,
+                &*((*iface).pFunctionList as *const cryptoki_sys::CK_FUNCTION_LIST_3_0),
+            )
+        };
+        Self {
+            f,
+            f3,
+            states,
+            dir,
+            _lib: lib,
+            _turn: turn,
+        }
+    }
+}
+
+impl Drop for RawModule {
+    fn drop(&mut self) {
+        // Leave the module finalized for the next test, whatever this one did.
+        // SAFETY: C_Finalize with a NULL reserved pointer.
+        unsafe {
+            if let Some(fin) = self.f.C_Finalize {
+                fin(std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+// ---- third-party clients over pcscd (the ecosystem tests) ----------------
+
+/// A demo token for a client test, in its own temporary directory: keys and
+/// certificates in 9A (RSA-2048), 9C (P-256, PIN always), 9D (RSA-2048) and
+/// 9E (P-384, no PIN), issued by the demo CA in `<dir>/demo-ca/`.
+pub struct DemoCard {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub serial: u64,
+}
+
+impl DemoCard {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = init_token(dir.path(), "card", &["--demo"]);
+        let serial = show(&state)["serial"].as_u64().expect("serial");
+        Self { dir, state, serial }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The token label our module shows: "UKey PIV #<serial>".
+    pub fn label(&self) -> String {
+        format!("UKey PIV #{}", self.serial)
+    }
+
+    /// `pkcs11:` URI of the token (RFC 7512 percent-encoding).
+    pub fn token_uri(&self) -> String {
+        format!("pkcs11:token=UKey%20PIV%20%23{}", self.serial)
+    }
+
+    /// (PIN tries left, PUK tries left) as the card holds them.
+    pub fn tries(&self) -> (u64, u64) {
+        tries(&self.state)
+    }
+
+    /// Run `script` (bash, `set -euo pipefail`, in the card's directory)
+    /// next to a private pcscd with this card in "Virtual PCD 00 00".
+    /// Exported: `UKEY` (our module), `OPENSC_MODULE`, `CA` (the demo CA's
+    /// directory: ca.pem, ca.key), `TOKEN` (the label), `TOKEN_URI`,
+    /// `SERIAL`, `STATE` (the card's state file), `UKEY_SIM_BIN`, `REPO`.
+    pub fn run(&self, script: &str) -> String {
+        let exports = format!(
+            "export UKEY='{}' CA='{}' TOKEN='{}' TOKEN_URI='{}' SERIAL={} STATE='{}' REPO='{}'\n",
+            module().display(),
+            self.path().join("demo-ca").display(),
+            self.label(),
+            self.token_uri(),
+            self.serial,
+            self.state.display(),
+            repo_root().display(),
+        );
+        with_pcscd(self.path(), &[&self.state], &(exports + script))
+    }
+}
+
+impl Default for DemoCard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bash that gives the rest of a `with_pcscd` script a copy-on-write view
+/// of /usr, /etc and /var (overlay mounts in its private mount namespace):
+/// system-wide installs (scripts/install-module, dpkg -i) land in a
+/// temporary directory and vanish with the namespace.
+pub const PRIVATE_SYSTEM_DIRS: &str = r#"
+overlay_root=$(mktemp -d)
+for d in /usr /etc /var; do
+  n=${d//\//_}
+  mkdir -p "$overlay_root/up$n" "$overlay_root/work$n"
+  mount -t overlay overlay -o "lowerdir=$d,upperdir=$overlay_root/up$n,workdir=$overlay_root/work$n" "$d"
+done
+"#;
+
+/// Fail (never skip) when a file a test relies on is missing.
+pub fn require_files(files: &[&str]) {
+    for f in files {
+        assert!(
+            Path::new(f).exists(),
+            "{f} is missing: run scripts/install-deps (CI does)"
+        );
+    }
+}

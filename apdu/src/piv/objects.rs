@@ -498,8 +498,18 @@ impl Metadata {
     pub fn parse(data: &[u8]) -> Result<Self, Error> {
         let m = malformed("metadata");
         let mut md = Metadata::default();
+        // Each field once: a second algorithm after the key would describe
+        // a key the card did not send.
+        let mut seen = 0u8;
         for t in tlv::iter(data) {
             let t = t.map_err(&m)?;
+            if let 0x01..=0x06 = t.tag.0 {
+                let bit = 1u8 << t.tag.0;
+                if seen & bit != 0 {
+                    return Err(Error::Malformed("metadata field repeated"));
+                }
+                seen |= bit;
+            }
             match (t.tag.0, t.value) {
                 (0x01, [a]) => md.algorithm = Algorithm::from_code(*a),
                 (0x02, [p, tp]) => {
@@ -512,9 +522,14 @@ impl Metadata {
                 (0x05, [d]) => md.is_default = Some(*d != 0),
                 (0x06, [total, left]) => md.retries = Some((*total, *left)),
                 (0x04, v) => {
-                    let alg = md
-                        .algorithm
-                        .ok_or(Error::Malformed("metadata key before algorithm"))?;
+                    // A key needs an asymmetric algorithm before it: PublicKey::parse
+                    // calls any other a caller's error, but here the card sent it.
+                    let alg =
+                        md.algorithm
+                            .filter(|a| !a.is_symmetric())
+                            .ok_or(Error::Malformed(
+                                "metadata key before an asymmetric algorithm",
+                            ))?;
                     md.public_key = Some(PublicKey::parse(alg, v)?);
                 }
                 (0x01..=0x06, _) => return Err(Error::Malformed("metadata field")),
@@ -733,5 +748,31 @@ mod tests {
         };
         assert_eq!(Metadata::parse(&key.encode()).unwrap(), key);
         assert!(Metadata::parse(&hex!("02 01 02")).is_err());
+    }
+
+    #[test]
+    fn metadata_fields_may_not_repeat() {
+        // Found with the piv_objects round-trip check: a second algorithm
+        // after a P-256 key gave Metadata { algorithm: P-384, key: P-256 }.
+        let mut data = hex!("01 01 11 04 43 86 41 04").to_vec();
+        data.extend([7u8; 64]);
+        assert!(Metadata::parse(&data).is_ok());
+        data.extend(hex!("01 01 14"));
+        assert_eq!(
+            Metadata::parse(&data),
+            Err(Error::Malformed("metadata field repeated"))
+        );
+        assert!(Metadata::parse(&hex!("06 02 03 03 06 02 03 00")).is_err());
+    }
+
+    #[test]
+    fn metadata_key_of_a_symmetric_algorithm_is_malformed() {
+        // Found by fuzzing (piv_objects): card data, so Malformed, not InvalidArgument.
+        assert_eq!(
+            Metadata::parse(&hex!("01 01 0A 04 02 86 00")),
+            Err(Error::Malformed(
+                "metadata key before an asymmetric algorithm"
+            ))
+        );
     }
 }

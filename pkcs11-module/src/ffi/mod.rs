@@ -21,8 +21,12 @@ pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
             tracing::debug!(target: "pkcs11", "{name} -> {e} ({:#x})", e.rv());
             e.rv()
         }
-        Err(_) => {
+        Err(panic) => {
             tracing::error!(target: "pkcs11", "{name} panicked; returning CKR_GENERAL_ERROR");
+            // Under a fuzzer a panic is a finding, not something to hide.
+            if cfg!(fuzzing) {
+                std::panic::resume_unwind(panic);
+            }
             CKR_GENERAL_ERROR
         }
     }

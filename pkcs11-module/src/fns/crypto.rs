@@ -11,8 +11,8 @@ use crate::mechanism::{self, SignScheme};
 use crate::object::{Kind, ObjectRef};
 use crate::pad::Hasher;
 use crate::session::{DecryptOp, Input, Session, SignOp, VerifyOp, MAX_RAW_INPUT};
-use crate::token::{Login, Token};
-use apdu::piv::{PublicKey, Slot};
+use crate::token::{Login, Token, TokenState};
+use apdu::piv::{Pin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -74,6 +74,26 @@ fn take_input(input: &mut Input) -> Zeroizing<Vec<u8>> {
     }
 }
 
+/// The PIN that authorises this use of a PIN-always key: the one given to
+/// C_Login(CKU_CONTEXT_SPECIFIC) for this operation, else the one given to
+/// C_Login(CKU_USER) if nothing has used it yet (see `Token::take_login_pin`).
+/// Other keys need none beyond the login.
+fn pin_for_use(
+    token: &Token,
+    st: &mut TokenState,
+    key: &KeyInfo,
+    context_pin: Option<&Pin>,
+) -> Result<Option<Pin>> {
+    match (context_pin, key.always_authenticate()) {
+        (Some(pin), _) => Ok(Some(pin.clone())),
+        (None, true) => token
+            .take_login_pin(st)
+            .map(Some)
+            .ok_or(Error::UserNotLoggedIn),
+        (None, false) => Ok(None),
+    }
+}
+
 /// §5.9.1 C_SignInit.
 pub fn sign_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
@@ -117,21 +137,13 @@ fn sign_finish(s: &Session, out: &OutBytes, data: Option<&[u8]>) -> Result<()> {
         if let Some(d) = data {
             feed(&mut op.input, d)?;
         }
-        if op.key.always_authenticate() && op.context_pin.is_none() {
-            return Err(Error::UserNotLoggedIn);
-        }
         let input = take_input(&mut op.input);
         let block = mechanism::sign_block(&op.scheme, &op.key, &input)?;
         let raw = {
             let mut st = s.token.lock();
-            s.token.private_op(
-                &mut st,
-                op.slot,
-                &op.key,
-                0x81,
-                &block,
-                op.context_pin.as_ref(),
-            )?
+            let pin = pin_for_use(&s.token, &mut st, &op.key, op.context_pin.as_ref())?;
+            s.token
+                .private_op(&mut st, op.slot, &op.key, 0x81, &block, pin.as_ref())?
         };
         mechanism::finish_signature(&op.key, &raw)
     })();
@@ -289,19 +301,11 @@ pub fn decrypt(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()>
                 return Err(Error::EncryptedDataInvalid);
             }
         }
-        if op.key.always_authenticate() && op.context_pin.is_none() {
-            return Err(Error::UserNotLoggedIn);
-        }
         let raw = {
             let mut st = s.token.lock();
-            s.token.private_op(
-                &mut st,
-                op.slot,
-                &op.key,
-                0x81,
-                data,
-                op.context_pin.as_ref(),
-            )?
+            let pin = pin_for_use(&s.token, &mut st, &op.key, op.context_pin.as_ref())?;
+            s.token
+                .private_op(&mut st, op.slot, &op.key, 0x81, data, pin.as_ref())?
         };
         let mut block = Zeroizing::new(vec![0u8; k.saturating_sub(raw.len())]);
         block.extend_from_slice(&raw);

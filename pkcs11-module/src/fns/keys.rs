@@ -17,6 +17,12 @@ pub const CKA_UKEY_OVERWRITE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_00
 pub const CKA_UKEY_PIN_POLICY: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0002;
 /// Vendor attribute: touch policy of a generated key (YubiKey values 1–3).
 pub const CKA_UKEY_TOUCH_POLICY: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0003;
+/// Vendor attribute for C_CreateObject of a certificate, for renewal
+/// promotion: the CKA_ID of the slot whose key the certificate certifies,
+/// a key about to be moved into the certificate's slot (CKA_ID). The
+/// certificate must match that key; the key now in the target slot is not
+/// consulted (it is the one being replaced).
+pub const CKA_UKEY_PROMOTE_FROM: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0004;
 
 /// The curve CKA_EC_PARAMS names: a DER OID, or a curve name as a DER
 /// PrintableString or bare text (PKCS#11 3.0 allows names).
@@ -41,7 +47,7 @@ fn curve(params: &[u8]) -> Result<Algorithm> {
     }
 }
 
-fn id_slot(a: &Attribute) -> Result<Slot> {
+pub(crate) fn id_slot(a: &Attribute) -> Result<Slot> {
     match a.value[..] {
         [id] => Slot::from_cka_id(id)
             .filter(|s| *s != Slot::Attestation)

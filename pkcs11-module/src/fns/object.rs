@@ -3,10 +3,11 @@
 use super::session;
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{AttrAnswer, Attribute, Out, OutHandles, Template};
+use crate::fns::keys::CKA_UKEY_PROMOTE_FROM;
 use crate::library::Library;
 use crate::object::{self, as_bool, as_ulong, find, Kind, ObjectRef, TokenObject};
 use crate::session::{Find, Session};
-use crate::token::Login;
+use crate::token::{Login, RenewalData};
 use apdu::piv::Slot;
 use cryptoki_sys::*;
 
@@ -22,16 +23,56 @@ fn slot_filter(template: &[Attribute]) -> Option<Vec<Slot>> {
     })
 }
 
-/// The object kinds a template can match (by CKA_CLASS).
-fn kind_filter(template: &[Attribute]) -> (Vec<Kind>, bool) {
+/// The objects a template can match (by CKA_CLASS).
+struct Classes {
+    /// Slot objects.
+    kinds: Vec<Kind>,
+    /// The session's derived secret keys.
+    secrets: bool,
+    /// The renewal data object.
+    renewal: bool,
+}
+
+fn kind_filter(template: &[Attribute]) -> Classes {
+    let none = Classes {
+        kinds: Vec::new(),
+        secrets: false,
+        renewal: false,
+    };
     match find(template, CKA_CLASS).map(as_ulong) {
-        None => (
-            vec![Kind::Certificate, Kind::PublicKey, Kind::PrivateKey],
-            true,
-        ),
-        Some(Some(CKO_SECRET_KEY)) => (Vec::new(), true),
-        Some(Some(c)) => (Kind::from_class(c).into_iter().collect(), false),
-        Some(None) => (Vec::new(), false),
+        None => Classes {
+            kinds: vec![Kind::Certificate, Kind::PublicKey, Kind::PrivateKey],
+            secrets: true,
+            renewal: true,
+        },
+        Some(Some(CKO_SECRET_KEY)) => Classes {
+            secrets: true,
+            ..none
+        },
+        Some(Some(CKO_DATA)) => Classes {
+            renewal: true,
+            ..none
+        },
+        Some(Some(c)) => Classes {
+            kinds: Kind::from_class(c).into_iter().collect(),
+            ..none
+        },
+        Some(None) => none,
+    }
+}
+
+/// The renewal data object's value, if the handle's token still has it.
+fn renewal_value(s: &Session, generation: u64) -> Result<std::sync::Arc<Vec<u8>>> {
+    if generation != s.token.generation {
+        return Err(Error::ObjectHandleInvalid);
+    }
+    let mut st = s.token.lock();
+    if let Some(v) = crate::token::Token::cached_renewal(&st) {
+        return Ok(v);
+    }
+    match s.token.renewal(&mut st)? {
+        RenewalData::Ours(v) => Ok(v),
+        _ => Err(Error::ObjectHandleInvalid),
     }
 }
 
@@ -49,6 +90,10 @@ pub(crate) fn attribute_of(
                 return Err(Error::ObjectHandleInvalid);
             }
             Ok(Box::new(move |a| object::secret_attribute(&k, a)))
+        }
+        Some(ObjectRef::Renewal { generation, .. }) => {
+            let v = renewal_value(s, generation)?;
+            Ok(Box::new(move |a| object::renewal_attribute(&v, a)))
         }
         Some(ObjectRef::Token {
             generation, object, ..
@@ -93,7 +138,11 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
     if ops.find.is_some() {
         return Err(Error::OperationActive);
     }
-    let (kinds, secrets_too) = kind_filter(&template);
+    let Classes {
+        kinds,
+        secrets: secrets_too,
+        renewal,
+    } = kind_filter(&template);
     let slots = slot_filter(&template);
     let mut handles = Vec::new();
     if !kinds.is_empty() && slots.as_ref().is_none_or(|l| !l.is_empty()) {
@@ -126,6 +175,18 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
                 if ok {
                     handles.push(table.token_handle(s.slot_id, s.token.generation, obj));
                 }
+            }
+        }
+    }
+    // The data object has no CKA_ID: a template naming one cannot match it.
+    if renewal && slots.is_none() {
+        let found = {
+            let mut st = s.token.lock();
+            s.token.renewal(&mut st)?
+        };
+        if let RenewalData::Ours(v) = found {
+            if object::matches(&template, |a| object::renewal_attribute(&v, a)) {
+                handles.push(lib.handles().renewal_handle(s.slot_id, s.token.generation));
             }
         }
     }
@@ -171,8 +232,13 @@ pub fn get_attribute_value(
     template.fill(answer)
 }
 
-/// §5.7.6 C_SetAttributeValue: PIV objects have nowhere to store a label
-/// or anything else, so every attribute is read-only.
+/// §5.7.6 C_SetAttributeValue. PIV objects have nowhere to store a label
+/// or anything else, so attributes are read-only, with two vendor
+/// extensions for renewal clients:
+/// * CKA_ID of a private key, on cards with MOVE KEY (YubiKey 5.7): the
+///   key moves to the slot that ID names, which must hold no key
+///   (certificates stay where they are); the handle follows the key.
+/// * CKA_VALUE of the renewal data object: replaced in one PUT DATA.
 pub fn set_attribute_value(
     h: CK_SESSION_HANDLE,
     obj: CK_OBJECT_HANDLE,
@@ -184,7 +250,49 @@ pub fn set_attribute_value(
     if attrs.is_empty() {
         return Ok(());
     }
-    Err(Error::AttributeReadOnly)
+    let last = |kind| attrs.iter().rev().find(|a| a.kind == kind);
+    let only = |kind| attrs.iter().all(|a| a.kind == kind);
+    let target = lib.handles().get(obj);
+    match target {
+        Some(ObjectRef::Renewal { .. }) if only(CKA_VALUE) => {
+            let value = last(CKA_VALUE).ok_or(Error::TemplateIncomplete)?;
+            let mut st = s.token.lock();
+            require_rw_login(&s, st.login)?;
+            s.token.write_renewal(&mut st, &value.value, false)
+        }
+        Some(ObjectRef::Token {
+            generation, object, ..
+        }) if object.kind == Kind::PrivateKey && only(CKA_ID) => {
+            let id = last(CKA_ID).ok_or(Error::TemplateIncomplete)?;
+            let to = super::keys::id_slot(id)?;
+            if to == object.slot {
+                return Ok(());
+            }
+            let mut st = s.token.lock();
+            require_rw_login(&s, st.login)?;
+            if !s.token.info(&mut st)?.move_key {
+                return Err(Error::ActionProhibited("the card cannot move keys"));
+            }
+            if s.token.key(&mut st, to)?.is_some() {
+                return Err(Error::ActionProhibited(
+                    "the slot that ID names holds a key",
+                ));
+            }
+            s.token.move_key(&mut st, to, object.slot)?;
+            drop(st);
+            tracing::info!(from = %object.slot, %to, "moved private key");
+            lib.handles().retarget(
+                generation,
+                object,
+                TokenObject {
+                    slot: to,
+                    kind: Kind::PrivateKey,
+                },
+            );
+            Ok(())
+        }
+        _ => Err(Error::AttributeReadOnly),
+    }
 }
 
 /// §5.7.7 C_GetObjectSize: not meaningful for card objects.
@@ -218,9 +326,45 @@ fn require_rw_login(s: &Session, login: Login) -> Result<()> {
     Ok(())
 }
 
+/// C_CreateObject of the renewal data object (CKO_DATA with CKA_APPLICATION
+/// "ukey renewal"): its CKA_VALUE goes into object 5FFF10.
+fn create_renewal(
+    lib: &Library,
+    s: &Session,
+    template: &[Attribute],
+    out: Out<CK_OBJECT_HANDLE>,
+) -> Result<()> {
+    let name = crate::token::RENEWAL_APPLICATION.as_bytes();
+    let app = find(template, CKA_APPLICATION).ok_or(Error::TemplateIncomplete)?;
+    if *app.value != *name {
+        return Err(Error::AttributeValueInvalid);
+    }
+    let value = find(template, CKA_VALUE).ok_or(Error::TemplateIncomplete)?;
+    for a in template {
+        let consistent = match a.kind {
+            CKA_CLASS | CKA_APPLICATION | CKA_VALUE => true,
+            CKA_TOKEN | CKA_MODIFIABLE | CKA_DESTROYABLE => as_bool(a) == Some(true),
+            CKA_PRIVATE | CKA_COPYABLE => as_bool(a) == Some(false),
+            CKA_LABEL => *a.value == *name,
+            CKA_OBJECT_ID => a.value.is_empty(),
+            _ => return Err(Error::AttributeTypeInvalid),
+        };
+        if !consistent {
+            return Err(Error::TemplateInconsistent);
+        }
+    }
+    let mut st = s.token.lock();
+    require_rw_login(s, st.login)?;
+    s.token.write_renewal(&mut st, &value.value, true)?;
+    drop(st);
+    out.write(lib.handles().renewal_handle(s.slot_id, s.token.generation))
+}
+
 /// §5.7.1 C_CreateObject: an X.509 certificate goes into the container of
 /// the slot its CKA_ID names (or of the key it certifies), after checking
-/// that it certifies the key in that slot.
+/// that it certifies the key in that slot — or, with the vendor attribute
+/// CKA_UKEY_PROMOTE_FROM, the key in the slot that attribute names (a key
+/// about to be moved into this slot). CKO_DATA: the renewal data object.
 pub fn create_object(
     h: CK_SESSION_HANDLE,
     template: Template,
@@ -232,6 +376,9 @@ pub fn create_object(
         return Err(Error::ArgumentsBad);
     }
     let class = find(&template, CKA_CLASS).ok_or(Error::TemplateIncomplete)?;
+    if as_ulong(class) == Some(CKO_DATA) {
+        return create_renewal(&lib, &s, &template, out);
+    }
     if as_ulong(class) != Some(CKO_CERTIFICATE) {
         return Err(Error::AttributeValueInvalid);
     }
@@ -263,9 +410,18 @@ pub fn create_object(
                 .ok_or(Error::TemplateIncomplete)?
         }
     };
+    let key_slot = match find(&template, CKA_UKEY_PROMOTE_FROM) {
+        Some(a) => {
+            if find(&template, CKA_ID).is_none() {
+                return Err(Error::TemplateIncomplete);
+            }
+            super::keys::id_slot(a)?
+        }
+        None => slot,
+    };
     let key = s
         .token
-        .key(&mut st, slot)?
+        .key(&mut st, key_slot)?
         .ok_or(Error::TemplateInconsistent)?;
     if key.public != cert.public {
         return Err(Error::TemplateInconsistent);
@@ -292,6 +448,17 @@ pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()>
                 return Err(Error::ObjectHandleInvalid);
             }
             lib.handles().remove(obj);
+            Ok(())
+        }
+        ObjectRef::Renewal { generation, .. } => {
+            if generation != s.token.generation {
+                return Err(Error::ObjectHandleInvalid);
+            }
+            let mut st = s.token.lock();
+            require_rw_login(&s, st.login)?;
+            s.token.delete_renewal(&mut st)?;
+            drop(st);
+            lib.handles().remove_renewal(generation);
             Ok(())
         }
         ObjectRef::Token {

@@ -125,16 +125,33 @@ impl PrivateKey {
                 .ok_or(StatusWord::IncorrectData),
             a if a.is_rsa() => {
                 let (p, q) = fields.p.zip(fields.q).ok_or(StatusWord::IncorrectData)?;
-                let key = rsa::RsaPrivateKey::from_p_q(
-                    BigUint::from_bytes_be(p),
-                    BigUint::from_bytes_be(q),
-                    BigUint::from(65537u32),
-                )
-                .map_err(|_| StatusWord::IncorrectData)?;
+                // Each prime is half the modulus, padded to that length (as
+                // YubiKey takes them and ykpiv/ykman send them): this also
+                // bounds the arithmetic below by the key size.
+                let half = a.size_bytes() / 2;
+                if p.len() != half || q.len() != half {
+                    return Err(StatusWord::IncorrectData);
+                }
+                let (p, q) = (BigUint::from_bytes_be(p), BigUint::from_bytes_be(q));
+                // rsa's from_p_q computes p - 1 and q - 1 before any check:
+                // it panics on 0 and divides by zero on 1.
+                let one = BigUint::from(1u32);
+                if p <= one || q <= one {
+                    return Err(StatusWord::IncorrectData);
+                }
+                let key = rsa::RsaPrivateKey::from_p_q(p, q, BigUint::from(65537u32))
+                    .map_err(|_| StatusWord::IncorrectData)?;
                 if key.size() * 8 != a.bits() {
                     return Err(StatusWord::IncorrectData);
                 }
-                Ok(Self::Rsa(Box::new(key)))
+                let key = Self::Rsa(Box::new(key));
+                // The card keeps keys as PKCS#8: refuse one that does not
+                // survive it (p and q with a common factor pass rsa's checks
+                // but have no CRT coefficient, and were stored empty).
+                if Self::from_pkcs8(a, &key.to_pkcs8()).is_none() {
+                    return Err(StatusWord::IncorrectData);
+                }
+                Ok(key)
             }
             _ => Err(StatusWord::IncorrectData),
         }
@@ -275,6 +292,62 @@ mod tests {
             let back = PrivateKey::from_pkcs8(alg, &k.to_pkcs8()).unwrap();
             assert_eq!(back.public(), k.public());
         }
+    }
+
+    #[test]
+    fn import_rsa_takes_half_size_primes_and_refuses_degenerate_ones() {
+        // Found by fuzzing (sim_dispatcher): IMPORT with p = 0 panicked in
+        // rsa's from_p_q (p - 1 underflows), killing the card.
+        use rsa::traits::PrivateKeyParts;
+        let PrivateKey::Rsa(k) = PrivateKey::generate(Algorithm::Rsa1024).unwrap() else {
+            unreachable!()
+        };
+        let (p, q) = (k.primes()[0].to_bytes_be(), k.primes()[1].to_bytes_be());
+        let import = |p: &[u8], q: &[u8]| {
+            PrivateKey::from_import(
+                Algorithm::Rsa1024,
+                &ImportFields {
+                    p: Some(p),
+                    q: Some(q),
+                    scalar: None,
+                },
+            )
+        };
+        let back = import(&p, &q).unwrap();
+        assert_eq!(back.public(), PrivateKey::Rsa(k.clone()).public());
+        let mut zero = vec![0u8; 64];
+        assert_eq!(import(&zero, &q).unwrap_err(), StatusWord::IncorrectData);
+        zero[63] = 1;
+        assert_eq!(import(&p, &zero).unwrap_err(), StatusWord::IncorrectData);
+        assert_eq!(import(&p[1..], &q).unwrap_err(), StatusWord::IncorrectData);
+        let mut long = vec![0u8];
+        long.extend_from_slice(&q);
+        assert_eq!(import(&p, &long).unwrap_err(), StatusWord::IncorrectData);
+    }
+
+    #[test]
+    fn import_rsa_refuses_a_key_it_could_not_store() {
+        // Found with the sim_dispatcher state check: odd p and q sharing the
+        // factor 3 make a key rsa accepts but cannot encode as PKCS#8; the
+        // card answered 9000 and saved an empty, undecodable key entry.
+        let multiple_of_3 = |top: u32| {
+            let mut v = BigUint::from(top) << 504usize;
+            while &v % 6u32 != BigUint::from(3u32) {
+                v += 1u32;
+            }
+            v.to_bytes_be()
+        };
+        let (p, q) = (multiple_of_3(0xC1), multiple_of_3(0xC3));
+        assert_eq!((p.len(), q.len()), (64, 64));
+        let fields = ImportFields {
+            p: Some(&p),
+            q: Some(&q),
+            scalar: None,
+        };
+        assert_eq!(
+            PrivateKey::from_import(Algorithm::Rsa1024, &fields).unwrap_err(),
+            StatusWord::IncorrectData
+        );
     }
 
     #[test]

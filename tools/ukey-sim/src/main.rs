@@ -70,6 +70,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A throw-away CA (the demo CA that `init --demo` writes).
+    #[command(subcommand)]
+    Ca(CaCmd),
     /// Pull, insert or reset the card of every process using this state file.
     Control {
         #[arg(long)]
@@ -78,6 +81,95 @@ enum Cmd {
         #[arg(num_args = 1..=2, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum CaCmd {
+    /// Check a PKCS#10 request's signature and issue a certificate for its
+    /// key and subject (what the CA does once its review is done).
+    Issue {
+        /// The CA's directory (ca.pem, ca.key), e.g. <state dir>/demo-ca.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The request (PEM or DER).
+        #[arg(long)]
+        csr: PathBuf,
+        /// Days of validity from now.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Key usage: signing (9A, 9C, 9E) or encryption (9D).
+        #[arg(long, default_value = "signing")]
+        usage: String,
+        /// Write the certificate here [default: stdout].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// DER instead of PEM.
+        #[arg(long)]
+        der: bool,
+    },
+}
+
+fn issue(
+    ca_dir: &std::path::Path,
+    csr: &std::path::Path,
+    days: u32,
+    usage: &str,
+    out: Option<&std::path::Path>,
+    der_out: bool,
+) -> Result<(), String> {
+    use ukey_sim::ca::{self, Ca, LeafUse};
+    let usage = match usage {
+        "signing" => LeafUse::Signing,
+        "encryption" => LeafUse::Encryption,
+        other => return Err(format!("--usage {other:?}: expected signing or encryption")),
+    };
+    let ca = Ca::load(ca_dir).map_err(|e| format!("{}: {e}", ca_dir.display()))?;
+    let bytes = std::fs::read(csr).map_err(|e| format!("{}: {e}", csr.display()))?;
+    let csr_der = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            ca::pem_decode(text).ok_or_else(|| format!("{}: bad PEM", csr.display()))?
+        }
+        _ => bytes,
+    };
+    let cert = ca
+        .issue_for_request(&csr_der, days, usage)
+        .map_err(|e| format!("{}: {e}", csr.display()))?;
+    let parsed =
+        <x509_cert::Certificate as der::Decode>::from_der(&cert).map_err(|e| e.to_string())?;
+    eprintln!(
+        "issued for {} by {}, valid until {}",
+        parsed.tbs_certificate.subject,
+        parsed.tbs_certificate.issuer,
+        parsed.tbs_certificate.validity.not_after
+    );
+    let data = if der_out {
+        cert
+    } else {
+        ca::pem_encode("CERTIFICATE", &cert).into_bytes()
+    };
+    match out {
+        Some(p) => std::fs::write(p, data).map_err(|e| format!("{}: {e}", p.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&data)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Print to stdout; a reader that went away (`| head`) ends the output
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.to_string());
+        }
+    }};
 }
 
 fn main() -> ExitCode {
@@ -206,26 +298,29 @@ fn run(cli: Cli) -> Result<(), String> {
                 "objects": objects,
             });
             if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                println!(
+                out!(
                     "serial {}  version {}",
                     p.serial,
                     v["version"].as_str().unwrap_or("?")
                 );
-                println!(
+                out!(
                     "PIN tries {}/{}  PUK tries {}/{}",
-                    p.pin.tries_left, p.pin.tries_total, p.puk.tries_left, p.puk.tries_total
+                    p.pin.tries_left,
+                    p.pin.tries_total,
+                    p.puk.tries_left,
+                    p.puk.tries_total
                 );
                 for k in &keys {
-                    println!(
+                    out!(
                         "key {} {}",
                         k["slot"].as_str().unwrap_or("?"),
                         k["algorithm"].as_str().unwrap_or("?")
                     );
                 }
                 for o in &objects {
-                    println!(
+                    out!(
                         "object {} ({} bytes)",
                         o["tag"].as_str().unwrap_or("?"),
                         o["len"]
@@ -234,6 +329,14 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Cmd::Ca(CaCmd::Issue {
+            ca_dir,
+            csr,
+            days,
+            usage,
+            out,
+            der,
+        }) => issue(&ca_dir, &csr, days, &usage, out.as_deref(), der),
         Cmd::Control { state, command } => {
             let line = command.join(" ");
             let c =

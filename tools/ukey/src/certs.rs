@@ -182,6 +182,110 @@ pub fn load_cert_file(path: &std::path::Path) -> Result<Vec<u8>> {
     Ok(der)
 }
 
+/// The certificates in the certs-only PKCS#7 (`.p7b`) `der`: ContentInfo
+/// { signedData, [0] SignedData { version, digestAlgorithms,
+/// encapContentInfo, [0] IMPLICIT certificates, ... } } (RFC 5652 §3, §5.1).
+/// `None` when it is not one.
+fn pkcs7_certs(der: &[u8]) -> Option<Vec<Vec<u8>>> {
+    use der::asn1::{AnyRef, ObjectIdentifier};
+    use der::{Reader, SliceReader, Tag, TagNumber, Tagged};
+    const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+    let explicit0 = Tag::ContextSpecific {
+        constructed: true,
+        number: TagNumber::N0,
+    };
+    let ci = AnyRef::from_der(der).ok()?;
+    if ci.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut r = SliceReader::new(ci.value()).ok()?;
+    let oid: ObjectIdentifier = r.decode().ok()?;
+    let content: AnyRef<'_> = r.decode().ok()?;
+    if oid != SIGNED_DATA || content.tag() != explicit0 {
+        return None;
+    }
+    let sd = AnyRef::from_der(content.value()).ok()?;
+    let mut r = SliceReader::new(sd.value()).ok()?;
+    // version, digestAlgorithms, encapContentInfo
+    for _ in 0..3 {
+        let _: AnyRef<'_> = r.decode().ok()?;
+    }
+    let mut out = Vec::new();
+    while !r.is_finished() {
+        let item: AnyRef<'_> = r.decode().ok()?;
+        if item.tag() == explicit0 {
+            let mut certs = SliceReader::new(item.value()).ok()?;
+            while !certs.is_finished() {
+                let c: AnyRef<'_> = certs.decode().ok()?;
+                let bytes = c.to_der().ok()?;
+                if Certificate::from_der(&bytes).is_ok() {
+                    out.push(bytes);
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Every certificate in a file: PEM (CERTIFICATE and PKCS7 blocks), a DER
+/// certificate, or a DER PKCS#7 (`.p7b`, as CAs send a certificate with
+/// its chain).
+pub fn load_cert_bundle(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| CliError::new(format!("{shown}: {e}")))?;
+    let mut out = Vec::new();
+    match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            let mut rest = text;
+            while let Some(start) = rest.find("-----BEGIN ") {
+                let block = &rest[start..];
+                // The block ends after the dashes closing "-----END LABEL".
+                let end = block
+                    .find("-----END ")
+                    .and_then(|e| block[e + 9..].find("-----").map(|i| e + 9 + i + 5))
+                    .ok_or_else(|| CliError::new(format!("{shown}: truncated PEM")))?;
+                let (label, der) = der::pem::decode_vec(&block.as_bytes()[..end])
+                    .map_err(|e| CliError::new(format!("{shown}: bad PEM: {e}")))?;
+                match label {
+                    "CERTIFICATE" => out.push(der),
+                    "PKCS7" => out.extend(pkcs7_certs(&der).ok_or_else(|| {
+                        CliError::new(format!(
+                            "{shown}: the PKCS7 block is not a certificate bundle"
+                        ))
+                    })?),
+                    _ => {}
+                }
+                rest = &block[end..];
+            }
+        }
+        _ => {
+            if Certificate::from_der(&bytes).is_ok() {
+                out.push(bytes);
+            } else if let Some(certs) = pkcs7_certs(&bytes) {
+                out.extend(certs);
+            } else {
+                return Err(CliError::new(format!(
+                    "{shown}: not a certificate (PEM, DER or PKCS#7 .p7b)"
+                )));
+            }
+        }
+    }
+    for der in &out {
+        Certificate::from_der(der)
+            .map_err(|e| CliError::new(format!("{shown}: not an X.509 certificate: {e}")))?;
+    }
+    if out.is_empty() {
+        return Err(CliError::new(format!("{shown}: no certificate in it")));
+    }
+    Ok(out)
+}
+
+/// A SubjectPublicKeyInfo in one canonical encoding (so keys compare
+/// equal however a CA or a module encoded them).
+pub fn canonical_spki(spki: &[u8]) -> Result<Vec<u8>> {
+    spki_der(&public_key_from_spki(spki)?)
+}
+
 /// A subject as `CN=a,O=b` (RFC 4514) or OpenSSL's `/O=b/CN=a`.
 pub fn parse_subject(s: &str) -> Result<Name> {
     let rfc4514 = if let Some(rest) = s.strip_prefix('/') {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[command(
     name = "ukey",
     version,
-    about = "Diagnostics and PIN management for PIV USB keys (YubiKey-compatible)",
+    about = "Diagnostics, PIN management and certificate renewal for PIV USB keys (YubiKey-compatible)",
     after_help = "Tokens: PC/SC readers, plus simulated tokens from UKEY_SIM=/a.json[:/b.json] \
                   or --sim (UKEY_NO_PCSC=1 skips PC/SC). Secrets: the options (--pin, --puk, \
                   --new-pin, --new-puk), then --pin-stdin, then UKEY_PIN, UKEY_PUK, \
@@ -105,6 +105,46 @@ pub enum Command {
     Apdu {
         #[arg(required = true, value_name = "HEX")]
         apdus: Vec<String>,
+    },
+    /// Renew a certificate: stage a new key and request, install the CA's certificate.
+    #[command(subcommand)]
+    Renew(RenewCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RenewCommand {
+    /// Stage a renewal: a new key in a free retired slot and a PKCS#10 request
+    /// signed by it, remembered on the token; the key in use stays untouched.
+    Request {
+        /// The slot to renew (9a, 9c, 9d or 9e).
+        #[arg(long, value_parser = crate::cmd::renew::parse_target)]
+        slot: apdu::piv::Slot,
+        /// Write the request (PEM) here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Request even when the certificate is not yet due for renewal.
+        #[arg(long)]
+        force: bool,
+        /// Renewal window in days before expiry.
+        #[arg(long, default_value_t = crate::verdict::DEFAULT_WINDOW_DAYS, value_name = "DAYS")]
+        window: u32,
+    },
+    /// Install the CA's certificate (PEM, DER or PKCS#7 .p7b) for a staged key
+    /// and promote the new pair into its slot; run it again after an interruption.
+    Install {
+        /// The certificate file from the CA.
+        file: PathBuf,
+    },
+    /// Show the renewals staged on the token (spends no PIN try).
+    Status,
+    /// Discard a staged renewal: its new key and marker (the key in use stays).
+    Cancel {
+        /// Only the renewal of this slot [default: every staged renewal].
+        #[arg(long, value_parser = crate::cmd::renew::parse_target)]
+        slot: Option<apdu::piv::Slot>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 

@@ -9,6 +9,8 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_WRONG_SECRET: u8 = 3;
 /// The PIN or PUK is blocked.
 pub const EXIT_BLOCKED: u8 = 4;
+/// The token went away in the middle of an operation (run it again).
+pub const EXIT_REMOVED: u8 = 5;
 /// A bug (a panic was caught).
 pub const EXIT_INTERNAL: u8 = 70;
 

@@ -1,5 +1,6 @@
-//! `ukey`: diagnostics and PIN management for PIV USB keys, on the `apdu`
-//! API (PC/SC readers and simulated tokens alike).
+//! `ukey`: diagnostics, PIN management and certificate renewal for PIV USB
+//! keys, on the `apdu` API (PC/SC readers and simulated tokens alike) and,
+//! for renewal, through the PKCS#11 module as renewal clients use it.
 //!
 //! Layout, so the renewal commands slot in beside the others:
 //! * [`token`] finds readers and simulated tokens and resolves the one the
@@ -10,6 +11,8 @@
 //!   writes with the management key (PIN-protected or given);
 //! * [`certs`], [`keys`] and [`verdict`] read certificates, sign on the
 //!   token and judge renewability; [`output`] prints text or JSON.
+//! * [`p11`] loads the PKCS#11 module for the renewal commands, and
+//!   [`marker`] is the staging marker they keep on the token;
 //! * [`cmd`] holds one module per command.
 
 mod auth;
@@ -18,7 +21,9 @@ mod cli;
 mod cmd;
 mod error;
 mod keys;
+mod marker;
 mod output;
+mod p11;
 mod secrets;
 mod token;
 mod verdict;
@@ -37,6 +42,11 @@ fn init_tracing(trace: bool) {
             filter.push(',');
         }
         filter.push_str("apdu=debug");
+    }
+    if trace && std::env::var_os("UKEY_LOG").is_none() {
+        // The renewal commands' APDUs go through the PKCS#11 module, which
+        // logs them (redacted the same way) when UKEY_LOG asks for them.
+        std::env::set_var("UKEY_LOG", "apdu=debug");
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("apdu=debug"));

@@ -59,7 +59,17 @@ pub enum Source {
 
 enum Backend {
     Pcsc(CString),
-    Sim(SimReader),
+    Sim(SimReader, PathBuf),
+}
+
+/// Where a chosen token lives, to reach it again: a fresh connection, or
+/// the slot the PKCS#11 module shows it in.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A PC/SC reader, by name.
+    Pcsc(CString),
+    /// A simulated token, by state file.
+    Sim(PathBuf),
 }
 
 /// A reader and what is in it (nothing sent to the card yet).
@@ -140,7 +150,7 @@ impl Inventory {
                 } else {
                     Vec::new()
                 },
-                backend: Backend::Sim(sim),
+                backend: Backend::Sim(sim, path.clone()),
             });
         }
         Ok(Self { readers, pcsc, ctx })
@@ -159,7 +169,7 @@ impl Inventory {
                         .ctx(&r.name)?,
                 )
             }
-            Backend::Sim(sim) => Box::new(
+            Backend::Sim(sim, _) => Box::new(
                 sim.connect()
                     .map_err(|e| CliError::new(crate::error::describe_transport(&e)))
                     .ctx(&r.name)?,
@@ -308,6 +318,10 @@ impl Inventory {
         Ok(Token {
             reader: r.name.clone(),
             source: r.source,
+            origin: match &r.backend {
+                Backend::Pcsc(name) => Origin::Pcsc(name.clone()),
+                Backend::Sim(_, path) => Origin::Sim(path.clone()),
+            },
             card: PivCard::new(self.connect(r)?),
         })
     }
@@ -339,10 +353,50 @@ pub struct Probe {
     pub serial: Option<u32>,
 }
 
+/// A chosen token, by where it is (no connection held).
+#[derive(Debug, Clone)]
+pub struct TokenRef {
+    pub reader: String,
+    pub source: Source,
+    pub origin: Origin,
+}
+
+impl TokenRef {
+    /// A new connection to the token.
+    pub fn connect(&self) -> Result<Token> {
+        let transport: Box<dyn Transport> = match &self.origin {
+            Origin::Pcsc(name) => {
+                let ctx = apdu::pcsc::context()
+                    .map_err(|e| CliError::new(pcsc_message(&e)))
+                    .ctx(&self.reader)?;
+                Box::new(
+                    apdu::pcsc::PcscTransport::connect(&ctx, name)
+                        .map_err(|e| CliError::new(crate::error::describe_transport(&e)))
+                        .ctx(&self.reader)?,
+                )
+            }
+            Origin::Sim(path) => Box::new(
+                SimReader::open(path)
+                    .ctx(format!("simulated token {}", path.display()))?
+                    .connect()
+                    .map_err(|e| CliError::new(crate::error::describe_transport(&e)))
+                    .ctx(&self.reader)?,
+            ),
+        };
+        Ok(Token {
+            reader: self.reader.clone(),
+            source: self.source,
+            origin: self.origin.clone(),
+            card: PivCard::new(transport),
+        })
+    }
+}
+
 /// A chosen token, connected.
 pub struct Token {
     pub reader: String,
     pub source: Source,
+    pub origin: Origin,
     card: PivCard<Box<dyn Transport>>,
 }
 
@@ -365,6 +419,15 @@ pub fn optional<T>(r: std::result::Result<T, apdu::Error>) -> Result<Option<T>> 
 }
 
 impl Token {
+    /// How to reach this token again.
+    pub fn token_ref(&self) -> TokenRef {
+        TokenRef {
+            reader: self.reader.clone(),
+            source: self.source,
+            origin: self.origin.clone(),
+        }
+    }
+
     /// Run `f` in one exclusive transaction.
     pub fn txn<R>(&mut self, f: impl FnOnce(&mut Session<'_>) -> Result<R>) -> Result<R> {
         let mut failure = None;

@@ -35,6 +35,18 @@ pub fn build(
     pk: &PublicKey,
     subject: Name,
 ) -> Result<Vec<u8>> {
+    build_with(slot, pk, subject, |tbs| keys::sign(s, slot, pk, tbs))
+}
+
+/// Build a request for `pk` (the key in `slot`) signed by `sign` (which gets
+/// the DER of the CertificationRequestInfo and returns the signature as
+/// X.509 carries it); the signature is verified here before it is used.
+pub fn build_with(
+    slot: Slot,
+    pk: &PublicKey,
+    subject: Name,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
     let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der(pk)?)
         .map_err(|e| CliError::new(format!("public key: {e}")))?;
     let info = CertReqInfo {
@@ -47,7 +59,7 @@ pub fn build(
         .to_der()
         .map_err(|e| CliError::new(format!("encoding the request: {e}")))?;
     let algorithm = keys::signature_algorithm(pk)?;
-    let sig = keys::sign(s, slot, pk, &tbs)?;
+    let sig = sign(&tbs)?;
     if !keys::verify(pk, &tbs, &sig)? {
         return Err(CliError::new(format!(
             "the token's signature does not verify with the public key of slot {slot}"

@@ -2,15 +2,16 @@
 
 mod apdu_raw;
 mod cert;
-mod csr;
+pub mod csr;
 mod keygen;
 mod pin;
 mod readers;
+pub mod renew;
 mod reset;
 mod selftest;
-mod status;
+pub mod status;
 
-use crate::cli::{CertCommand, Cli, Command, PinCommand, PukCommand};
+use crate::cli::{CertCommand, Cli, Command, PinCommand, PukCommand, RenewCommand};
 use crate::error::{CliError, Result};
 use crate::output::Out;
 use crate::secrets::Secrets;
@@ -67,6 +68,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Selftest => selftest::run(&mut ctx),
         Command::Reset { yes } => reset::run(&ctx, yes),
         Command::Apdu { apdus } => apdu_raw::run(&ctx, &apdus),
+        Command::Renew(RenewCommand::Request {
+            slot,
+            out,
+            force,
+            window,
+        }) => renew::request(&mut ctx, slot, out.as_deref(), force, window),
+        Command::Renew(RenewCommand::Install { file }) => renew::install(&mut ctx, &file),
+        Command::Renew(RenewCommand::Status) => renew::status(&ctx),
+        Command::Renew(RenewCommand::Cancel { slot, yes }) => renew::cancel(&mut ctx, slot, yes),
     }
 }
 

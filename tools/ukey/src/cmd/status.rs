@@ -276,38 +276,44 @@ fn token_text(t: &TokenReport, window: u32) -> String {
         s += "  ! the PIN is blocked: `ukey pin unblock` (needs the PUK)\n";
     }
     for slot in &t.slots {
-        s += &format!("  Slot {} {}", slot.slot, slot.role);
-        match &slot.key {
-            Some(k) => {
-                s += &format!(": {} key", k.algorithm);
-                if let Some(o) = &k.origin {
-                    s += &format!(" ({o})");
-                }
+        s += &slot_text(slot, window);
+    }
+    s
+}
+
+/// One slot of the report, as `status` prints it.
+pub fn slot_text(slot: &SlotReport, window: u32) -> String {
+    let mut s = format!("  Slot {} {}", slot.slot, slot.role);
+    match &slot.key {
+        Some(k) => {
+            s += &format!(": {} key", k.algorithm);
+            if let Some(o) = &k.origin {
+                s += &format!(" ({o})");
             }
-            None => s += ": no key",
         }
-        s.push('\n');
-        if let Some(c) = &slot.certificate {
-            s += &format!("    subject  {}\n", c.subject);
-            s += &format!("    issuer   {}\n", c.issuer);
-            let left = if c.days_left > 0 {
-                format!("{} days left", c.days_left)
-            } else {
-                "expired".into()
-            };
-            s += &format!(
-                "    valid    {} to {} ({left})\n",
-                c.not_before, c.not_after
-            );
-        }
-        if let Some(p) = &slot.problem {
-            s += &format!("    ! {p}\n");
-        }
+        None => s += ": no key",
+    }
+    s.push('\n');
+    if let Some(c) = &slot.certificate {
+        s += &format!("    subject  {}\n", c.subject);
+        s += &format!("    issuer   {}\n", c.issuer);
+        let left = if c.days_left > 0 {
+            format!("{} days left", c.days_left)
+        } else {
+            "expired".into()
+        };
         s += &format!(
-            "    verdict  {}\n",
-            slot.verdict
-                .explain(slot.certificate.as_ref().map(|c| c.days_left), window)
+            "    valid    {} to {} ({left})\n",
+            c.not_before, c.not_after
         );
     }
+    if let Some(p) = &slot.problem {
+        s += &format!("    ! {p}\n");
+    }
+    s += &format!(
+        "    verdict  {}\n",
+        slot.verdict
+            .explain(slot.certificate.as_ref().map(|c| c.days_left), window)
+    );
     s
 }

@@ -1,0 +1,379 @@
+//! The module's vendor extensions for renewal clients, through `cryptoki`
+//! as a client uses them:
+//! * a CKO_DATA object with CKA_APPLICATION "ukey renewal" (object 5FFF10)
+//!   that remembers a staged renewal on the token itself;
+//! * C_SetAttributeValue(CKA_ID) on a private key = MOVE KEY (YubiKey 5.7);
+//! * CKA_UKEY_PROMOTE_FROM on a certificate write: the certificate is for
+//!   the key about to be moved into its slot.
+//!
+//! Together with key generation, signing, certificate writes and C_DestroyObject
+//! they make the whole promotion of a renewed key reachable through PKCS#11.
+
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use std::time::{Duration, SystemTime};
+use ukey_pkcs11::{CKA_UKEY_PROMOTE_FROM, RENEWAL_APPLICATION, RENEWAL_OBJECT};
+use ukey_tests::*;
+
+const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+fn rv(e: Error) -> RvError {
+    match e {
+        Error::Pkcs11(rv, _) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+fn user(env: &ModuleEnv) -> Session {
+    let slot = env.p11.get_slots_with_token().unwrap()[0];
+    let s = env.p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+        .unwrap();
+    s
+}
+
+fn app() -> Vec<u8> {
+    RENEWAL_APPLICATION.as_bytes().to_vec()
+}
+
+fn find_marker(s: &Session) -> Vec<ObjectHandle> {
+    s.find_objects(&[
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Application(app()),
+    ])
+    .unwrap()
+}
+
+fn value(s: &Session, h: ObjectHandle) -> Vec<u8> {
+    match s
+        .get_attributes(h, &[AttributeType::Value])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::Value(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn create_marker(s: &Session, v: &[u8]) -> Result<ObjectHandle, Error> {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Application(app()),
+        Attribute::Value(v.to_vec()),
+    ])
+}
+
+fn generate_p256(s: &Session, id: u8) -> (ObjectHandle, ObjectHandle) {
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::Id(vec![id]),
+            Attribute::EcParams(P256_OID.to_vec()),
+        ],
+        &[
+            Attribute::Token(true),
+            Attribute::Id(vec![id]),
+            Attribute::Sign(true),
+        ],
+    )
+    .unwrap()
+}
+
+fn spki(s: &Session, key: ObjectHandle) -> Vec<u8> {
+    match s
+        .get_attributes(key, &[AttributeType::PublicKeyInfo])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::PublicKeyInfo(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn issue(spki: &[u8]) -> Vec<u8> {
+    let now = SystemTime::now();
+    demo_ca()
+        .issue_leaf(
+            &ukey_sim::ca::parse_name("CN=Demo User,O=Example Pharma Ltd").unwrap(),
+            spki,
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(365 * 86400),
+            ukey_sim::ca::LeafUse::Signing,
+        )
+        .unwrap()
+}
+
+fn cert_template(id: u8, der: &[u8]) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::CERTIFICATE),
+        Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+        Attribute::Token(true),
+        Attribute::Id(vec![id]),
+        Attribute::Value(der.to_vec()),
+    ]
+}
+
+fn private_key(s: &Session, id: u8) -> Option<ObjectHandle> {
+    s.find_objects(&[
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Id(vec![id]),
+    ])
+    .unwrap()
+    .first()
+    .copied()
+}
+
+fn modifiable(s: &Session, h: ObjectHandle) -> bool {
+    match s
+        .get_attributes(h, &[AttributeType::Modifiable])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::Modifiable(b) => b,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn renewal_data_object_is_created_read_updated_and_destroyed() {
+    let mut env = ModuleEnv::new(vec![Start::Demo]);
+    {
+        let s = user(&env);
+        assert!(find_marker(&s).is_empty(), "none on a fresh demo token");
+        let h = create_marker(&s, b"first").unwrap();
+        assert_eq!(value(&s, h), b"first");
+        assert_eq!(find_marker(&s), vec![h]);
+        assert_eq!(
+            rv(create_marker(&s, b"second").unwrap_err()),
+            RvError::ActionProhibited,
+            "one renewal object per token: update it instead"
+        );
+        s.update_attributes(h, &[Attribute::Value(b"second".to_vec())])
+            .unwrap();
+        assert_eq!(value(&s, h), b"second");
+        assert_eq!(
+            rv(s.update_attributes(h, &[Attribute::Label(b"x".to_vec())])
+                .unwrap_err()),
+            RvError::AttributeReadOnly
+        );
+    }
+    // On the card: 5FFF10 holds it, and a fresh process sees it without a login.
+    assert!(env.state(0).objects.contains_key(&RENEWAL_OBJECT.0));
+    env.restart();
+    {
+        let slot = env.p11.get_slots_with_token().unwrap()[0];
+        let ro = env.p11.open_ro_session(slot).unwrap();
+        let found = find_marker(&ro);
+        assert_eq!(found.len(), 1);
+        assert_eq!(value(&ro, found[0]), b"second");
+        let attrs = ro
+            .get_attributes(
+                found[0],
+                &[
+                    AttributeType::Private,
+                    AttributeType::Token,
+                    AttributeType::Label,
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            attrs,
+            vec![
+                Attribute::Private(false),
+                Attribute::Token(true),
+                Attribute::Label(app())
+            ]
+        );
+        assert_eq!(
+            rv(ro.destroy_object(found[0]).unwrap_err()),
+            RvError::SessionReadOnly
+        );
+    }
+    let s = user(&env);
+    let h = find_marker(&s)[0];
+    s.destroy_object(h).unwrap();
+    assert!(find_marker(&s).is_empty());
+    assert!(!env.state(0).objects.contains_key(&RENEWAL_OBJECT.0));
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+#[test]
+fn renewal_data_object_needs_its_application_name_and_a_login() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let slot = env.p11.get_slots_with_token().unwrap()[0];
+    let public = env.p11.open_rw_session(slot).unwrap();
+    assert_eq!(
+        rv(create_marker(&public, b"x").unwrap_err()),
+        RvError::UserNotLoggedIn
+    );
+    drop(public);
+    let s = user(&env);
+    let e = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Application(b"someone else".to_vec()),
+            Attribute::Value(b"x".to_vec()),
+        ])
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::AttributeValueInvalid);
+    let e = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Application(app()),
+            Attribute::Private(true),
+            Attribute::Value(b"x".to_vec()),
+        ])
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::TemplateInconsistent, "it is never private");
+    assert!(!env.state(0).objects.contains_key(&RENEWAL_OBJECT.0));
+}
+
+#[test]
+fn another_applications_data_in_5fff10_is_never_shown_or_overwritten() {
+    let mut p = demo_template();
+    let foreign = vec![0x01, 0x02, 0x03];
+    p.objects.insert(RENEWAL_OBJECT.0, foreign.clone());
+    let env = ModuleEnv::new(vec![Start::State(p)]);
+    let s = user(&env);
+    assert!(find_marker(&s).is_empty());
+    let data = s
+        .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+        .unwrap();
+    assert!(data.is_empty());
+    assert_eq!(
+        rv(create_marker(&s, b"x").unwrap_err()),
+        RvError::ActionProhibited
+    );
+    assert_eq!(env.state(0).objects[&RENEWAL_OBJECT.0], foreign);
+}
+
+#[test]
+fn setting_the_id_of_a_private_key_moves_it_to_that_slot() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    let (_, private) = generate_p256(&s, 0x05);
+    assert!(modifiable(&s, private), "CKA_ID is modifiable on 5.7");
+    assert_eq!(
+        rv(s.update_attributes(private, &[Attribute::Id(vec![0x01])])
+            .unwrap_err()),
+        RvError::ActionProhibited,
+        "9A holds a key: never replaced by a move"
+    );
+    assert_eq!(
+        rv(
+            s.update_attributes(private, &[Attribute::Label(b"x".to_vec())])
+                .unwrap_err()
+        ),
+        RvError::AttributeReadOnly
+    );
+    s.update_attributes(private, &[Attribute::Id(vec![0x06])])
+        .unwrap();
+    let st = env.state(0);
+    assert!(st.keys.contains_key("83") && !st.keys.contains_key("82"));
+    // The handle followed the key.
+    assert_eq!(
+        s.get_attributes(private, &[AttributeType::Id]).unwrap(),
+        vec![Attribute::Id(vec![0x06])]
+    );
+    assert_eq!(private_key(&s, 0x06), Some(private));
+    assert_eq!(private_key(&s, 0x05), None);
+    let sig = s
+        .sign(&Mechanism::EcdsaSha256, private, b"moved key signs")
+        .unwrap();
+    assert_eq!(sig.len(), 64);
+}
+
+#[test]
+fn a_card_without_move_key_refuses_the_move() {
+    let mut p = demo_template();
+    p.version = [5, 4, 3];
+    let env = ModuleEnv::new(vec![Start::State(p)]);
+    let s = user(&env);
+    let (_, private) = generate_p256(&s, 0x05);
+    assert!(!modifiable(&s, private));
+    assert_eq!(
+        rv(s.update_attributes(private, &[Attribute::Id(vec![0x06])])
+            .unwrap_err()),
+        RvError::ActionProhibited
+    );
+    assert!(env.state(0).keys.contains_key("82"));
+}
+
+#[test]
+fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    let old_key = env.state(0).keys["9a"].private_key.clone();
+    // Staged: a new key in 82 with its new certificate.
+    let (public, private) = generate_p256(&s, 0x05);
+    let new_cert = issue(&spki(&s, public));
+    s.create_object(&cert_template(0x05, &new_cert)).unwrap();
+    // Without the vendor attribute the module refuses a certificate that is
+    // not for the key in 9A (the ordinary check stays as it was)...
+    assert_eq!(
+        rv(s.create_object(&cert_template(0x01, &new_cert))
+            .unwrap_err()),
+        RvError::TemplateInconsistent
+    );
+    // ...and with it, a certificate for yet another key.
+    let other = ukey_sim::keys::PrivateKey::generate(apdu::piv::Algorithm::EccP256).unwrap();
+    let mut wrong = cert_template(0x01, &issue(&other.spki_der()));
+    wrong.push(Attribute::VendorDefined((
+        AttributeType::VendorDefined(CKA_UKEY_PROMOTE_FROM),
+        vec![0x05],
+    )));
+    assert_eq!(
+        rv(s.create_object(&wrong).unwrap_err()),
+        RvError::TemplateInconsistent
+    );
+    assert_eq!(
+        env.state(0).keys["9a"].private_key,
+        old_key,
+        "nothing changed in 9A"
+    );
+    // The promotion: certificate into 9A for the key in 82, old key out, new key in.
+    let mut promote = cert_template(0x01, &new_cert);
+    promote.push(Attribute::VendorDefined((
+        AttributeType::VendorDefined(CKA_UKEY_PROMOTE_FROM),
+        vec![0x05],
+    )));
+    s.create_object(&promote).unwrap();
+    let old = private_key(&s, 0x01).unwrap();
+    s.destroy_object(old).unwrap();
+    s.update_attributes(private, &[Attribute::Id(vec![0x01])])
+        .unwrap();
+    // 9A now holds the new pair: the certificate is for the key, and it signs.
+    let found = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(vec![0x01]),
+        ])
+        .unwrap();
+    let pk = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(vec![0x01]),
+        ])
+        .unwrap()[0];
+    assert_eq!(spki(&s, pk), spki(&s, public));
+    assert_eq!(
+        s.get_attributes(found[0], &[AttributeType::Value]).unwrap(),
+        vec![Attribute::Value(new_cert.clone())]
+    );
+    let k = private_key(&s, 0x01).unwrap();
+    assert_eq!(
+        s.sign(&Mechanism::EcdsaSha256, k, b"renewed")
+            .unwrap()
+            .len(),
+        64
+    );
+    let st = env.state(0);
+    assert_ne!(st.keys["9a"].private_key, old_key);
+    assert!(!st.keys.contains_key("82"));
+}

@@ -1,0 +1,627 @@
+//! `ukey renew install CERT`: write the CA's certificate next to the staged
+//! key, then promote the new pair into the target slot.
+//!
+//! # The install state machine
+//!
+//! T is the target slot (9A), R the retired slot holding the staged key.
+//! K is the key in use, C its certificate; K' the staged key, C' the new
+//! certificate (the file's, for K'). Every step is one card write (one
+//! PUT DATA or one MOVE KEY / DELETE KEY APDU, which the card commits
+//! whole), so the token is always in one of these states:
+//!
+//! | state | T       | R       | complete pair | next step                             |
+//! |-------|---------|---------|---------------|---------------------------------------|
+//! | S0    | K  + C  | K'      | T (old)       | 1. C' into R, read back               |
+//! | S1    | K  + C  | K' + C' | T (old), R    | 2. C' into T (for the key in R)       |
+//! | S2    | K  + C' | K' + C' | R             | 3. delete K from T                    |
+//! | S3    | C'      | K' + C' | R             | 4. MOVE KEY R → T                     |
+//! | S4    | K' + C' | C'      | T (new)       | 5a. clear R's certificate             |
+//! | S5    | K' + C' |         | T (new)       | 5b. drop the marker entry: done       |
+//!
+//! At every point a complete, usable key + certificate pair exists in one
+//! slot: the old one in T until step 2, the new one in R from step 1 and
+//! in T from step 4. Step 2 comes before step 3 so that no state has the
+//! new key in T without its certificate (the certificate cannot follow a
+//! moved key: MOVE KEY moves the private key only).
+//!
+//! The state is read from the card, not remembered: [`next_step`] looks at
+//! which key (K' by the hash in the marker, or another) and which
+//! certificate (C' or another) T and R hold, so re-running the command
+//! after a pulled token finds the state it stopped in and goes on; a step
+//! the card committed just before the pull (answer lost) is seen as done.
+//!
+//! Without MOVE KEY (firmware before 5.7: the module's private key is not
+//! CKA_MODIFIABLE) the install stops in S1: the renewed pair stays in R,
+//! the marker entry is dropped, and the user is told so. A certificate
+//! for no staged key is refused before anything is written.
+
+use super::{
+    hash_of, pin_refused, read_marker, require_protected, subject_text, utc, write_marker,
+};
+use crate::auth::{gather_write, prepare_write};
+use crate::certs::{load_cert_bundle, CertSummary};
+use crate::cmd::status::{slot_text, token_report, SlotReport, TokenReport};
+use crate::cmd::Ctx;
+use crate::error::{CliError, Result, EXIT_REMOVED};
+use crate::marker::{KeyHash, Marker, Staged};
+use crate::output;
+use crate::p11::P11Token;
+use crate::token::TokenRef;
+use crate::verdict::{days_left, judge, Verdict, DEFAULT_WINDOW_DAYS};
+use apdu::piv::Slot;
+use serde::Serialize;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Which key a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyIn {
+    None,
+    /// The staged key K'.
+    Staged,
+    /// Another key (K in the target slot).
+    Other,
+}
+
+/// Which certificate a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertIn {
+    None,
+    /// The certificate being installed, C'.
+    New,
+    Other,
+}
+
+/// What the card shows in the target slot T and the staged slot R.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub target_key: KeyIn,
+    pub target_cert: CertIn,
+    pub staged_key: KeyIn,
+    pub staged_cert: CertIn,
+}
+
+/// One card write of the install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// 1. C' into R (and read back).
+    CertIntoStaged,
+    /// 2. C' into T; `for_staged_key`: it certifies the key in R, which
+    ///    is about to move in (the module's CKA_UKEY_PROMOTE_FROM).
+    CertIntoTarget { for_staged_key: bool },
+    /// 3. Delete the old key K from T.
+    DeleteOldKey,
+    /// 4. MOVE KEY R → T.
+    MoveKey,
+    /// 5a. Empty R's certificate container.
+    ClearStaged,
+    /// 5b. Drop the marker entry: the install is complete.
+    Finish,
+}
+
+impl Step {
+    /// The name reports (`--json`) use.
+    fn name(self) -> &'static str {
+        match self {
+            Step::CertIntoStaged => "certificate-into-staged-slot",
+            Step::CertIntoTarget { .. } => "certificate-into-target-slot",
+            Step::DeleteOldKey => "delete-old-key",
+            Step::MoveKey => "move-key",
+            Step::ClearStaged => "clear-staged-slot",
+            Step::Finish => "clear-marker",
+        }
+    }
+
+    fn describe(self, t: Slot, r: Slot) -> String {
+        match self {
+            Step::CertIntoStaged => {
+                format!("certificate written next to the new key in slot {r} and read back")
+            }
+            Step::CertIntoTarget { .. } => {
+                format!("certificate written into slot {t} and read back")
+            }
+            Step::DeleteOldKey => format!("old key deleted from slot {t}"),
+            Step::MoveKey => format!("new key moved from slot {r} into {t}"),
+            Step::ClearStaged => format!("slot {r} emptied"),
+            Step::Finish => "staging marker cleared".into(),
+        }
+    }
+}
+
+/// The staged key is nowhere on the token: nothing to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagedKeyGone;
+
+/// The next step from what the card shows (see the table above).
+/// `can_move`: the card has MOVE KEY (asked only while K' is in R).
+pub fn next_step(v: View, can_move: bool) -> std::result::Result<Step, StagedKeyGone> {
+    if v.target_key == KeyIn::Staged {
+        return Ok(if v.target_cert != CertIn::New {
+            Step::CertIntoTarget {
+                for_staged_key: false,
+            }
+        } else if v.staged_key == KeyIn::None && v.staged_cert == CertIn::New {
+            Step::ClearStaged
+        } else {
+            Step::Finish
+        });
+    }
+    if v.staged_key != KeyIn::Staged {
+        return Err(StagedKeyGone);
+    }
+    Ok(if v.staged_cert != CertIn::New {
+        Step::CertIntoStaged
+    } else if !can_move {
+        Step::Finish
+    } else if v.target_cert != CertIn::New {
+        Step::CertIntoTarget {
+            for_staged_key: true,
+        }
+    } else if v.target_key == KeyIn::Other {
+        Step::DeleteOldKey
+    } else {
+        Step::MoveKey
+    })
+}
+
+fn read_view(p: &P11Token, e: &Staged, hash: &KeyHash, new: &[u8]) -> Result<View> {
+    let key_in = |slot: Slot| -> Result<KeyIn> {
+        Ok(match p.public_key(slot)? {
+            None => KeyIn::None,
+            Some(spki) if hash_of(&spki)? == *hash => KeyIn::Staged,
+            Some(_) => KeyIn::Other,
+        })
+    };
+    let cert_in = |slot: Slot| -> Result<CertIn> {
+        Ok(match p.cert(slot)? {
+            None => CertIn::None,
+            Some(d) if d == new => CertIn::New,
+            Some(_) => CertIn::Other,
+        })
+    };
+    Ok(View {
+        target_key: key_in(e.target)?,
+        target_cert: cert_in(e.target)?,
+        staged_key: key_in(e.staged)?,
+        staged_cert: cert_in(e.staged)?,
+    })
+}
+
+#[derive(Serialize)]
+struct Report {
+    target: String,
+    staged_slot: Option<String>,
+    /// Where the renewed pair is now.
+    installed_in: String,
+    /// Promoted into the target slot (false: the card cannot move keys).
+    promoted: bool,
+    /// The writes this run made (none when it was installed already).
+    steps: Vec<String>,
+    subject: String,
+    not_after: String,
+    days_left: i64,
+    verdict: Verdict,
+    status: Option<TokenReport>,
+}
+
+/// Run the state machine until the install is complete; returns the steps done.
+fn drive(
+    p: &P11Token,
+    marker: &mut Marker,
+    e: &Staged,
+    hash: &KeyHash,
+    new: &[u8],
+    done: &mut Vec<Step>,
+) -> Result<bool> {
+    let (t, r) = (e.target, e.staged);
+    let mut promoted = true;
+    // Five steps at most from S0; the bound only guards against a card
+    // that does not keep what it was given.
+    for _ in 0..8 {
+        let v = read_view(p, e, hash, new)?;
+        let can_move = if v.staged_key == KeyIn::Staged {
+            p.can_move(r)?
+        } else {
+            true
+        };
+        let step = next_step(v, can_move).map_err(|_| {
+            CliError::new(format!(
+                "the staged key is no longer in slot {r} nor in {t}: nothing was installed; \
+                 `ukey renew cancel --slot {t}` and request again"
+            ))
+        })?;
+        match step {
+            Step::CertIntoStaged => p.write_cert(r, new, None)?,
+            Step::CertIntoTarget { for_staged_key } => {
+                p.write_cert(t, new, for_staged_key.then_some(r))?
+            }
+            Step::DeleteOldKey => p.delete_key(t)?,
+            Step::MoveKey => p.move_key(r, t)?,
+            Step::ClearStaged => p.delete_cert(r)?,
+            Step::Finish => {
+                promoted = v.target_key == KeyIn::Staged;
+                marker.remove(t);
+                write_marker(p, marker)?;
+            }
+        }
+        output::note(format!("  {}", step.describe(t, r)));
+        done.push(step);
+        if step == Step::Finish {
+            return Ok(promoted);
+        }
+    }
+    Err(CliError::new(
+        "the install does not converge: the token does not keep what is written to it",
+    ))
+}
+
+/// Read the result back from the card with a fresh module (no cache).
+fn verify(tref: &TokenRef, slot: Slot, hash: &KeyHash, new: &[u8]) -> Result<()> {
+    let p = P11Token::open(&tref.origin, &tref.reader)?;
+    let key = p.public_key(slot)?;
+    let cert = p.cert(slot)?;
+    p.close();
+    let key_ok = match key {
+        Some(spki) => hash_of(&spki)? == *hash,
+        None => false,
+    };
+    if key_ok && cert.as_deref() == Some(new) {
+        Ok(())
+    } else {
+        Err(CliError::new(format!(
+            "reading slot {slot} back: the new key and certificate are not both there"
+        )))
+    }
+}
+
+/// The certificate installed already, and where.
+fn installed_already(p: &P11Token, certs: &[Vec<u8>]) -> Result<Option<(Slot, Vec<u8>)>> {
+    for slot in Slot::all() {
+        let Some(cert) = p.cert(slot)? else { continue };
+        if !certs.contains(&cert) {
+            continue;
+        }
+        let summary = CertSummary::parse(&cert)?;
+        if let Some(spki) = p.public_key(slot)? {
+            if matches!(
+                (hash_of(&spki), hash_of(&summary.spki_der)),
+                (Ok(a), Ok(b)) if a == b
+            ) {
+                return Ok(Some((slot, cert)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn refusal(file: &Path, marker: &Marker) -> CliError {
+    let shown = file.display();
+    if marker.entries.is_empty() {
+        return CliError::new(format!(
+            "{shown} is not for a staged key: no renewal is staged on this token \
+             (`ukey renew request --slot 9a` first); nothing was written"
+        ));
+    }
+    let staged: Vec<String> = marker
+        .entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} (new key in slot {} since {})",
+                e.target,
+                e.staged,
+                utc(e.created)
+            )
+        })
+        .collect();
+    CliError::new(format!(
+        "{shown} is for another key: its public key is not the key staged for renewal \
+         ({}); was it issued for another request? Nothing was written",
+        staged.join("; ")
+    ))
+}
+
+pub fn install(ctx: &mut Ctx, file: &Path) -> Result<()> {
+    let certs = load_cert_bundle(file)?;
+    let mut t = ctx.token()?;
+    let tref = t.token_ref();
+    let prep = t.piv(prepare_write)?;
+    drop(t);
+    let p = P11Token::open(&tref.origin, &tref.reader)?;
+    let mut marker = read_marker(&p)?;
+
+    // The certificate in the file for a staged key (a .p7b also holds the CA's).
+    let mut chosen = None;
+    for der in &certs {
+        let summary = CertSummary::parse(der)?;
+        // A chain may hold CA keys of kinds a PIV key cannot be: not ours.
+        let Ok(hash) = hash_of(&summary.spki_der) else {
+            continue;
+        };
+        if let Some(e) = marker.for_key(&hash) {
+            chosen = Some((der.clone(), summary, e.clone(), hash));
+            break;
+        }
+    }
+    let Some((new, cert, entry, hash)) = chosen else {
+        if let Some((slot, der)) = installed_already(&p, &certs)? {
+            p.close();
+            let done = Done {
+                target: slot,
+                staged: None,
+                home: slot,
+                promoted: !matches!(slot, Slot::Retired(_)),
+                steps: Vec::new(),
+            };
+            return report_done(ctx, &tref, file, &der, done);
+        }
+        return Err(refusal(file, &marker));
+    };
+    let (target, staged) = (entry.target, entry.staged);
+    let now = SystemTime::now();
+    if judge(Some(&cert), now, 0) == Verdict::Expired {
+        return Err(CliError::new(format!(
+            "{}: the certificate expired on {}: nothing was written",
+            file.display(),
+            cert.not_after_text
+        )));
+    }
+    let requested = subject_text(&entry.subject);
+    if cert.subject.to_string() != requested {
+        output::warn(format!(
+            "the CA changed the subject: requested {requested}, issued {}",
+            cert.subject
+        ));
+    }
+    require_protected(&prep, &tref.reader)?;
+    output::note(format!(
+        "Installing the certificate for {} (valid until {}) for slot {target}; the new key \
+         is in slot {staged}. Do not pull the token; should it be pulled, run this command \
+         again to finish.",
+        cert.subject, cert.not_after_text
+    ));
+    let auth = gather_write(&prep, &mut ctx.secrets, true)?;
+    let pin = auth
+        .pin
+        .clone()
+        .ok_or_else(|| CliError::new("the PIN is needed"))?;
+    let mut p = p;
+    let mut done = Vec::new();
+    let run = p
+        .login_user(&pin)
+        .map_err(|e| pin_refused(&tref, &prep, e))
+        .and_then(|()| drive(&p, &mut marker, &entry, &hash, &new, &mut done));
+    let promoted = match run {
+        Ok(promoted) => promoted,
+        Err(e) if e.code == EXIT_REMOVED => {
+            return Err(CliError::new(format!(
+                "{}: insert the token and run `ukey renew install {}` again to finish: a \
+                 complete key and certificate pair is on it ({})",
+                e.message,
+                file.display(),
+                match done.last() {
+                    None | Some(Step::CertIntoStaged) => format!("the one in use in {target}"),
+                    Some(Step::CertIntoTarget { .. }) | Some(Step::DeleteOldKey) => {
+                        format!("the new one in slot {staged}")
+                    }
+                    Some(_) => format!("the new one in {target}"),
+                }
+            ))
+            .with_code(EXIT_REMOVED))
+        }
+        Err(e) => return Err(e),
+    };
+    p.close();
+    let home = if promoted { target } else { staged };
+    verify(&tref, home, &hash, &new)?;
+    let done = Done {
+        target,
+        staged: Some(staged),
+        home,
+        promoted,
+        steps: done,
+    };
+    report_done(ctx, &tref, file, &new, done)
+}
+
+/// How an install ended.
+struct Done {
+    target: Slot,
+    staged: Option<Slot>,
+    /// Where the renewed pair is.
+    home: Slot,
+    promoted: bool,
+    steps: Vec<Step>,
+}
+
+fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) -> Result<()> {
+    let Done {
+        target,
+        staged,
+        home,
+        promoted,
+        steps,
+    } = done;
+    let cert = CertSummary::parse(der)?;
+    let now = SystemTime::now();
+    let days = days_left(cert.not_after, now);
+    let verdict = judge(Some(&cert), now, DEFAULT_WINDOW_DAYS);
+    let status = tref
+        .connect()
+        .and_then(|mut t| token_report(&mut t, DEFAULT_WINDOW_DAYS))
+        .map_err(|e| output::warn(format!("reading the new status: {}", e.message)))
+        .ok();
+    let report = Report {
+        target: target.to_string(),
+        staged_slot: staged.map(|s| s.to_string()),
+        installed_in: home.to_string(),
+        promoted,
+        steps: steps.iter().map(|s| s.name().to_string()).collect(),
+        subject: cert.subject.to_string(),
+        not_after: cert.not_after_text.clone(),
+        days_left: days,
+        verdict,
+        status,
+    };
+    ctx.out.emit(&report, || {
+        let mut s = String::new();
+        if report.steps.is_empty() {
+            s += &format!(
+                "{} is already installed in slot {home}: nothing to do.\n",
+                file.display()
+            );
+        } else if promoted {
+            s += &format!(
+                "Renewed: slot {home} holds the new key and certificate (read back from the \
+                 token).\n"
+            );
+        } else {
+            s += &format!(
+                "Installed in slot {home}: this token cannot move keys (MOVE KEY needs \
+                 firmware 5.7), so the renewed key and certificate stay in the retired slot \
+                 {home}, where applications find them by their certificate; slot {target} \
+                 keeps the old pair until it expires.\n"
+            );
+        }
+        // The new status of the slots involved, read from the token.
+        let shown: Vec<&SlotReport> = report
+            .status
+            .iter()
+            .flat_map(|st| st.slots.iter())
+            .filter(|r| r.slot == report.target || r.slot == report.installed_in)
+            .collect();
+        if shown.is_empty() {
+            s += &format!(
+                "Certificate for {}: valid until {} ({}).\n",
+                report.subject,
+                report.not_after,
+                verdict.explain(Some(days), DEFAULT_WINDOW_DAYS)
+            );
+        }
+        for r in shown {
+            s += &slot_text(r, DEFAULT_WINDOW_DAYS);
+        }
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(tk: KeyIn, tc: CertIn, sk: KeyIn, sc: CertIn) -> View {
+        View {
+            target_key: tk,
+            target_cert: tc,
+            staged_key: sk,
+            staged_cert: sc,
+        }
+    }
+
+    /// The table in the module documentation, row by row.
+    #[test]
+    fn every_state_has_its_next_step() {
+        use CertIn as C;
+        use KeyIn as K;
+        let rows = [
+            (
+                "S0",
+                view(K::Other, C::Other, K::Staged, C::None),
+                Step::CertIntoStaged,
+            ),
+            (
+                "S0 (R had another certificate)",
+                view(K::Other, C::Other, K::Staged, C::Other),
+                Step::CertIntoStaged,
+            ),
+            (
+                "S1",
+                view(K::Other, C::Other, K::Staged, C::New),
+                Step::CertIntoTarget {
+                    for_staged_key: true,
+                },
+            ),
+            (
+                "S2",
+                view(K::Other, C::New, K::Staged, C::New),
+                Step::DeleteOldKey,
+            ),
+            (
+                "S3",
+                view(K::None, C::New, K::Staged, C::New),
+                Step::MoveKey,
+            ),
+            (
+                "S4",
+                view(K::Staged, C::New, K::None, C::New),
+                Step::ClearStaged,
+            ),
+            (
+                "S5",
+                view(K::Staged, C::New, K::None, C::None),
+                Step::Finish,
+            ),
+            (
+                "T lost its certificate after the move",
+                view(K::Staged, C::None, K::None, C::New),
+                Step::CertIntoTarget {
+                    for_staged_key: false,
+                },
+            ),
+            (
+                "R reused by another key after the move: left alone",
+                view(K::Staged, C::New, K::Other, C::Other),
+                Step::Finish,
+            ),
+        ];
+        for (name, v, want) in rows {
+            assert_eq!(next_step(v, true), Ok(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_state_keeps_a_complete_pair_and_the_steps_reach_the_end() {
+        // Simulate the card: apply each step to the view, check that a
+        // complete pair exists in T (old or new) or R after every write.
+        let mut v = view(KeyIn::Other, CertIn::Other, KeyIn::Staged, CertIn::None);
+        let complete = |v: &View| {
+            (v.target_key == KeyIn::Other && v.target_cert == CertIn::Other)
+                || (v.target_key == KeyIn::Staged && v.target_cert == CertIn::New)
+                || (v.staged_key == KeyIn::Staged && v.staged_cert == CertIn::New)
+        };
+        let mut steps = Vec::new();
+        loop {
+            assert!(complete(&v), "{v:?}");
+            let step = next_step(v, true).unwrap();
+            steps.push(step);
+            match step {
+                Step::CertIntoStaged => v.staged_cert = CertIn::New,
+                Step::CertIntoTarget { .. } => v.target_cert = CertIn::New,
+                Step::DeleteOldKey => v.target_key = KeyIn::None,
+                Step::MoveKey => {
+                    v.target_key = KeyIn::Staged;
+                    v.staged_key = KeyIn::None;
+                }
+                Step::ClearStaged => v.staged_cert = CertIn::None,
+                Step::Finish => break,
+            }
+        }
+        assert_eq!(steps.len(), 6, "{steps:?}");
+    }
+
+    #[test]
+    fn without_move_key_the_pair_stays_in_the_retired_slot() {
+        let s0 = view(KeyIn::Other, CertIn::Other, KeyIn::Staged, CertIn::None);
+        assert_eq!(next_step(s0, false), Ok(Step::CertIntoStaged));
+        let s1 = view(KeyIn::Other, CertIn::Other, KeyIn::Staged, CertIn::New);
+        assert_eq!(next_step(s1, false), Ok(Step::Finish));
+    }
+
+    #[test]
+    fn a_vanished_staged_key_stops_the_install() {
+        for sk in [KeyIn::None, KeyIn::Other] {
+            let v = view(KeyIn::Other, CertIn::Other, sk, CertIn::None);
+            assert_eq!(next_step(v, true), Err(StagedKeyGone));
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `ukey renew request | install | status | cancel`: the token side of a
+//! CA's online renewal (DESIGN.md "Renewal").
+//!
+//! The card is reached through the PKCS#11 module ([`crate::p11`]), as a
+//! renewal client reaches it; `apdu` is used only for what PKCS#11 cannot
+//! tell: the PIN tries left (GET METADATA, no try spent) and the final
+//! status report. The staged renewal is remembered on the token itself
+//! ([`crate::marker`]), so the install may run days later on another PC.
+//!
+//! Renewal needs a PIN-protected management key (the YubiKey convention
+//! the CA's tokens use): the user knows only the PIN, and one PKCS#11 user
+//! login then authorises every step.
+
+mod install;
+mod manage;
+mod request;
+
+pub use install::install;
+pub use manage::{cancel, status};
+pub use request::request;
+
+use crate::auth::{pin_counter, wrong, WritePrep};
+use crate::certs::{canonical_spki, CertSummary};
+use crate::error::{CliError, Result, EXIT_WRONG_SECRET};
+use crate::marker::{key_hash, KeyHash, Marker, Staged};
+use crate::p11::P11Token;
+use crate::secrets::Kind;
+use crate::token::TokenRef;
+use apdu::piv::Slot;
+use serde::Serialize;
+
+/// Refuse tokens whose management key the user does not have.
+fn require_protected(prep: &WritePrep, reader: &str) -> Result<()> {
+    if prep.mgmt.protected {
+        return Ok(());
+    }
+    Err(CliError::new(format!(
+        "the token in {reader} has no PIN-protected management key: renewal needs one, so \
+         that the PIN alone authorises it (`ykman piv access change-management-key \
+         --protect`); otherwise use `ukey keygen`, `ukey csr` and `ukey cert import` \
+         with --mgmt-key"
+    )))
+}
+
+/// A wrong PIN at C_Login: the tries left, read without spending one.
+fn pin_refused(tref: &TokenRef, prep: &WritePrep, e: CliError) -> CliError {
+    if e.code != EXIT_WRONG_SECRET {
+        return e;
+    }
+    let left = tref
+        .connect()
+        .and_then(|mut t| t.piv(|s| pin_counter(s, &prep.info)));
+    match left {
+        Ok(Some(c)) => wrong(Kind::Pin, c.tries_left),
+        _ => CliError::new("wrong PIN").with_code(EXIT_WRONG_SECRET),
+    }
+}
+
+/// The marker on the token (an empty one when there is none).
+fn read_marker(p: &P11Token) -> Result<Marker> {
+    match p.renewal()? {
+        None => Ok(Marker::new()),
+        Some(v) => Marker::parse(&v).map_err(|e| CliError::new(e.to_string())),
+    }
+}
+
+/// Store the marker, or remove the data object when nothing is staged.
+fn write_marker(p: &P11Token, m: &Marker) -> Result<()> {
+    if m.entries.is_empty() {
+        p.delete_renewal()
+    } else {
+        p.set_renewal(&m.encode())
+    }
+}
+
+/// The canonical key hash of a SubjectPublicKeyInfo.
+fn hash_of(spki: &[u8]) -> Result<KeyHash> {
+    Ok(key_hash(&canonical_spki(spki)?))
+}
+
+/// Where a staged renewal stands, read from the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The slot is reserved; the key generation did not finish.
+    KeyPending,
+    /// The new key is in the retired slot: waiting for the CA.
+    AwaitingCertificate,
+    /// The certificate is next to the new key in the retired slot.
+    CertificateWritten,
+    /// The target slot holds the new certificate; the key is still to move.
+    Promoting,
+    /// The new key is in the target slot: only clean-up is left.
+    Promoted,
+    /// The staged key is nowhere on the token.
+    KeyMissing,
+}
+
+impl Phase {
+    fn explain(self, e: &Staged) -> String {
+        let (t, r) = (e.target, e.staged);
+        match self {
+            Phase::KeyPending => format!(
+                "the key generation in slot {r} did not finish: run `ukey renew request --slot {t}` \
+                 again, or `ukey renew cancel --slot {t}`"
+            ),
+            Phase::AwaitingCertificate => format!(
+                "waiting for the CA's certificate: install it with `ukey renew install CERT`; \
+                 slot {t} keeps its key and certificate until then"
+            ),
+            Phase::CertificateWritten => format!(
+                "the certificate is in slot {r} next to the new key; the install stopped before \
+                 promoting it to {t}: run `ukey renew install CERT` again"
+            ),
+            Phase::Promoting => format!(
+                "the install is promoting the new pair to {t} (it stopped halfway): run \
+                 `ukey renew install CERT` again; the complete new pair is in slot {r}"
+            ),
+            Phase::Promoted => format!(
+                "the new key and certificate are in {t}; clean-up of slot {r} is left: run \
+                 `ukey renew install CERT` again"
+            ),
+            Phase::KeyMissing => format!(
+                "the staged key is no longer on the token: `ukey renew cancel --slot {t}`, then \
+                 request again"
+            ),
+        }
+    }
+
+    /// Whether the install already changed the target slot (no way back).
+    fn past_the_point_of_no_return(self) -> bool {
+        matches!(self, Phase::Promoting | Phase::Promoted)
+    }
+}
+
+/// A staged renewal as the card shows it now.
+struct Looked {
+    phase: Phase,
+    /// The staged key is in its retired slot.
+    key_in_staged_slot: bool,
+}
+
+/// Whether `cert` (DER) certifies the key `hash`.
+fn certifies(cert: Option<&[u8]>, hash: &KeyHash) -> bool {
+    cert.and_then(|d| CertSummary::parse(d).ok())
+        .and_then(|c| hash_of(&c.spki_der).ok())
+        .is_some_and(|h| h == *hash)
+}
+
+/// Read where `e` stands (no login needed: public key objects and certificates).
+fn look(p: &P11Token, e: &Staged) -> Result<Looked> {
+    let staged_key = p.public_key(e.staged)?;
+    let Some(hash) = e.key else {
+        return Ok(Looked {
+            phase: Phase::KeyPending,
+            key_in_staged_slot: staged_key.is_some(),
+        });
+    };
+    let is_ours = |spki: Option<Vec<u8>>| -> Result<bool> {
+        Ok(match spki {
+            Some(s) => hash_of(&s)? == hash,
+            None => false,
+        })
+    };
+    if is_ours(p.public_key(e.target)?)? {
+        return Ok(Looked {
+            phase: Phase::Promoted,
+            key_in_staged_slot: false,
+        });
+    }
+    if !is_ours(staged_key)? {
+        return Ok(Looked {
+            phase: Phase::KeyMissing,
+            key_in_staged_slot: false,
+        });
+    }
+    let phase = if certifies(p.cert(e.target)?.as_deref(), &hash) {
+        Phase::Promoting
+    } else if certifies(p.cert(e.staged)?.as_deref(), &hash) {
+        Phase::CertificateWritten
+    } else {
+        Phase::AwaitingCertificate
+    };
+    Ok(Looked {
+        phase,
+        key_in_staged_slot: true,
+    })
+}
+
+/// "2026-01-31T10:00:00Z" for Unix seconds.
+fn utc(secs: u64) -> String {
+    der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| format!("{secs} (Unix time)"))
+}
+
+/// The subject DER of an entry, as text.
+fn subject_text(der: &[u8]) -> String {
+    use der::Decode;
+    x509_cert::name::Name::from_der(der)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "(unreadable subject)".into())
+}
+
+/// The slots a renewal may target.
+pub fn parse_target(s: &str) -> std::result::Result<Slot, String> {
+    match Slot::parse(s) {
+        Some(
+            slot @ (Slot::Authentication
+            | Slot::Signature
+            | Slot::KeyManagement
+            | Slot::CardAuthentication),
+        ) => Ok(slot),
+        _ => Err(format!(
+            "{s:?}: renewal is for the slots in use: 9a, 9c, 9d or 9e"
+        )),
+    }
+}

@@ -1,0 +1,364 @@
+//! The staging marker: what `ukey renew request` remembers on the token
+//! itself, so that the install (days later, maybe on another PC) knows
+//! which key was staged for which slot.
+//!
+//! It is the value of the module's renewal data object (CKO_DATA,
+//! CKA_APPLICATION "ukey renewal", stored in 5FFF10), a small versioned
+//! BER-TLV with one entry per staged renewal (a user may renew 9C and 9D
+//! at once):
+//!
+//! ```text
+//! A0 {                               ukey renewal marker
+//!   80 01 version                    (1)
+//!   A1 {                             one staged renewal
+//!     81 01 target key reference     (9A, 9C, 9D, 9E)
+//!     82 01 staged key reference     (a retired slot, 82..95)
+//!     83 01 algorithm                (PIV code: 07 RSA-2048, 11 P-256, ...)
+//!     84 .. subject of the request   (DER Name)
+//!     85 08 created                  (Unix seconds, big-endian)
+//!     86 20 SHA-256 of the staged key's SubjectPublicKeyInfo
+//!   } ...                            (86 is absent while the key is generated)
+//! }
+//! ```
+//! Unknown tags inside an entry are skipped (later versions may add some);
+//! a marker of a newer version is shown but never rewritten.
+
+use apdu::piv::{Algorithm, Slot};
+use apdu::tlv::{self, Builder};
+use sha2::{Digest, Sha256};
+
+/// The version this code writes.
+pub const VERSION: u8 = 1;
+
+const MARKER: u32 = 0xA0;
+const VERSION_TAG: u32 = 0x80;
+const ENTRY: u32 = 0xA1;
+const TARGET: u32 = 0x81;
+const STAGED: u32 = 0x82;
+const ALGORITHM: u32 = 0x83;
+const SUBJECT: u32 = 0x84;
+const CREATED: u32 = 0x85;
+const KEY_HASH: u32 = 0x86;
+
+/// SHA-256 of a SubjectPublicKeyInfo: how the marker names the staged key.
+pub type KeyHash = [u8; 32];
+
+pub fn key_hash(spki_der: &[u8]) -> KeyHash {
+    Sha256::digest(spki_der).into()
+}
+
+/// One staged renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The slot being renewed (its key and certificate stay in use until install).
+    pub target: Slot,
+    /// The retired slot holding the new key.
+    pub staged: Slot,
+    pub algorithm: Algorithm,
+    /// DER of the request's subject.
+    pub subject: Vec<u8>,
+    /// Unix seconds.
+    pub created: u64,
+    /// The staged key; `None` between reserving the slot and generating the key.
+    pub key: Option<KeyHash>,
+}
+
+/// Every staged renewal on a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marker {
+    pub version: u8,
+    pub entries: Vec<Staged>,
+}
+
+/// Why a marker cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkerError {
+    Malformed(&'static str),
+    /// Written by a newer ukey: shown, never rewritten.
+    Newer(u8),
+}
+
+impl std::fmt::Display for MarkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MarkerError::Malformed(what) => write!(f, "the renewal marker is malformed ({what})"),
+            MarkerError::Newer(v) => write!(
+                f,
+                "the renewal marker was written by a newer ukey (version {v}); update ukey"
+            ),
+        }
+    }
+}
+
+fn byte(v: &[u8], what: &'static str) -> Result<u8, MarkerError> {
+    match v {
+        [b] => Ok(*b),
+        _ => Err(MarkerError::Malformed(what)),
+    }
+}
+
+impl Staged {
+    fn parse(content: &[u8]) -> Result<Self, MarkerError> {
+        let bad = MarkerError::Malformed;
+        let field = |tag: u32, what: &'static str| -> Result<&[u8], MarkerError> {
+            tlv::find(content, tag)
+                .map_err(|_| bad("entry"))?
+                .ok_or(bad(what))
+        };
+        let target = Slot::from_key_ref(byte(field(TARGET, "target")?, "target")?)
+            .filter(|s| !matches!(s, Slot::Retired(_) | Slot::Attestation))
+            .ok_or(bad("target slot"))?;
+        let staged = Slot::from_key_ref(byte(field(STAGED, "staged slot")?, "staged slot")?)
+            .filter(|s| matches!(s, Slot::Retired(_)))
+            .ok_or(bad("staged slot"))?;
+        let algorithm = Algorithm::from_code(byte(field(ALGORITHM, "algorithm")?, "algorithm")?)
+            .filter(|a| a.is_rsa() || a.is_ec())
+            .ok_or(bad("algorithm"))?;
+        let created = <[u8; 8]>::try_from(field(CREATED, "created")?)
+            .map(u64::from_be_bytes)
+            .map_err(|_| bad("created"))?;
+        let key = match tlv::find(content, KEY_HASH).map_err(|_| bad("entry"))? {
+            None => None,
+            Some(h) => Some(KeyHash::try_from(h).map_err(|_| bad("key hash"))?),
+        };
+        Ok(Self {
+            target,
+            staged,
+            algorithm,
+            subject: field(SUBJECT, "subject")?.to_vec(),
+            created,
+            key,
+        })
+    }
+
+    fn encode(&self, b: Builder) -> Builder {
+        b.nested(ENTRY, |b| {
+            b.add(TARGET, &[self.target.key_ref()])
+                .add(STAGED, &[self.staged.key_ref()])
+                .add(ALGORITHM, &[self.algorithm.code()])
+                .add(SUBJECT, &self.subject)
+                .add(CREATED, &self.created.to_be_bytes())
+                .add_opt(KEY_HASH, self.key.as_ref().map(|h| &h[..]))
+        })
+    }
+}
+
+impl Marker {
+    pub fn new() -> Self {
+        Self {
+            version: VERSION,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn parse(value: &[u8]) -> Result<Self, MarkerError> {
+        let bad = MarkerError::Malformed;
+        let inner = tlv::unwrap(value, MARKER).map_err(|_| bad("outer tag"))?;
+        let version = byte(
+            tlv::find(inner, VERSION_TAG)
+                .map_err(|_| bad("TLV"))?
+                .ok_or(bad("version"))?,
+            "version",
+        )?;
+        if version > VERSION {
+            return Err(MarkerError::Newer(version));
+        }
+        if version == 0 {
+            return Err(bad("version"));
+        }
+        let mut entries: Vec<Staged> = Vec::new();
+        for t in tlv::iter(inner) {
+            let t = t.map_err(|_| bad("TLV"))?;
+            if t.tag == tlv::Tag(ENTRY) {
+                let e = Staged::parse(t.value)?;
+                if entries
+                    .iter()
+                    .any(|o| o.target == e.target || o.staged == e.staged)
+                {
+                    return Err(bad("two entries for one slot"));
+                }
+                entries.push(e);
+            }
+        }
+        Ok(Self { version, entries })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        Builder::new()
+            .nested(MARKER, |b| {
+                let mut b = b.add(VERSION_TAG, &[VERSION]);
+                for e in &self.entries {
+                    b = e.encode(b);
+                }
+                b
+            })
+            .build()
+    }
+
+    /// The renewal staged for `target`.
+    pub fn for_target(&self, target: Slot) -> Option<&Staged> {
+        self.entries.iter().find(|e| e.target == target)
+    }
+
+    /// The renewal whose staged key is `key`.
+    pub fn for_key(&self, key: &KeyHash) -> Option<&Staged> {
+        self.entries.iter().find(|e| e.key.as_ref() == Some(key))
+    }
+
+    /// Add or replace the entry for `e.target`.
+    pub fn set(&mut self, e: Staged) {
+        self.entries.retain(|o| o.target != e.target);
+        self.entries.push(e);
+    }
+
+    pub fn remove(&mut self, target: Slot) {
+        self.entries.retain(|o| o.target != target);
+    }
+
+    /// Whether a retired slot is taken by a staged renewal.
+    pub fn reserves(&self, slot: Slot) -> bool {
+        self.entries.iter().any(|e| e.staged == slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+
+    fn entry(key: Option<KeyHash>) -> Staged {
+        Staged {
+            target: Slot::Authentication,
+            staged: Slot::Retired(1),
+            algorithm: Algorithm::Rsa2048,
+            subject: hex!("30 0F 31 0D 30 0B 06 03 55 04 03 0C 04 44 65 6D 6F").to_vec(),
+            created: 0x6789_ABCD,
+            key,
+        }
+    }
+
+    #[test]
+    fn encodes_to_the_documented_bytes() {
+        let m = Marker {
+            version: VERSION,
+            entries: vec![entry(None)],
+        };
+        let bytes = m.encode();
+        assert_eq!(
+            bytes,
+            hex!(
+                "A0 2B 80 01 01"
+                "A1 26 81 01 9A 82 01 82 83 01 07"
+                "84 11 30 0F 31 0D 30 0B 06 03 55 04 03 0C 04 44 65 6D 6F"
+                "85 08 00 00 00 00 67 89 AB CD"
+            )
+        );
+        assert_eq!(Marker::parse(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn round_trips_with_a_key_and_two_entries() {
+        let mut m = Marker::new();
+        m.set(entry(Some([7; 32])));
+        m.set(Staged {
+            target: Slot::KeyManagement,
+            staged: Slot::Retired(6),
+            algorithm: Algorithm::EccP256,
+            ..entry(None)
+        });
+        let back = Marker::parse(&m.encode()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(
+            back.for_key(&[7; 32]).map(|e| e.target),
+            Some(Slot::Authentication)
+        );
+        assert!(back.reserves(Slot::Retired(6)));
+        assert_eq!(
+            back.for_target(Slot::KeyManagement).unwrap().staged,
+            Slot::Retired(6)
+        );
+        let mut fewer = back.clone();
+        fewer.remove(Slot::Authentication);
+        assert_eq!(fewer.entries.len(), 1);
+    }
+
+    /// A marker with one entry made of these raw fields.
+    fn raw(version: u8, fields: &[(u32, &[u8])]) -> Vec<u8> {
+        Builder::new()
+            .nested(MARKER, |b| {
+                b.add(VERSION_TAG, &[version]).nested(ENTRY, |mut b| {
+                    for (tag, value) in fields {
+                        b = b.add(*tag, value);
+                    }
+                    b
+                })
+            })
+            .build()
+    }
+
+    const CREATED_1: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
+
+    #[test]
+    fn unknown_fields_are_skipped_and_newer_versions_refused() {
+        let fields: [(u32, &[u8]); 7] = [
+            (TARGET, &[0x9C]),
+            (STAGED, &[0x83]),
+            (ALGORITHM, &[0x11]),
+            (SUBJECT, &hex!("30 00")),
+            (CREATED, &CREATED_1),
+            (KEY_HASH, &[0x11; 32]),
+            (0x8F, &[0x00]),
+        ];
+        let m = Marker::parse(&raw(1, &fields)).unwrap();
+        assert_eq!(
+            m.entries,
+            vec![Staged {
+                target: Slot::Signature,
+                staged: Slot::Retired(2),
+                algorithm: Algorithm::EccP256,
+                subject: hex!("30 00").to_vec(),
+                created: 1,
+                key: Some([0x11; 32]),
+            }]
+        );
+        assert_eq!(Marker::parse(&raw(2, &fields)), Err(MarkerError::Newer(2)));
+    }
+
+    #[test]
+    fn malformed_markers_are_errors_not_panics() {
+        let good: [(u32, &[u8]); 5] = [
+            (TARGET, &[0x9C]),
+            (STAGED, &[0x83]),
+            (ALGORITHM, &[0x11]),
+            (SUBJECT, &hex!("30 00")),
+            (CREATED, &CREATED_1),
+        ];
+        assert!(Marker::parse(&raw(1, &good)).is_ok());
+        let with = |tag: u32, value: &'static [u8]| {
+            let mut f = good.to_vec();
+            f.retain(|(t, _)| *t != tag);
+            f.push((tag, value));
+            raw(1, &f)
+        };
+        let without = |tag: u32| {
+            let f: Vec<_> = good.iter().copied().filter(|(t, _)| *t != tag).collect();
+            raw(1, &f)
+        };
+        for (bad, why) in [
+            (hex!("").to_vec(), "empty"),
+            (hex!("A0 00").to_vec(), "no version"),
+            (hex!("A0 03 80 01 00").to_vec(), "version 0"),
+            (hex!("A1 03 80 01 01").to_vec(), "wrong outer tag"),
+            (hex!("A0 05 80 01 01 A1").to_vec(), "truncated"),
+            (with(TARGET, &[0x82]), "target in a retired slot"),
+            (with(STAGED, &[0x9A]), "staged key in 9A"),
+            (with(ALGORITHM, &[0x0A]), "a management key algorithm"),
+            (with(KEY_HASH, &[0]), "a key hash of the wrong size"),
+            (with(CREATED, &[1, 2]), "a short time"),
+            (without(SUBJECT), "no subject"),
+            (without(TARGET), "no target"),
+        ] {
+            assert!(Marker::parse(&bad).is_err(), "{why}");
+        }
+    }
+}
