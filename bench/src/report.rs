@@ -1145,11 +1145,10 @@ fn limits(r: &R, st: &Standing, o: &mut String) {
     items.push(format!(
         "**Objects on the card.** C_OpenSession sends {} APDUs with 1 certificate and {} with 24; the \
          whole first signature {} and {}: ukey reads nothing it is not asked for. Listing every \
-         object reads what there is to list ({} APDUs with 1 certificate, {} with 24: the Key \
-         History, then a GET DATA and a GET METADATA for each named slot and each retired slot the \
-         Key History covers); OpenSC reads everything while binding the card, whatever the \
-         application wants, so its first signature grows with the card ({} APDUs with 1 \
-         certificate, {} with 24).",
+         object reads what there is to list, once ({} APDUs with 1 certificate, {} with 24: a \
+         certificate and a GET METADATA per slot that can hold one, as section 1 shows for \
+         demo4); OpenSC reads everything while binding the card, whatever the application wants, \
+         so its first signature grows with the card ({} APDUs with 1 certificate, {} with 24).",
         num(o1, 0),
         num(o24, 0),
         num(f1, 0),
