@@ -145,9 +145,18 @@ fn killing_the_simulator_mid_write_leaves_a_valid_state_file() {
                  "{sim}" show --state "{card}" --json > state$round.json || {{ echo "STATE BROKEN in round $round"; exit 1; }}
                  UKEY_LOG=warn "{sim}" serve --state "{card}" --vpcd 127.0.0.1:35963 >>pcsc-logs/sim-restart.log 2>&1 &
                  sim_pid=$!
-                 sleep 1.2
+                 # Wait for pcscd to see the card again (no fixed sleep: a busy
+                 # machine may need longer).
+                 for t in $(seq 100); do
+                   opensc-tool -l 2>/dev/null | grep -q "Yes.*Virtual PCD 00 00" && break
+                   sleep 0.1
+                 done
                done
-               pkcs11-tool --module $U --read-object --type cert --id 05 -o final.der
+               # pcscd may still show the killed card for a moment: retry as a user would.
+               for t in $(seq 50); do
+                 pkcs11-tool --module $U --read-object --type cert --id 05 -o final.der >/dev/null 2>&1 && break
+                 sleep 0.2
+               done
                for i in 1 2 3 4 5 6 7 8; do cmp -s final.der c$i.der && echo "FINAL IS c$i"; done
                echo ROUNDS DONE"#,
             module = module().display(),

@@ -12,9 +12,14 @@ pub fn map_error(e: pcsc::Error) -> TransportError {
     use pcsc::Error as E;
     match e {
         E::ResetCard => TransportError::CardReset,
-        E::RemovedCard | E::NoSmartcard | E::UnpoweredCard | E::UnresponsiveCard => {
-            TransportError::CardRemoved
-        }
+        // NotTransacted: every exchange runs inside our own transaction, so
+        // losing it means the card went away under us (pcscd has not yet
+        // noticed a card pulled a moment ago).
+        E::RemovedCard
+        | E::NoSmartcard
+        | E::UnpoweredCard
+        | E::UnresponsiveCard
+        | E::NotTransacted => TransportError::CardRemoved,
         E::ReaderUnavailable | E::UnknownReader => TransportError::ReaderUnavailable,
         E::SharingViolation => TransportError::SharingViolation,
         E::NoService | E::ServiceStopped => TransportError::NoService,
