@@ -9,21 +9,9 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
 use rsa::traits::PublicKeyParts;
 use sha2::Digest;
-use ukey_tests::{ModuleEnv, Start};
-
-fn pin(s: &str) -> AuthPin {
-    AuthPin::new(s.to_string())
-}
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
+use ukey_tests::{pin, rv, ModuleEnv, Start};
 
 fn slot(env: &ModuleEnv, i: usize) -> Slot {
     env.p11.get_slots_with_token().unwrap()[i]

@@ -13,25 +13,16 @@ use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use std::time::{Duration, SystemTime};
 use ukey_pkcs11::{CKA_UKEY_PROMOTE_FROM, RENEWAL_APPLICATION, RENEWAL_OBJECT};
 use ukey_tests::*;
 
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
 fn user(env: &ModuleEnv) -> Session {
     let slot = env.p11.get_slots_with_token().unwrap()[0];
     let s = env.p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
-        .unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
     s
 }
 

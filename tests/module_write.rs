@@ -7,7 +7,6 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
 use std::time::{Duration, SystemTime};
 use ukey_pkcs11::CKA_UKEY_OVERWRITE;
 use ukey_tests::*;
@@ -15,17 +14,6 @@ use ukey_tests::*;
 const DEFAULT_MGMT: &str = "010203040506070801020304050607080102030405060708";
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 const P384_OID: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
-
-fn pin(s: &str) -> AuthPin {
-    AuthPin::new(s.to_string())
-}
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
 
 fn slot0(env: &ModuleEnv) -> Slot {
     env.p11.get_slots_with_token().unwrap()[0]

@@ -6,15 +6,10 @@ use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use ukey_tests::*;
 
 const DEFAULT_MGMT: &str = "010203040506070801020304050607080102030405060708";
 const NEW_MGMT: &str = "0F0E0D0C0B0A09080706050403020100F0E0D0C0B0A09080";
-
-fn pin(s: &str) -> AuthPin {
-    AuthPin::new(s.to_string())
-}
 
 fn padded(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();

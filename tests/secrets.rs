@@ -4,15 +4,10 @@
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 use ukey_tests::*;
 
 const DEFAULT_MGMT: &str = "010203040506070801020304050607080102030405060708";
 const NEW_MGMT: &str = "0F0E0D0C0B0A09080706050403020100F0E0D0C0B0A09080";
-
-fn pin(s: &str) -> AuthPin {
-    AuthPin::new(s.to_string())
-}
 
 /// A full session with APDU tracing on: the PIN, the PUK and the
 /// management keys must not appear in the log, in text or in hex.

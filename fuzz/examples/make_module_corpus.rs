@@ -63,7 +63,7 @@ fn main() {
             "honest",
             Arc::new(move || Ok(Box::new(RecTransport(r.clone())) as Box<dyn Transport>)),
         );
-        ukey_fuzz::targets::hostile_card::drive();
+        ukey_pkcs11::testing::drive_application();
         let answers = std::mem::take(&mut rec.lock().unwrap().answers);
         let seed = frames::encode(answers.iter().map(Vec::as_slice));
         write(

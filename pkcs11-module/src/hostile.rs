@@ -2,10 +2,7 @@
 //! status words in the wrong places, truncated TLVs and huge lengths. The
 //! module must answer every call with a CK_RV and never panic.
 
-use crate::ffi::entry::*;
 use apdu::transport::{Link, TransactionBody, Transport, TransportError};
-use cryptoki_sys::*;
-use std::ptr::null_mut;
 use std::sync::{Arc, Mutex};
 
 /// xorshift64*: deterministic, so a failure is reproducible from its seed.
@@ -92,66 +89,6 @@ impl Transport for HostileTransport {
     }
 }
 
-/// Drive the usual application sequence; every answer must be a CK_RV.
-/// SAFETY (for the calls): all pointers are to live locals of the right size.
-fn drive() {
-    // SAFETY: see above; every call gets valid pointers.
-    unsafe {
-        C_Initialize(null_mut());
-        let mut slots = [0 as CK_SLOT_ID; 8];
-        let mut n: CK_ULONG = 8;
-        C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n);
-        for &slot in &slots[..(n as usize).min(8)] {
-            let mut ti: CK_TOKEN_INFO = std::mem::zeroed();
-            C_GetTokenInfo(slot, &mut ti);
-            let mut h = 0;
-            if C_OpenSession(
-                slot,
-                CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                null_mut(),
-                None,
-                &mut h,
-            ) != CKR_OK
-            {
-                continue;
-            }
-            let mut pin = *b"123456";
-            C_Login(h, CKU_USER, pin.as_mut_ptr(), 6);
-            C_FindObjectsInit(h, null_mut(), 0);
-            let mut objs = [0 as CK_OBJECT_HANDLE; 32];
-            let mut found: CK_ULONG = 0;
-            C_FindObjects(h, objs.as_mut_ptr(), 32, &mut found);
-            C_FindObjectsFinal(h);
-            for &o in &objs[..(found as usize).min(32)] {
-                let mut buf = [0u8; 4096];
-                let mut attrs = [CK_ATTRIBUTE {
-                    type_: CKA_VALUE,
-                    pValue: buf.as_mut_ptr() as *mut std::ffi::c_void,
-                    ulValueLen: buf.len() as CK_ULONG,
-                }];
-                C_GetAttributeValue(h, o, attrs.as_mut_ptr(), 1);
-                for mech in [CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256] {
-                    let mut m = CK_MECHANISM {
-                        mechanism: mech,
-                        pParameter: null_mut(),
-                        ulParameterLen: 0,
-                    };
-                    if C_SignInit(h, &mut m, o) == CKR_OK {
-                        let mut data = *b"data";
-                        let mut sig = [0u8; 1024];
-                        let mut len: CK_ULONG = 1024;
-                        C_Sign(h, data.as_mut_ptr(), 4, sig.as_mut_ptr(), &mut len);
-                    }
-                }
-            }
-            let mut random = [0u8; 32];
-            C_GenerateRandom(h, random.as_mut_ptr(), 32);
-            C_CloseSession(h);
-        }
-        C_Finalize(null_mut());
-    }
-}
-
 /// A demo card with EC keys (fast to make), made once.
 fn demo_state() -> ukey_sim::state::Persistent {
     use std::sync::OnceLock;
@@ -189,7 +126,7 @@ fn a_hostile_card_never_panics_the_module() {
             "hostile",
             Arc::new(move || Ok(Box::new(HostileTransport(card.clone())) as Box<dyn Transport>)),
         );
-        let result = std::panic::catch_unwind(drive);
+        let result = std::panic::catch_unwind(crate::testing::drive_application);
         assert!(result.is_ok(), "seed {seed} panicked the module");
     }
     crate::testing::clear_readers();

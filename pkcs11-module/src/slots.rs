@@ -11,7 +11,6 @@ use crate::token::{Connector, Token};
 use cryptoki_sys::CK_SLOT_ID;
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -51,23 +50,13 @@ pub struct Slots {
     generation: AtomicU64,
 }
 
-fn sim_paths() -> Vec<PathBuf> {
-    std::env::var_os("UKEY_SIM")
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Slots {
     /// Discover readers (`UKEY_NO_PCSC=1` skips PC/SC; `UKEY_SIM` adds
     /// simulated tokens, creating missing state files as factory-fresh cards).
     pub fn new() -> Result<Self> {
         let use_pcsc = std::env::var("UKEY_NO_PCSC").map_or(true, |v| v != "1");
         let mut sims = Vec::new();
-        for path in sim_paths() {
+        for path in ukey_sim::paths_from_env() {
             let r = ukey_sim::SimReader::open(&path)
                 .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
             sims.push(r);

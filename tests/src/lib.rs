@@ -161,6 +161,19 @@ use ukey_sim::state::Persistent;
 /// tests that load it in one process take turns.
 static MODULE_LOCK: Mutex<()> = Mutex::new(());
 
+/// A PIN, PUK or management key for `cryptoki`'s login calls.
+pub fn pin(s: &str) -> cryptoki::types::AuthPin {
+    cryptoki::types::AuthPin::new(s.to_string())
+}
+
+/// The CK_RV a `cryptoki` call failed with.
+pub fn rv(e: cryptoki::error::Error) -> cryptoki::error::RvError {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
 /// A demo token template (RSA key generation is slow: made once).
 pub fn demo_template() -> Persistent {
     static DEMO: OnceLock<(Persistent, ukey_sim::ca::Ca)> = OnceLock::new();

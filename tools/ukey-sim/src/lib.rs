@@ -132,6 +132,18 @@ impl Control {
     }
 }
 
+/// The state files `UKEY_SIM` names (separated like `PATH`), as the module
+/// and the CLI read them.
+pub fn paths_from_env() -> Vec<PathBuf> {
+    std::env::var_os("UKEY_SIM")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn control_path(state: &Path) -> PathBuf {
     let mut n = state
         .file_name()

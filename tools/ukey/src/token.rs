@@ -27,13 +27,7 @@ pub struct Selection {
 impl Selection {
     pub fn from_global(g: &Global) -> Self {
         let sims = if g.sim.is_empty() {
-            std::env::var_os("UKEY_SIM")
-                .map(|v| {
-                    std::env::split_paths(&v)
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
+            ukey_sim::paths_from_env()
         } else {
             g.sim.clone()
         };
