@@ -15,6 +15,7 @@ use sha2::Digest;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use ukey_pkcs11::pad::{pkcs1_sign_block, HashAlg};
 use ukey_sim::applet::Applet;
 use ukey_sim::state::Persistent;
 
@@ -204,20 +205,8 @@ fn card_input(mech: Mech) -> Vec<u8> {
     let digest = sha2::Sha256::digest(p11::MESSAGE);
     match mech {
         Mech::Ecdsa => digest.to_vec(),
-        Mech::Rsa => {
-            // DigestInfo for SHA-256 (RFC 8017 §9.2 note 1).
-            let prefix: [u8; 19] = [
-                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x01, 0x05, 0x00, 0x04, 0x20,
-            ];
-            let t_len = prefix.len() + digest.len();
-            let mut block = vec![0x00, 0x01];
-            block.resize(256 - t_len - 1, 0xFF);
-            block.push(0x00);
-            block.extend_from_slice(&prefix);
-            block.extend_from_slice(&digest);
-            block
-        }
+        Mech::Rsa => pkcs1_sign_block(256, &HashAlg::Sha256.digest_info(&digest))
+            .expect("a SHA-256 DigestInfo fits a 2048-bit block"),
     }
 }
 

@@ -34,35 +34,17 @@ impl HashAlg {
         h.finish()
     }
 
-    /// DER DigestInfo prefix (RFC 8017 §9.2 note 1).
-    pub fn digest_info_prefix(self) -> &'static [u8] {
-        match self {
-            HashAlg::Sha1 => &[
-                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
-                0x14,
-            ],
-            HashAlg::Sha224 => &[
-                0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x04, 0x05, 0x00, 0x04, 0x1c,
-            ],
-            HashAlg::Sha256 => &[
-                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x01, 0x05, 0x00, 0x04, 0x20,
-            ],
-            HashAlg::Sha384 => &[
-                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x02, 0x05, 0x00, 0x04, 0x30,
-            ],
-            HashAlg::Sha512 => &[
-                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x03, 0x05, 0x00, 0x04, 0x40,
-            ],
-        }
-    }
-
     /// DigestInfo for a digest of this hash.
     pub fn digest_info(self, digest: &[u8]) -> Vec<u8> {
-        let mut v = self.digest_info_prefix().to_vec();
+        // The DER prefix (RFC 8017 §9.2 note 1) comes from the `rsa` crate.
+        let scheme = match self {
+            HashAlg::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+            HashAlg::Sha224 => rsa::Pkcs1v15Sign::new::<sha2::Sha224>(),
+            HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+            HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+        };
+        let mut v = scheme.prefix.into_vec();
         v.extend_from_slice(digest);
         v
     }
@@ -113,15 +95,7 @@ impl Hasher {
 /// EMSA-PKCS1-v1_5 (type 1) block of `k` bytes around `t` (a DigestInfo,
 /// or raw data for CKM_RSA_PKCS).
 pub fn pkcs1_sign_block(k: usize, t: &[u8]) -> Result<Vec<u8>> {
-    if t.len() + 11 > k {
-        return Err(Error::DataLenRange);
-    }
-    let mut em = vec![0xFF; k];
-    em[0] = 0x00;
-    em[1] = 0x01;
-    em[k - t.len() - 1] = 0x00;
-    em[k - t.len()..].copy_from_slice(t);
-    Ok(em)
+    apdu::piv::pkcs1_sign_input(k, t).ok_or(Error::DataLenRange)
 }
 
 /// MGF1 (RFC 8017 §B.2.1) of `len` bytes from `seed`.

@@ -507,6 +507,22 @@ pub fn ecdsa_input(alg: Algorithm, digest: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The EMSA-PKCS1-v1_5 (type 1) block of `k` bytes around `t` (RFC 8017
+/// §9.2): what a card's raw RSA GENERAL AUTHENTICATE signs. `t` is a
+/// DigestInfo, or the caller's own data for a raw PKCS #1 signature. `None`
+/// when `t` leaves less than the 8 bytes of padding the encoding requires.
+pub fn pkcs1_sign_input(k: usize, t: &[u8]) -> Option<Vec<u8>> {
+    if t.len().checked_add(11)? > k {
+        return None;
+    }
+    let mut em = vec![0xFF; k];
+    em[0] = 0x00;
+    em[1] = 0x01;
+    em[k - t.len() - 1] = 0x00;
+    em[k - t.len()..].copy_from_slice(t);
+    Some(em)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,6 +796,16 @@ mod tests {
             step: 0,
         };
         assert!(Session::new(&mut liar, false).authenticate(&key).is_err());
+    }
+
+    #[test]
+    fn pkcs1_sign_input_shape_and_bounds() {
+        let t = [0xAB; 5];
+        assert_eq!(
+            pkcs1_sign_input(16, &t).unwrap(),
+            hex!("0001FFFFFFFFFFFFFFFF00ABABABABAB")
+        );
+        assert!(pkcs1_sign_input(15, &t).is_none());
     }
 
     #[test]

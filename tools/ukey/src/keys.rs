@@ -52,18 +52,10 @@ pub fn signature_algorithm(pk: &PublicKey) -> Result<AlgorithmIdentifierOwned> {
 
 /// EMSA-PKCS1-v1_5 encoding of SHA-256(msg) for a `k`-byte modulus (RFC 8017 §9.2).
 fn pkcs1_sha256_block(msg: &[u8], k: usize) -> Result<Vec<u8>> {
-    let mut t = rsa::Pkcs1v15Sign::new::<Sha256>().prefix.to_vec();
+    let mut t = rsa::Pkcs1v15Sign::new::<Sha256>().prefix.into_vec();
     t.extend_from_slice(&Sha256::digest(msg));
-    let pad = k
-        .checked_sub(t.len() + 3)
-        .filter(|p| *p >= 8)
-        .ok_or_else(|| CliError::new("RSA key too short for a SHA-256 signature"))?;
-    let mut em = Vec::with_capacity(k);
-    em.extend_from_slice(&[0x00, 0x01]);
-    em.extend(std::iter::repeat_n(0xFF, pad));
-    em.push(0x00);
-    em.extend_from_slice(&t);
-    Ok(em)
+    apdu::piv::pkcs1_sign_input(k, &t)
+        .ok_or_else(|| CliError::new("RSA key too short for a SHA-256 signature"))
 }
 
 fn left_pad(mut v: Vec<u8>, k: usize) -> Vec<u8> {
