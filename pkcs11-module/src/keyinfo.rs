@@ -3,9 +3,7 @@
 
 use crate::error::{Error, Result};
 use apdu::piv::{Algorithm, KeyOrigin, PinPolicy, PublicKey, Slot};
-use const_oid::db::{rfc5912, rfc5912::SECP_256_R_1, rfc5912::SECP_384_R_1};
 use der::{Decode, Encode};
-use spki::EncodePublicKey;
 
 /// DER of the named-curve OIDs, as CKA_EC_PARAMS carries them.
 pub const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
@@ -51,41 +49,16 @@ fn date(t: &x509_cert::time::Time) -> Date {
     }
 }
 
-/// The public key in a SubjectPublicKeyInfo, in card terms.
-pub fn public_from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<PublicKey> {
+/// The public key of a certificate's SubjectPublicKeyInfo, in card terms:
+/// RSA of a size PIV cards have, P-256 or P-384.
+fn public_from_spki(der: &[u8]) -> Result<PublicKey> {
     let bad = || Error::DeviceError("unsupported public key in certificate".into());
-    if spki.algorithm.oid == rfc5912::RSA_ENCRYPTION {
-        use rsa::pkcs1::DecodeRsaPublicKey;
-        use rsa::traits::PublicKeyParts;
-        let key = rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
-            .map_err(|_| bad())?;
-        let modulus = key.n().to_bytes_be();
-        if Algorithm::rsa_from_bits(modulus.len() * 8).is_none() {
-            return Err(bad());
+    let public = PublicKey::from_spki_der(der).map_err(|_| bad())?;
+    match &public {
+        PublicKey::Rsa { modulus, .. } if Algorithm::rsa_from_bits(modulus.len() * 8).is_none() => {
+            Err(bad())
         }
-        Ok(PublicKey::Rsa {
-            modulus,
-            exponent: key.e().to_bytes_be(),
-        })
-    } else if spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-            .ok_or_else(bad)?;
-        let alg = match curve {
-            SECP_256_R_1 => Algorithm::EccP256,
-            SECP_384_R_1 => Algorithm::EccP384,
-            _ => return Err(bad()),
-        };
-        let point = spki.subject_public_key.raw_bytes().to_vec();
-        if point.len() != 1 + 2 * alg.size_bytes() || point[0] != 4 {
-            return Err(bad());
-        }
-        Ok(PublicKey::Ec { alg, point })
-    } else {
-        Err(bad())
+        _ => Ok(public),
     }
 }
 
@@ -95,7 +68,6 @@ impl CertInfo {
         let cert = x509_cert::Certificate::from_der(der).map_err(bad)?;
         let tbs = &cert.tbs_certificate;
         let spki_der = tbs.subject_public_key_info.to_der().map_err(bad)?;
-        let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der).map_err(bad)?;
         let subject_cn = tbs
             .subject
             .0
@@ -120,7 +92,7 @@ impl CertInfo {
             serial: tbs.serial_number.to_der().map_err(bad)?,
             not_before: date(&tbs.validity.not_before),
             not_after: date(&tbs.validity.not_after),
-            public: public_from_spki(&spki)?,
+            public: public_from_spki(&spki_der)?,
             subject_cn,
         })
     }
@@ -202,36 +174,4 @@ pub fn ec_point_der(point: &[u8]) -> Vec<u8> {
     der::asn1::OctetStringRef::new(point)
         .and_then(|o| o.to_der())
         .unwrap_or_default()
-}
-
-/// SubjectPublicKeyInfo DER for CKA_PUBLIC_KEY_INFO.
-pub fn spki_der(public: &PublicKey) -> Result<Vec<u8>> {
-    let fail = |_| Error::General("cannot encode public key".into());
-    match public {
-        PublicKey::Rsa { modulus, exponent } => {
-            let k = rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(modulus),
-                rsa::BigUint::from_bytes_be(exponent),
-            )
-            .map_err(|_| Error::General("bad RSA key".into()))?;
-            Ok(k.to_public_key_der().map_err(fail)?.as_bytes().to_vec())
-        }
-        PublicKey::Ec {
-            alg: Algorithm::EccP256,
-            point,
-        } => {
-            let k = p256::PublicKey::from_sec1_bytes(point)
-                .map_err(|_| Error::General("bad point".into()))?;
-            Ok(k.to_public_key_der().map_err(fail)?.as_bytes().to_vec())
-        }
-        PublicKey::Ec {
-            alg: Algorithm::EccP384,
-            point,
-        } => {
-            let k = p384::PublicKey::from_sec1_bytes(point)
-                .map_err(|_| Error::General("bad point".into()))?;
-            Ok(k.to_public_key_der().map_err(fail)?.as_bytes().to_vec())
-        }
-        _ => Err(Error::General("unsupported key type".into())),
-    }
 }

@@ -2,7 +2,7 @@
 //! was read from the card. Handles are counters, never reused.
 
 use crate::ffi::ptr::{AttrAnswer, Attribute};
-use crate::keyinfo::{ec_params, ec_point_der, spki_der, CertInfo, KeyInfo};
+use crate::keyinfo::{ec_params, ec_point_der, CertInfo, KeyInfo};
 use apdu::piv::{KeyOrigin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::collections::HashMap;
@@ -224,9 +224,11 @@ fn public_parts(public: &PublicKey, attr: CK_ATTRIBUTE_TYPE) -> Option<AttrAnswe
             Some(ulong((modulus.len() * 8) as CK_ULONG))
         }
         (PublicKey::Ec { alg, .. }, CKA_EC_PARAMS) => ec_params(*alg).map(bytes),
-        (_, CKA_PUBLIC_KEY_INFO) => {
-            Some(spki_der(public).map_or(AttrAnswer::Invalid, AttrAnswer::Value))
-        }
+        (_, CKA_PUBLIC_KEY_INFO) => Some(
+            public
+                .to_spki_der()
+                .map_or(AttrAnswer::Invalid, AttrAnswer::Value),
+        ),
         _ => None,
     }
 }
@@ -285,9 +287,10 @@ pub fn token_attribute(
                 }
                 CKA_JAVA_MIDP_SECURITY_DOMAIN => ulong(0),
                 CKA_NAME_HASH_ALGORITHM => ulong(CKM_SHA_1),
-                CKA_PUBLIC_KEY_INFO => {
-                    spki_der(&c.public).map_or(AttrAnswer::Invalid, AttrAnswer::Value)
-                }
+                CKA_PUBLIC_KEY_INFO => c
+                    .public
+                    .to_spki_der()
+                    .map_or(AttrAnswer::Invalid, AttrAnswer::Value),
                 _ => AttrAnswer::Invalid,
             }
         }

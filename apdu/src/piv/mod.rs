@@ -8,6 +8,8 @@
 
 pub mod crypto;
 pub mod objects;
+#[cfg(feature = "spki")]
+pub mod spki;
 pub mod types;
 
 pub use objects::*;

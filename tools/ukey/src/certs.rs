@@ -3,11 +3,10 @@
 
 use crate::error::{CliError, Result};
 use crate::token::optional;
-use apdu::piv::{Algorithm, CertContainer, PublicKey, Slot};
+use apdu::piv::spki::SpkiError;
+use apdu::piv::{CertContainer, PublicKey, Slot};
 use apdu::Session;
 use der::{Decode, Encode};
-use pkcs8::{DecodePublicKey, EncodePublicKey};
-use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -94,59 +93,18 @@ pub fn read_cert_lenient(s: &mut Session<'_>, slot: Slot) -> Result<Option<Resul
 
 /// SubjectPublicKeyInfo DER of a key the card reported.
 pub fn spki_der(pk: &PublicKey) -> Result<Vec<u8>> {
-    let bad = |e: String| CliError::new(format!("the token's public key is unusable: {e}"));
-    let doc = match pk {
-        PublicKey::Rsa { modulus, exponent } => rsa::RsaPublicKey::new(
-            rsa::BigUint::from_bytes_be(modulus),
-            rsa::BigUint::from_bytes_be(exponent),
-        )
-        .map_err(|e| bad(e.to_string()))?
-        .to_public_key_der(),
-        PublicKey::Ec {
-            alg: Algorithm::EccP256,
-            point,
-        } => p256::PublicKey::from_sec1_bytes(point)
-            .map_err(|e| bad(e.to_string()))?
-            .to_public_key_der(),
-        PublicKey::Ec {
-            alg: Algorithm::EccP384,
-            point,
-        } => p384::PublicKey::from_sec1_bytes(point)
-            .map_err(|e| bad(e.to_string()))?
-            .to_public_key_der(),
-        other => {
-            return Err(CliError::new(format!(
-                "{} keys are not supported by ukey",
-                other.algorithm()
-            )))
+    pk.to_spki_der().map_err(|e| match e {
+        SpkiError::Unsupported => {
+            CliError::new(format!("{} keys are not supported by ukey", pk.algorithm()))
         }
-    };
-    Ok(doc.map_err(|e| bad(e.to_string()))?.as_bytes().to_vec())
+        SpkiError::Invalid(e) => CliError::new(format!("the token's public key is unusable: {e}")),
+    })
 }
 
 /// The card-style public key of a SubjectPublicKeyInfo (RSA, P-256, P-384).
 pub fn public_key_from_spki(spki: &[u8]) -> Result<PublicKey> {
-    if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(spki) {
-        return Ok(PublicKey::Rsa {
-            modulus: k.n().to_bytes_be(),
-            exponent: k.e().to_bytes_be(),
-        });
-    }
-    if let Ok(k) = p256::PublicKey::from_public_key_der(spki) {
-        return Ok(PublicKey::Ec {
-            alg: Algorithm::EccP256,
-            point: p256::EncodedPoint::from(k).as_bytes().to_vec(),
-        });
-    }
-    if let Ok(k) = p384::PublicKey::from_public_key_der(spki) {
-        return Ok(PublicKey::Ec {
-            alg: Algorithm::EccP384,
-            point: p384::EncodedPoint::from(k).as_bytes().to_vec(),
-        });
-    }
-    Err(CliError::new(
-        "the certificate's key is not RSA, P-256 or P-384",
-    ))
+    PublicKey::from_spki_der(spki)
+        .map_err(|_| CliError::new("the certificate's key is not RSA, P-256 or P-384"))
 }
 
 /// PEM text.
@@ -337,7 +295,7 @@ mod tests {
     fn spki_round_trips_for_ec_keys() {
         let k = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let pk = PublicKey::Ec {
-            alg: Algorithm::EccP256,
+            alg: apdu::piv::Algorithm::EccP256,
             point: p256::EncodedPoint::from(k.public_key()).as_bytes().to_vec(),
         };
         let spki = spki_der(&pk).unwrap();

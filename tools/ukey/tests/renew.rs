@@ -718,17 +718,15 @@ fn install_pulled(state: &Path, cert: &Path, control: Control) -> (Option<i32>, 
 /// after a PIN verification), and its certificate's public key verifies it.
 fn signs_with_its_certificate(state: &Path, slot: Slot, cert: &[u8]) -> bool {
     use apdu::piv::Pin;
-    use pkcs8::DecodePublicKey;
+    use rsa::pkcs8::DecodePublicKey;
     use sha2::Digest;
     let reader = ukey_sim::SimReader::open(state).unwrap();
     let mut card = apdu::PivCard::new(reader.connect().unwrap());
     let msg = b"a complete pair";
     let digest = sha2::Sha256::digest(msg);
-    let mut em = vec![0x00, 0x01];
-    em.extend(std::iter::repeat_n(0xFF, 256 - 3 - 19 - 32));
-    em.push(0x00);
-    em.extend(hex::decode("3031300d060960864801650304020105000420").unwrap());
-    em.extend_from_slice(&digest);
+    let mut t = rsa::Pkcs1v15Sign::new::<sha2::Sha256>().prefix.into_vec();
+    t.extend_from_slice(&digest);
+    let em = apdu::piv::pkcs1_sign_input(256, &t).unwrap();
     let sig = card
         .transaction(|s| {
             s.select()?;
