@@ -13,10 +13,10 @@ use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use std::time::{Duration, SystemTime};
 use ukey_pkcs11::{CKA_UKEY_PROMOTE_FROM, RENEWAL_APPLICATION, RENEWAL_OBJECT};
 use ukey_tests::*;
 
+const SUBJECT: &str = "CN=Demo User,O=Example Pharma Ltd";
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 
 fn user(env: &ModuleEnv) -> Session {
@@ -74,30 +74,6 @@ fn generate_p256(s: &Session, id: u8) -> (ObjectHandle, ObjectHandle) {
         ],
     )
     .unwrap()
-}
-
-fn spki(s: &Session, key: ObjectHandle) -> Vec<u8> {
-    match s
-        .get_attributes(key, &[AttributeType::PublicKeyInfo])
-        .unwrap()
-        .remove(0)
-    {
-        Attribute::PublicKeyInfo(v) => v,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn issue(spki: &[u8]) -> Vec<u8> {
-    let now = SystemTime::now();
-    demo_ca()
-        .issue_leaf(
-            &ukey_sim::ca::parse_name("CN=Demo User,O=Example Pharma Ltd").unwrap(),
-            spki,
-            now - Duration::from_secs(60),
-            now + Duration::from_secs(365 * 86400),
-            ukey_sim::ca::LeafUse::Signing,
-        )
-        .unwrap()
 }
 
 fn cert_template(id: u8, der: &[u8]) -> Vec<Attribute> {
@@ -303,7 +279,7 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
     let old_key = env.state(0).keys["9a"].private_key.clone();
     // Staged: a new key in 82 with its new certificate.
     let (public, private) = generate_p256(&s, 0x05);
-    let new_cert = issue(&spki(&s, public));
+    let new_cert = issue_for(SUBJECT, &public_key_info(&s, public));
     s.create_object(&cert_template(0x05, &new_cert)).unwrap();
     // Without the vendor attribute the module refuses a certificate that is
     // not for the key in 9A (the ordinary check stays as it was)...
@@ -314,7 +290,7 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
     );
     // ...and with it, a certificate for yet another key.
     let other = ukey_sim::keys::PrivateKey::generate(apdu::piv::Algorithm::EccP256).unwrap();
-    let mut wrong = cert_template(0x01, &issue(&other.spki_der()));
+    let mut wrong = cert_template(0x01, &issue_for(SUBJECT, &other.spki_der()));
     wrong.push(Attribute::VendorDefined((
         AttributeType::VendorDefined(CKA_UKEY_PROMOTE_FROM),
         vec![0x05],
@@ -352,7 +328,7 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
             Attribute::Id(vec![0x01]),
         ])
         .unwrap()[0];
-    assert_eq!(spki(&s, pk), spki(&s, public));
+    assert_eq!(public_key_info(&s, pk), public_key_info(&s, public));
     assert_eq!(
         s.get_attributes(found[0], &[AttributeType::Value]).unwrap(),
         vec![Attribute::Value(new_cert.clone())]

@@ -7,10 +7,10 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use std::time::{Duration, SystemTime};
 use ukey_pkcs11::CKA_UKEY_OVERWRITE;
 use ukey_tests::*;
 
+const SUBJECT: &str = "CN=Renewed User,O=Example Pharma Ltd";
 const DEFAULT_MGMT: &str = "010203040506070801020304050607080102030405060708";
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 const P384_OID: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
@@ -72,17 +72,6 @@ fn generate(
     s.generate_key_pair(&mech, &public, &private)
 }
 
-fn spki(s: &Session, key: ObjectHandle) -> Vec<u8> {
-    match s
-        .get_attributes(key, &[AttributeType::PublicKeyInfo])
-        .unwrap()
-        .remove(0)
-    {
-        Attribute::PublicKeyInfo(v) => v,
-        other => panic!("{other:?}"),
-    }
-}
-
 fn id_of(s: &Session, key: ObjectHandle) -> u8 {
     match s
         .get_attributes(key, &[AttributeType::Id])
@@ -97,38 +86,20 @@ fn id_of(s: &Session, key: ObjectHandle) -> u8 {
 /// A PKCS#10 request signed on the token by `key`.
 fn csr(s: &Session, key: ObjectHandle, public: ObjectHandle, alg: Alg) -> Vec<u8> {
     use const_oid::db::rfc5912;
-    build_csr(
-        "CN=Renewed User,O=Example Pharma Ltd",
-        &spki(s, public),
-        |info| match alg {
-            Alg::Rsa2048 => (
-                s.sign(&Mechanism::Sha256RsaPkcs, key, info).unwrap(),
-                sig_alg(rfc5912::SHA_256_WITH_RSA_ENCRYPTION, true),
-            ),
-            Alg::P256 => (
-                ecdsa_der(&s.sign(&Mechanism::EcdsaSha256, key, info).unwrap()),
-                sig_alg(rfc5912::ECDSA_WITH_SHA_256, false),
-            ),
-            Alg::P384 => (
-                ecdsa_der(&s.sign(&Mechanism::EcdsaSha384, key, info).unwrap()),
-                sig_alg(rfc5912::ECDSA_WITH_SHA_384, false),
-            ),
-        },
-    )
-}
-
-/// A certificate for `spki` from the test CA.
-fn issue(spki: &[u8]) -> Vec<u8> {
-    let now = SystemTime::now();
-    demo_ca()
-        .issue_leaf(
-            &ukey_sim::ca::parse_name("CN=Renewed User,O=Example Pharma Ltd").unwrap(),
-            spki,
-            now - Duration::from_secs(60),
-            now + Duration::from_secs(365 * 86400),
-            ukey_sim::ca::LeafUse::Signing,
-        )
-        .unwrap()
+    build_csr(SUBJECT, &public_key_info(s, public), |info| match alg {
+        Alg::Rsa2048 => (
+            s.sign(&Mechanism::Sha256RsaPkcs, key, info).unwrap(),
+            sig_alg(rfc5912::SHA_256_WITH_RSA_ENCRYPTION, true),
+        ),
+        Alg::P256 => (
+            ecdsa_der(&s.sign(&Mechanism::EcdsaSha256, key, info).unwrap()),
+            sig_alg(rfc5912::ECDSA_WITH_SHA_256, false),
+        ),
+        Alg::P384 => (
+            ecdsa_der(&s.sign(&Mechanism::EcdsaSha384, key, info).unwrap()),
+            sig_alg(rfc5912::ECDSA_WITH_SHA_384, false),
+        ),
+    })
 }
 
 fn write_cert(s: &Session, id: u8, der: &[u8]) -> Result<ObjectHandle, Error> {
@@ -202,9 +173,9 @@ fn certificate_write_survives_a_restart_and_a_mismatch_is_refused() {
     let mut env = ModuleEnv::new(vec![Start::Fresh]);
     let so = rw(&env, UserType::So, DEFAULT_MGMT);
     let (public, _) = generate(&so, Alg::P256, Some(0x05), false).unwrap();
-    let cert = issue(&spki(&so, public));
+    let cert = issue_for(SUBJECT, &public_key_info(&so, public));
     let other = ukey_sim::keys::PrivateKey::generate(apdu::piv::Algorithm::EccP256).unwrap();
-    let e = write_cert(&so, 0x05, &issue(&other.spki_der())).unwrap_err();
+    let e = write_cert(&so, 0x05, &issue_for(SUBJECT, &other.spki_der())).unwrap_err();
     assert_eq!(
         rv(e),
         RvError::TemplateInconsistent,
@@ -243,7 +214,12 @@ fn certificates_in_retired_slots_count_as_on_card_in_the_key_history() {
         (0, 6),
         "a key alone in retired 6"
     );
-    write_cert(&so, 0x10, &issue(&spki(&so, public))).unwrap();
+    write_cert(
+        &so,
+        0x10,
+        &issue_for(SUBJECT, &public_key_info(&so, public)),
+    )
+    .unwrap();
     let kh = history();
     assert_eq!(
         (kh.on_card_certs, kh.off_card_certs),
@@ -251,11 +227,21 @@ fn certificates_in_retired_slots_count_as_on_card_in_the_key_history() {
         "its certificate is on the card"
     );
     let (public, _) = generate(&so, Alg::P256, Some(0x05), false).unwrap();
-    write_cert(&so, 0x05, &issue(&spki(&so, public))).unwrap();
+    write_cert(
+        &so,
+        0x05,
+        &issue_for(SUBJECT, &public_key_info(&so, public)),
+    )
+    .unwrap();
     let kh = history();
     assert_eq!((kh.on_card_certs, kh.off_card_certs), (6, 0), "unchanged");
     let (public, _) = generate(&so, Alg::P256, Some(0x24), false).unwrap();
-    write_cert(&so, 0x24, &issue(&spki(&so, public))).unwrap();
+    write_cert(
+        &so,
+        0x24,
+        &issue_for(SUBJECT, &public_key_info(&so, public)),
+    )
+    .unwrap();
     let kh = history();
     assert_eq!((kh.on_card_certs, kh.off_card_certs), (20, 0), "retired 20");
 }
@@ -268,7 +254,7 @@ fn the_user_pin_alone_renews_on_a_token_with_a_protected_management_key() {
     let id = id_of(&s, private);
     let req = csr(&s, private, public, Alg::P256);
     assert!(openssl_verifies_csr(env.dir.path(), &req));
-    let cert = issue(&spki(&s, public));
+    let cert = issue_for(SUBJECT, &public_key_info(&s, public));
     write_cert(&s, id, &cert).unwrap();
     assert_eq!(read_cert(&s, id).unwrap(), cert);
     let sig = s
@@ -417,41 +403,6 @@ fn change_the_management_key() {
     assert!(!env.state(0).management_key.is_default);
 }
 
-/// Run `op` with the card pulled before APDU `n` (or right after it, with
-/// the answer lost), for every `n` until it completes; after reinsertion
-/// `check` must find the token consistent and usable.
-fn tear_every_apdu(
-    env: &ModuleEnv,
-    lose_response: bool,
-    mut op: impl FnMut(&Session) -> Result<(), Error>,
-    mut check: impl FnMut(&Session, bool),
-) -> u32 {
-    for n in 0..60u32 {
-        let s = rw(env, UserType::User, "123456");
-        let control = if lose_response {
-            ukey_sim::Control::RemoveAfterProcessing(n)
-        } else {
-            ukey_sim::Control::RemoveAfter(n)
-        };
-        env.control(0, control);
-        let r = op(&s);
-        match &r {
-            Ok(()) | Err(Error::Pkcs11(RvError::DeviceRemoved, _)) => {}
-            Err(e) => panic!("pulled at APDU {n}: {e:?}"),
-        }
-        drop(s);
-        env.control(0, ukey_sim::Control::Insert);
-        // The state file is always a valid card memory.
-        ukey_sim::state::Persistent::load(&env.states[0]).expect("state file intact");
-        let s = rw(env, UserType::User, "123456");
-        check(&s, r.is_ok());
-        if r.is_ok() {
-            return n;
-        }
-    }
-    panic!("operation never completed");
-}
-
 #[test]
 fn pulling_the_card_at_every_apdu_of_a_certificate_write() {
     for lose_response in [false, true] {
@@ -459,16 +410,17 @@ fn pulling_the_card_at_every_apdu_of_a_certificate_write() {
         let (old, new) = {
             let s = rw(&env, UserType::User, "123456");
             let (public, _) = generate(&s, Alg::P256, Some(0x05), false).unwrap();
-            let old = issue(&spki(&s, public));
+            let old = issue_for(SUBJECT, &public_key_info(&s, public));
             write_cert(&s, 0x05, &old).unwrap();
-            (old, issue(&spki(&s, public)))
+            (old, issue_for(SUBJECT, &public_key_info(&s, public)))
         };
-        let apdus = tear_every_apdu(
-            &env,
+        let apdus = env.tear_every_apdu(
             lose_response,
+            || rw(&env, UserType::User, "123456"),
             |s| write_cert(s, 0x05, &new).map(drop),
-            |s, done| {
-                let now = read_cert(s, 0x05).expect("a certificate is always there");
+            |done| {
+                let s = rw(&env, UserType::User, "123456");
+                let now = read_cert(&s, 0x05).expect("a certificate is always there");
                 assert!(now == old || now == new, "never a broken certificate");
                 if done {
                     assert_eq!(now, new);
@@ -491,11 +443,12 @@ fn pulling_the_card_at_every_apdu_of_a_certificate_write() {
 fn pulling_the_card_at_every_apdu_of_a_key_generation() {
     for lose_response in [false, true] {
         let env = ModuleEnv::new(vec![Start::Demo]);
-        let apdus = tear_every_apdu(
-            &env,
+        let apdus = env.tear_every_apdu(
             lose_response,
+            || rw(&env, UserType::User, "123456"),
             |s| generate(s, Alg::P256, Some(0x06), false).map(drop),
-            |s, done| {
+            |done| {
+                let s = rw(&env, UserType::User, "123456");
                 let keys = s
                     .find_objects(&[
                         Attribute::Class(ObjectClass::PRIVATE_KEY),

@@ -23,48 +23,14 @@ fn session(env: &ModuleEnv) -> Session {
         .unwrap()
 }
 
-/// Pull the card before APDU n (or after it, answer lost) of `op` for
-/// every n until `op` completes; after each reinsertion `check` sees the
-/// card state. Returns the number of APDUs the operation took.
-fn tear(
-    env: &ModuleEnv,
-    lose: bool,
-    mut op: impl FnMut(&Session) -> Result<(), Error>,
-    mut check: impl FnMut(bool),
-) -> u32 {
-    for n in 0..40u32 {
-        let s = session(env);
-        env.control(
-            0,
-            if lose {
-                ukey_sim::Control::RemoveAfterProcessing(n)
-            } else {
-                ukey_sim::Control::RemoveAfter(n)
-            },
-        );
-        let r = op(&s);
-        match &r {
-            Ok(()) | Err(Error::Pkcs11(RvError::DeviceRemoved, _)) => {}
-            Err(e) => panic!("pulled at APDU {n} (lose={lose}): {e:?}"),
-        }
-        drop(s);
-        env.control(0, ukey_sim::Control::Insert);
-        check(r.is_ok());
-        if r.is_ok() {
-            return n;
-        }
-    }
-    panic!("never completed");
-}
-
 #[test]
 fn pulling_the_card_during_a_pin_change() {
     for lose in [false, true] {
         let env = ModuleEnv::new(vec![Start::Demo]);
         let current = std::cell::RefCell::new("123456".to_string());
-        let n = tear(
-            &env,
+        let n = env.tear_every_apdu(
             lose,
+            || session(&env),
             |s| {
                 // Alternate between two PINs so every round changes something.
                 let cur = current.borrow().clone();
@@ -107,9 +73,9 @@ fn pulling_the_card_during_a_puk_unblock() {
             }
         };
         block(&env);
-        tear(
-            &env,
+        env.tear_every_apdu(
             lose,
+            || session(&env),
             |s| {
                 s.login(UserType::So, Some(&pin("12345678")))?;
                 s.init_pin(&pin("24680135"))
@@ -146,9 +112,9 @@ fn pulling_the_card_during_a_management_key_change() {
     for lose in [false, true] {
         let env = ModuleEnv::new(vec![Start::Fresh]);
         let current = std::cell::RefCell::new(DEFAULT_MGMT.to_string());
-        tear(
-            &env,
+        env.tear_every_apdu(
             lose,
+            || session(&env),
             |s| {
                 let cur = current.borrow().clone();
                 let next = if cur == DEFAULT_MGMT {

@@ -270,6 +270,77 @@ impl ModuleEnv {
     pub fn control(&self, i: usize, c: ukey_sim::Control) {
         c.send(&self.states[i]).expect("control");
     }
+
+    /// Run `op` in a session from `open` with token 0's card pulled before
+    /// APDU n, or right after it with the answer lost (`lose`), for n = 0,
+    /// 1, ... until `op` completes. `op` may only succeed or see the card
+    /// gone. After each reinsertion the state file must be a valid card
+    /// memory, then `check` looks at the token (`true` once `op` completed).
+    /// Returns the number of APDUs `op` took.
+    pub fn tear_every_apdu(
+        &self,
+        lose: bool,
+        mut open: impl FnMut() -> cryptoki::session::Session,
+        mut op: impl FnMut(&cryptoki::session::Session) -> Result<(), cryptoki::error::Error>,
+        mut check: impl FnMut(bool),
+    ) -> u32 {
+        use cryptoki::error::{Error, RvError};
+        for n in 0..60u32 {
+            let s = open();
+            self.control(
+                0,
+                if lose {
+                    ukey_sim::Control::RemoveAfterProcessing(n)
+                } else {
+                    ukey_sim::Control::RemoveAfter(n)
+                },
+            );
+            let r = op(&s);
+            match &r {
+                Ok(()) | Err(Error::Pkcs11(RvError::DeviceRemoved, _)) => {}
+                Err(e) => panic!("pulled at APDU {n} (lose={lose}): {e:?}"),
+            }
+            drop(s);
+            self.control(0, ukey_sim::Control::Insert);
+            Persistent::load(&self.states[0]).expect("the state file is a valid card memory");
+            check(r.is_ok());
+            if r.is_ok() {
+                return n;
+            }
+        }
+        panic!("the operation never completed");
+    }
+}
+
+/// CKA_PUBLIC_KEY_INFO of `key`, read through the module.
+pub fn public_key_info(
+    s: &cryptoki::session::Session,
+    key: cryptoki::object::ObjectHandle,
+) -> Vec<u8> {
+    use cryptoki::object::{Attribute, AttributeType};
+    match s
+        .get_attributes(key, &[AttributeType::PublicKeyInfo])
+        .expect("CKA_PUBLIC_KEY_INFO")
+        .remove(0)
+    {
+        Attribute::PublicKeyInfo(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A one-year signing certificate for `subject` and `spki` from the demo CA.
+pub fn issue_for(subject: &str, spki: &[u8]) -> Vec<u8> {
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86400);
+    demo_ca()
+        .issue_leaf(
+            &ukey_sim::ca::parse_name(subject).expect("subject"),
+            spki,
+            now - std::time::Duration::from_secs(60),
+            now + 365 * day,
+            ukey_sim::ca::LeafUse::Signing,
+        )
+        .expect("issue")
 }
 
 // ---- PKCS#10 requests signed through the module -------------------------
