@@ -5,15 +5,17 @@
 
 use apdu::piv::{ObjectId, Slot};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 use ukey_sim::ca::{self, Ca, LeafUse, DAY};
-use ukey_sim::demo::{self, DemoOptions};
+use ukey_sim::demo;
 use ukey_sim::state::Persistent;
 
+mod common;
+use common::*;
+
 const SERIAL: u32 = 4_242_001;
-const PIN: &str = "123456";
 const PUK: &str = "12345678";
 
 /// The demo token (made once: RSA key generation is slow) and its CA.
@@ -27,16 +29,10 @@ fn template() -> &'static Template {
     static T: OnceLock<Template> = OnceLock::new();
     T.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let ca_dir = dir.path().join("ca");
-        let ca = demo::demo_ca(&ca_dir).unwrap();
-        let mut p = Persistent::factory(SERIAL);
-        demo::provision(&mut p, &ca, &DemoOptions::default()).unwrap();
-        let state = dir.path().join("template.json");
-        p.save(&state).unwrap();
         Template {
+            state: provision_demo(dir.path(), "template", SERIAL),
+            ca_dir: dir.path().join("ca"),
             _dir: dir,
-            state,
-            ca_dir,
         }
     })
 }
@@ -50,70 +46,6 @@ fn demo_token(dir: &Path, name: &str) -> PathBuf {
 
 fn demo_ca() -> Ca {
     Ca::load(&template().ca_dir).unwrap()
-}
-
-fn load(state: &Path) -> Persistent {
-    Persistent::load(state).unwrap()
-}
-
-fn change(state: &Path, f: impl FnOnce(&mut Persistent)) {
-    let mut p = load(state);
-    f(&mut p);
-    p.save(state).unwrap();
-}
-
-/// `ukey` with no PC/SC and no secrets from the environment.
-fn ukey() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ukey"));
-    c.env("UKEY_NO_PCSC", "1");
-    for v in [
-        "UKEY_SIM",
-        "UKEY_PIN",
-        "UKEY_PUK",
-        "UKEY_NEW_PIN",
-        "UKEY_NEW_PUK",
-        "UKEY_MGMT_KEY",
-        "UKEY_LOG",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().expect("ukey runs");
-    let so = String::from_utf8_lossy(&out.stdout).into_owned();
-    let se = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out, so, se)
-}
-
-fn ok(cmd: &mut Command) -> (String, String) {
-    let (out, so, se) = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n--- stdout\n{so}\n--- stderr\n{se}",
-        out.status
-    );
-    (so, se)
-}
-
-/// Run and expect failure with `code`; returns (stdout, stderr).
-fn fails(cmd: &mut Command, code: i32) -> (String, String) {
-    let (out, so, se) = run(cmd);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{cmd:?}:\n--- stdout\n{so}\n--- stderr\n{se}"
-    );
-    assert!(
-        !se.contains("panicked") && !se.contains("RUST_BACKTRACE"),
-        "{se}"
-    );
-    (so, se)
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
 }
 
 fn status_json(state: &Path, extra: &[&str]) -> serde_json::Value {
@@ -685,20 +617,6 @@ fn no_pcscd_gives_a_clear_message() {
 }
 
 // ---- keys, requests, certificates ----
-
-fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}:\n{text}");
-    text
-}
 
 #[test]
 fn keygen_p256_then_csr_verifies_with_openssl() {

@@ -12,7 +12,7 @@ use apdu::piv::{Algorithm, CertContainer, ObjectId, PinPolicy, Slot};
 use der::{Decode, Encode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 use ukey_sim::ca::{self, Ca, LeafUse, DAY};
@@ -20,81 +20,13 @@ use ukey_sim::demo::{self, DemoOptions};
 use ukey_sim::state::Persistent;
 use ukey_sim::Control;
 
+mod common;
+use common::*;
+
 const SERIAL: u32 = 4_242_005;
-const PIN: &str = "123456";
 const RENEWAL_OBJECT: u32 = 0x5F_FF10;
 /// The line `renew install` prints on stderr before it asks for the PIN.
 const INSTALL_START: &str = "Do not pull the token";
-
-fn ukey() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ukey"));
-    c.env("UKEY_NO_PCSC", "1");
-    for v in [
-        "UKEY_SIM",
-        "UKEY_PIN",
-        "UKEY_PUK",
-        "UKEY_MGMT_KEY",
-        "UKEY_LOG",
-        "UKEY_MODULE",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().expect("ukey runs");
-    let (so, se) = text(&out);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n--- stdout\n{so}\n--- stderr\n{se}",
-        out.status
-    );
-    (so, se)
-}
-
-fn fails(cmd: &mut Command, code: i32) -> (String, String) {
-    let out = cmd.output().expect("ukey runs");
-    let (so, se) = text(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{cmd:?}:\n--- stdout\n{so}\n--- stderr\n{se}"
-    );
-    assert!(!se.contains("panicked"), "{se}");
-    (so, se)
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
-}
-
-fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl");
-    let (so, se) = text(&out);
-    assert!(out.status.success(), "openssl {args:?}:\n{so}{se}");
-    format!("{so}{se}")
-}
-
-fn load(state: &Path) -> Persistent {
-    Persistent::load(state).unwrap()
-}
-
-fn change(state: &Path, f: impl FnOnce(&mut Persistent)) {
-    let mut p = load(state);
-    f(&mut p);
-    p.save(state).unwrap();
-}
 
 fn cert_der(p: &Persistent, slot: Slot) -> Option<Vec<u8>> {
     p.objects
@@ -134,12 +66,9 @@ fn template() -> &'static Template {
     static T: OnceLock<Template> = OnceLock::new();
     T.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let ca_dir = dir.path().join("demo-ca");
-        let ca = demo::demo_ca(&ca_dir).unwrap();
-        let mut p = Persistent::factory(SERIAL);
-        demo::provision(&mut p, &ca, &DemoOptions::default()).unwrap();
-        let demo = dir.path().join("demo.json");
-        p.save(&demo).unwrap();
+        let demo = provision_demo(dir.path(), "demo", SERIAL);
+        let ca_dir = dir.path().join("ca");
+        let ca = Ca::load(&ca_dir).unwrap();
         let staged = dir.path().join("staged.json");
         std::fs::copy(&demo, &staged).unwrap();
         let req = dir.path().join("req.pem");
