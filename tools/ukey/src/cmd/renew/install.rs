@@ -35,10 +35,8 @@
 //! the marker entry is dropped, and the user is told so. A certificate
 //! for no staged key is refused before anything is written.
 
-use super::{
-    hash_of, pin_refused, read_marker, require_protected, subject_text, utc, write_marker,
-};
-use crate::auth::{gather_write, prepare_write};
+use super::{hash_of, pin_login, read_marker, require_protected, subject_text, utc, write_marker};
+use crate::auth::prepare_write;
 use crate::certs::{load_cert_bundle, CertSummary};
 use crate::cmd::status::{slot_text, token_report, SlotReport, TokenReport};
 use crate::cmd::Ctx;
@@ -380,17 +378,10 @@ pub fn install(ctx: &mut Ctx, file: &Path) -> Result<()> {
          again to finish.",
         cert.subject, cert.not_after_text
     ));
-    let auth = gather_write(&prep, &mut ctx.secrets, true)?;
-    let pin = auth
-        .pin
-        .clone()
-        .ok_or_else(|| CliError::new("the PIN is needed"))?;
     let mut p = p;
     let mut done = Vec::new();
-    let run = p
-        .login_user(&pin)
-        .map_err(|e| pin_refused(&tref, &prep, e))
-        .and_then(|()| drive(&p, &mut marker, &entry, &hash, &new, &mut done));
+    let run = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)
+        .and_then(|_pin| drive(&p, &mut marker, &entry, &hash, &new, &mut done));
     let promoted = match run {
         Ok(promoted) => promoted,
         Err(e) if e.code == EXIT_REMOVED => {

@@ -3,9 +3,9 @@
 //! and its marker entry; the key in use is never touched).
 
 use super::{
-    look, pin_refused, read_marker, require_protected, subject_text, utc, write_marker, Phase,
+    look, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Phase,
 };
-use crate::auth::{gather_write, prepare_write};
+use crate::auth::prepare_write;
 use crate::cmd::{role, who, Ctx};
 use crate::error::{CliError, Result};
 use crate::marker::{Marker, MarkerError, Staged};
@@ -192,13 +192,7 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
         yes,
         "--yes",
     )?;
-    let auth = gather_write(&prep, &mut ctx.secrets, true)?;
-    let pin = auth
-        .pin
-        .clone()
-        .ok_or_else(|| CliError::new("the PIN is needed"))?;
-    p.login_user(&pin)
-        .map_err(|e| pin_refused(&tref, &prep, e))?;
+    pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
     let mut cancelled = Vec::new();
     for (e, looked) in plans {
         // Only the reserved retired slot is touched, never e.target.

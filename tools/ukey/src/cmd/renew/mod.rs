@@ -19,14 +19,14 @@ pub use install::install;
 pub use manage::{cancel, status};
 pub use request::request;
 
-use crate::auth::{pin_counter, wrong, WritePrep};
+use crate::auth::{gather_write, pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
 use crate::error::{CliError, Result, EXIT_WRONG_SECRET};
 use crate::marker::{key_hash, KeyHash, Marker, Staged};
 use crate::p11::P11Token;
-use crate::secrets::Kind;
+use crate::secrets::{Kind, Secrets};
 use crate::token::TokenRef;
-use apdu::piv::Slot;
+use apdu::piv::{Pin, Slot};
 use serde::Serialize;
 
 /// Refuse tokens whose management key the user does not have.
@@ -42,18 +42,29 @@ fn require_protected(prep: &WritePrep, reader: &str) -> Result<()> {
     )))
 }
 
-/// A wrong PIN at C_Login: the tries left, read without spending one.
-fn pin_refused(tref: &TokenRef, prep: &WritePrep, e: CliError) -> CliError {
-    if e.code != EXIT_WRONG_SECRET {
-        return e;
+/// Ask for the PIN (showing the tries left) and log in to the module with
+/// it; the PIN is returned for PIN-always keys. A wrong PIN reports the
+/// tries left, read without spending one.
+fn pin_login(
+    secrets: &mut Secrets,
+    p: &mut P11Token,
+    tref: &TokenRef,
+    prep: &WritePrep,
+) -> Result<Pin> {
+    let pin = gather_write(prep, secrets, true)?
+        .pin
+        .ok_or_else(|| CliError::new("the PIN is needed"))?;
+    match p.login_user(&pin) {
+        Err(e) if e.code == EXIT_WRONG_SECRET => {}
+        done => return done.map(|()| pin),
     }
     let left = tref
         .connect()
         .and_then(|mut t| t.piv(|s| pin_counter(s, &prep.info)));
-    match left {
+    Err(match left {
         Ok(Some(c)) => wrong(Kind::Pin, c.tries_left),
         _ => CliError::new("wrong PIN").with_code(EXIT_WRONG_SECRET),
-    }
+    })
 }
 
 /// The marker on the token (an empty one when there is none).

@@ -12,10 +12,10 @@
 //! key recorded, it only writes the request again.
 
 use super::{
-    hash_of, look, pin_refused, read_marker, require_protected, subject_text, utc, write_marker,
+    hash_of, look, pin_login, read_marker, require_protected, subject_text, utc, write_marker,
     Phase,
 };
-use crate::auth::{gather_write, prepare_write};
+use crate::auth::prepare_write;
 use crate::certs::{pem, public_key_from_spki, CertSummary};
 use crate::cmd::csr::build_with;
 use crate::cmd::{role, write_file, Ctx};
@@ -196,13 +196,7 @@ pub fn request(
         )),
     }
 
-    let auth = gather_write(&prep, &mut ctx.secrets, true)?;
-    let pin = auth
-        .pin
-        .clone()
-        .ok_or_else(|| CliError::new("the PIN is needed"))?;
-    p.login_user(&pin)
-        .map_err(|e| pin_refused(&tref, &prep, e))?;
+    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
 
     if plan == Plan::Reserve {
         marker.set(entry.clone());
