@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use sha2::Digest;
+use std::sync::OnceLock;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
@@ -36,17 +37,34 @@ impl HashAlg {
 
     /// DigestInfo for a digest of this hash.
     pub fn digest_info(self, digest: &[u8]) -> Vec<u8> {
-        // The DER prefix (RFC 8017 §9.2 note 1) comes from the `rsa` crate.
-        let scheme = match self {
-            HashAlg::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
-            HashAlg::Sha224 => rsa::Pkcs1v15Sign::new::<sha2::Sha224>(),
-            HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-            HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-            HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
-        };
-        let mut v = scheme.prefix.into_vec();
+        let prefix = self.digest_info_prefix();
+        let mut v = Vec::with_capacity(prefix.len() + digest.len());
+        v.extend_from_slice(prefix);
         v.extend_from_slice(digest);
         v
+    }
+
+    /// The DER prefix of a DigestInfo (RFC 8017 §9.2 note 1), from the
+    /// `rsa` crate, made once: each signature would otherwise encode it.
+    fn digest_info_prefix(self) -> &'static [u8] {
+        use rsa::Pkcs1v15Sign as P;
+        static PREFIXES: OnceLock<[Box<[u8]>; 5]> = OnceLock::new();
+        let all = PREFIXES.get_or_init(|| {
+            [
+                P::new::<sha1::Sha1>().prefix,
+                P::new::<sha2::Sha224>().prefix,
+                P::new::<sha2::Sha256>().prefix,
+                P::new::<sha2::Sha384>().prefix,
+                P::new::<sha2::Sha512>().prefix,
+            ]
+        });
+        &all[match self {
+            HashAlg::Sha1 => 0,
+            HashAlg::Sha224 => 1,
+            HashAlg::Sha256 => 2,
+            HashAlg::Sha384 => 3,
+            HashAlg::Sha512 => 4,
+        }]
     }
 }
 
