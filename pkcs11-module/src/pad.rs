@@ -46,25 +46,35 @@ impl HashAlg {
 
     /// The DER prefix of a DigestInfo (RFC 8017 §9.2 note 1), from the
     /// `rsa` crate, made once: each signature would otherwise encode it.
+    /// Kept off the heap, which a static of a dlclose()d module would leak.
     fn digest_info_prefix(self) -> &'static [u8] {
-        use rsa::Pkcs1v15Sign as P;
-        static PREFIXES: OnceLock<[Box<[u8]>; 5]> = OnceLock::new();
+        const ALL: [HashAlg; 5] = [
+            HashAlg::Sha1,
+            HashAlg::Sha224,
+            HashAlg::Sha256,
+            HashAlg::Sha384,
+            HashAlg::Sha512,
+        ];
+        static PREFIXES: OnceLock<[(usize, [u8; 19]); 5]> = OnceLock::new();
         let all = PREFIXES.get_or_init(|| {
-            [
-                P::new::<sha1::Sha1>().prefix,
-                P::new::<sha2::Sha224>().prefix,
-                P::new::<sha2::Sha256>().prefix,
-                P::new::<sha2::Sha384>().prefix,
-                P::new::<sha2::Sha512>().prefix,
-            ]
+            ALL.map(|h| {
+                use rsa::Pkcs1v15Sign as P;
+                let p = match h {
+                    HashAlg::Sha1 => P::new::<sha1::Sha1>(),
+                    HashAlg::Sha224 => P::new::<sha2::Sha224>(),
+                    HashAlg::Sha256 => P::new::<sha2::Sha256>(),
+                    HashAlg::Sha384 => P::new::<sha2::Sha384>(),
+                    HashAlg::Sha512 => P::new::<sha2::Sha512>(),
+                }
+                .prefix;
+                // 15 bytes for SHA-1, 19 for the SHA-2 family.
+                let mut a = [0u8; 19];
+                a[..p.len()].copy_from_slice(&p);
+                (p.len(), a)
+            })
         });
-        &all[match self {
-            HashAlg::Sha1 => 0,
-            HashAlg::Sha224 => 1,
-            HashAlg::Sha256 => 2,
-            HashAlg::Sha384 => 3,
-            HashAlg::Sha512 => 4,
-        }]
+        let (len, bytes) = &all[self as usize];
+        &bytes[..*len]
     }
 }
 
@@ -301,10 +311,24 @@ mod tests {
     use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 
     fn key() -> RsaPrivateKey {
-        use std::sync::OnceLock;
         static K: OnceLock<RsaPrivateKey> = OnceLock::new();
         K.get_or_init(|| RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap())
             .clone()
+    }
+
+    #[test]
+    fn digest_info_prefixes_are_the_rsa_crates() {
+        use rsa::Pkcs1v15Sign as P;
+        for (h, p) in [
+            (HashAlg::Sha1, P::new::<sha1::Sha1>()),
+            (HashAlg::Sha224, P::new::<sha2::Sha224>()),
+            (HashAlg::Sha256, P::new::<sha2::Sha256>()),
+            (HashAlg::Sha384, P::new::<sha2::Sha384>()),
+            (HashAlg::Sha512, P::new::<sha2::Sha512>()),
+        ] {
+            assert_eq!(h.digest_info_prefix(), &p.prefix[..], "{h:?}");
+            assert_eq!(h.digest_info(&[7; 4])[p.prefix.len()..], [7; 4], "{h:?}");
+        }
     }
 
     /// The raw private-key operation, as the card does it.
