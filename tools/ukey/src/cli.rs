@@ -134,6 +134,15 @@ pub enum RenewCommand {
     Install {
         /// The certificate file from the CA.
         file: PathBuf,
+        /// Accept a certificate that is not valid yet: it is written next to
+        /// the new key and the pair in use stays until it is valid (run
+        /// install again then).
+        #[arg(long)]
+        not_before_ok: bool,
+        /// Accept a certificate from another issuer than the current one
+        /// without asking.
+        #[arg(long)]
+        new_issuer_ok: bool,
     },
     /// Show the renewals staged on the token (spends no PIN try).
     Status,

@@ -13,7 +13,7 @@
 //! key by setting its CKA_ID (MOVE KEY), and CKA_UKEY_PROMOTE_FROM on a
 //! certificate written for the key about to be moved into its slot.
 
-use crate::error::{CliError, Result, EXIT_BLOCKED, EXIT_REMOVED, EXIT_WRONG_SECRET};
+use crate::error::{CliError, ErrorKind, Result, EXIT_BLOCKED, EXIT_REMOVED, EXIT_WRONG_SECRET};
 use crate::token::Origin;
 use apdu::piv::{Algorithm, PinPolicy, Slot, TouchPolicy};
 use cryptoki::context::{CInitializeArgs, Pkcs11};
@@ -92,10 +92,19 @@ pub fn fail(what: &str, e: P11Error) -> CliError {
             RvError::PinLocked => {
                 CliError::new("the PIN is blocked: unblock it with the PUK: `ukey pin unblock`")
                     .with_code(EXIT_BLOCKED)
+                    .with_kind(ErrorKind::PinLocked)
+                    .with_tries_left(0)
             }
-            RvError::PinIncorrect => {
-                CliError::new(format!("{what}: wrong PIN")).with_code(EXIT_WRONG_SECRET)
-            }
+            RvError::PinIncorrect => CliError::new(format!("{what}: wrong PIN"))
+                .with_code(EXIT_WRONG_SECRET)
+                .with_kind(ErrorKind::PinIncorrect),
+            // The module's guards: the token changed since it was read
+            // (another program); nothing was written.
+            RvError::ObjectHandleInvalid | RvError::TemplateInconsistent => CliError::new(format!(
+                "{what}: the token changed meanwhile (another program is using it); nothing was \
+                 written"
+            ))
+            .with_kind(ErrorKind::Conflict),
             RvError::ActionProhibited => {
                 CliError::new(format!("{what}: the token refused (CKR_ACTION_PROHIBITED)"))
             }

@@ -271,7 +271,7 @@ impl Inventory {
             1 => Ok(probed.remove(0).0),
             n if output::interactive() => {
                 for line in listing(&probed) {
-                    eprintln!("{line}");
+                    output::note(line);
                 }
                 let answer = output::ask(&format!("Which token? [1-{n}]: "))?;
                 match answer.parse::<usize>() {

@@ -89,6 +89,7 @@ mod tests {
             subject: Default::default(),
             issuer: Default::default(),
             serial_hex: String::new(),
+            not_before: now,
             not_after,
             not_before_text: String::new(),
             not_after_text: String::new(),

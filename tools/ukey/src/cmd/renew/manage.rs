@@ -3,12 +3,13 @@
 //! and its marker entry; the key in use is never touched).
 
 use super::{
-    look, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Phase,
+    lock, look, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Live,
+    Phase,
 };
 use crate::auth::prepare_write;
 use crate::cmd::{role, who, Ctx};
-use crate::error::{CliError, Result};
-use crate::marker::{Marker, MarkerError, Staged};
+use crate::error::{CliError, ErrorKind, Result};
+use crate::marker::{Claim, Marker, MarkerError, Staged};
 use crate::output;
 use crate::p11::P11Token;
 use apdu::piv::Slot;
@@ -141,13 +142,118 @@ struct CancelReport {
     cancelled: Vec<Cancelled>,
 }
 
+/// An install has claimed (or already changed the target slot of) `e`:
+/// from there only finishing the install keeps a complete pair.
+fn refuse_if_promoting(p: &P11Token, e: &Staged) -> Result<()> {
+    let looked = look(p, e)?;
+    if e.claim == Some(Claim::Promoting) || looked.phase.past_the_point_of_no_return() {
+        return Err(CliError::new(format!(
+            "the renewal of slot {} cannot be cancelled: an install has started promoting it; {}",
+            e.target,
+            looked.phase.explain(e)
+        ))
+        .with_kind(ErrorKind::Conflict));
+    }
+    Ok(())
+}
+
+/// Cancel one staged renewal: claim it (compare-and-swap on the card, so
+/// an install running at the same time cannot start promoting it), delete
+/// the certificate and key in its retired slot (each only if still the
+/// staged one, checked by the module in the same card transaction), then
+/// drop its marker entry. Another program changing the token meanwhile
+/// makes it read the token again and go on from what it finds.
+fn cancel_one(live: &mut Live<'_>, staged: &Staged) -> Result<Cancelled> {
+    let (t, r) = (staged.target, staged.staged);
+    let mut deleted = false;
+    let mut left = false;
+    let mut conflicts = 0;
+    loop {
+        let step = cancel_step(live, staged, &mut deleted, &mut left);
+        match step {
+            Ok(true) => {
+                return Ok(Cancelled {
+                    target: t.to_string(),
+                    staged_slot: r.to_string(),
+                    staged_key_deleted: deleted,
+                    staged_key_left: left,
+                })
+            }
+            Ok(false) => {}
+            Err(e) if e.kind == ErrorKind::Conflict && conflicts < 8 => {
+                conflicts += 1;
+                live.reopen()?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One card write of a cancel; `Ok(true)` when nothing is left to do.
+fn cancel_step(
+    live: &mut Live<'_>,
+    staged: &Staged,
+    deleted: &mut bool,
+    left: &mut bool,
+) -> Result<bool> {
+    let p = live.token();
+    let mut marker = read_marker(p)?;
+    // The same renewal (not one requested again since).
+    let Some(mut e) = marker
+        .for_target(staged.target)
+        .filter(|e| e.staged == staged.staged && e.created == staged.created)
+        .cloned()
+    else {
+        return Ok(true);
+    };
+    let r = e.staged;
+    live.stop_point()?;
+    if e.claim != Some(Claim::Cancelling) {
+        refuse_if_promoting(p, &e)?;
+        e.claim = Some(Claim::Cancelling);
+        marker.set(e);
+        write_marker(p, &marker)?;
+        return Ok(false);
+    }
+    let key = p.public_key(r)?;
+    let ours = match (&key, &e.key) {
+        (Some(spki), Some(h)) => super::hash_of(spki)? == *h,
+        // Reserved, key hash not yet recorded: whatever the interrupted
+        // request generated there is the staged key (no other writer uses
+        // a slot the marker reserves).
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if ours {
+        if let Some(h) = &e.key {
+            if super::certifies(p.cert(r)?.as_deref(), h) {
+                p.delete_cert(r)?;
+                output::note(format!("  certificate deleted from slot {r}"));
+                return Ok(false);
+            }
+        }
+        if p.can_move(r)? {
+            p.delete_key(r)?;
+            output::note(format!("  new key deleted from slot {r}"));
+            *deleted = true;
+            return Ok(false);
+        }
+        *left = true;
+    }
+    marker.remove(e.target);
+    write_marker(p, &marker)?;
+    output::note("  staging marker cleared");
+    Ok(true)
+}
+
 pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
     let mut t = ctx.token()?;
     let tref = t.token_ref();
     let prep = t.piv(prepare_write)?;
     drop(t);
+    let _lock = lock(&tref, &prep)?;
     let mut p = P11Token::open(&tref.origin, &tref.reader)?;
-    let mut marker = read_marker(&p)?;
+    let marker = read_marker(&p)?;
     let chosen: Vec<Staged> = marker
         .entries
         .iter()
@@ -164,22 +270,13 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
             None => "No renewal is staged: nothing to cancel.\n".into(),
         });
     }
-    let mut plans = Vec::new();
     for e in &chosen {
-        let looked = look(&p, e)?;
-        if looked.phase.past_the_point_of_no_return() {
-            return Err(CliError::new(format!(
-                "the renewal of slot {} cannot be cancelled: {}",
-                e.target,
-                looked.phase.explain(e)
-            )));
-        }
-        plans.push((e.clone(), looked));
+        refuse_if_promoting(&p, e)?;
     }
     require_protected(&prep, &tref.reader)?;
-    let list: Vec<String> = plans
+    let list: Vec<String> = chosen
         .iter()
-        .map(|(e, _)| format!("slot {} (new key in slot {})", e.target, e.staged))
+        .map(|e| format!("slot {} (new key in slot {})", e.target, e.staged))
         .collect();
     output::confirm(
         &format!(
@@ -192,33 +289,14 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
         yes,
         "--yes",
     )?;
-    pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    output::note(format!("Cancelling the renewal of {}.", list.join(", ")));
+    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    let mut live = Live::new(p, &tref, pin);
     let mut cancelled = Vec::new();
-    for (e, looked) in plans {
-        // Only the reserved retired slot is touched, never e.target.
-        let mut deleted = false;
-        let mut left = false;
-        if looked.key_in_staged_slot {
-            if looked.phase == Phase::CertificateWritten {
-                p.delete_cert(e.staged)?;
-            }
-            if p.can_move(e.staged)? {
-                p.delete_key(e.staged)?;
-                deleted = true;
-            } else {
-                left = true;
-            }
-        }
-        marker.remove(e.target);
-        write_marker(&p, &marker)?;
-        cancelled.push(Cancelled {
-            target: e.target.to_string(),
-            staged_slot: e.staged.to_string(),
-            staged_key_deleted: deleted,
-            staged_key_left: left,
-        });
+    for e in &chosen {
+        cancelled.push(cancel_one(&mut live, e)?);
     }
-    p.close();
+    live.close();
     let report = CancelReport { cancelled };
     ctx.out.emit(&report, || {
         let mut s = String::new();

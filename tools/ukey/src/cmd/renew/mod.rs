@@ -11,23 +11,26 @@
 //! the CA's tokens use): the user knows only the PIN, and one PKCS#11 user
 //! login then authorises every step.
 
+mod checks;
 mod install;
 mod manage;
 mod request;
 
+pub use checks::Allow;
 pub use install::install;
 pub use manage::{cancel, status};
 pub use request::request;
 
 use crate::auth::{gather_write, pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
-use crate::error::{CliError, Result, EXIT_WRONG_SECRET};
+use crate::error::{CliError, ErrorKind, Result, EXIT_INTERRUPTED, EXIT_WRONG_SECRET};
 use crate::marker::{key_hash, KeyHash, Marker, Staged};
 use crate::p11::P11Token;
 use crate::secrets::{Kind, Secrets};
 use crate::token::TokenRef;
 use apdu::piv::{Pin, Slot};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Refuse tokens whose management key the user does not have.
 fn require_protected(prep: &WritePrep, reader: &str) -> Result<()> {
@@ -65,6 +68,99 @@ fn pin_login(
         Ok(Some(c)) => wrong(Kind::Pin, c.tries_left),
         _ => CliError::new("wrong PIN").with_code(EXIT_WRONG_SECRET),
     })
+}
+
+/// Set by SIGINT, SIGTERM and SIGHUP (a closed terminal) while a renewal
+/// writes: the run stops at the next point between two safe steps.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn stop_requested(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The module session of a renewal that writes, with what it needs to
+/// start again from a fresh module (caches gone) when another program
+/// changed the token, and the stop request of a signal.
+pub struct Live<'a> {
+    p: Option<P11Token>,
+    tref: &'a TokenRef,
+    pin: Pin,
+}
+
+impl<'a> Live<'a> {
+    /// Signals stop the run between steps from now on.
+    fn new(p: P11Token, tref: &'a TokenRef, pin: Pin) -> Self {
+        for sig in STOP_SIGNALS {
+            let handler = stop_requested as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe; the previous handler is restored in Drop.
+            unsafe { libc::signal(sig, handler) };
+        }
+        Self {
+            p: Some(p),
+            tref,
+            pin,
+        }
+    }
+
+    fn token(&self) -> &P11Token {
+        self.p.as_ref().expect("a Live always holds a session")
+    }
+
+    /// A fresh module (nothing cached) logged in again with the same PIN.
+    fn reopen(&mut self) -> Result<()> {
+        if let Some(old) = self.p.take() {
+            old.close();
+        }
+        let mut p = P11Token::open(&self.tref.origin, &self.tref.reader)?;
+        p.login_user(&self.pin)?;
+        self.p = Some(p);
+        Ok(())
+    }
+
+    /// Between two steps: stop here if a signal asked for it.
+    fn stop_point(&self) -> Result<()> {
+        if STOP.load(Ordering::SeqCst) {
+            return Err(CliError::new(
+                "stopped on request between two steps: the token holds a complete key and \
+                 certificate pair; run the same command again to finish",
+            )
+            .with_code(EXIT_INTERRUPTED));
+        }
+        Ok(())
+    }
+
+    fn close(mut self) {
+        if let Some(p) = self.p.take() {
+            p.close();
+        }
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.p.take() {
+            p.close();
+        }
+        for sig in STOP_SIGNALS {
+            // SAFETY: restoring the default disposition.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// The renewal lock of the token (see [`crate::lock`]).
+fn lock(tref: &TokenRef, prep: &WritePrep) -> Result<crate::lock::RenewalLock> {
+    // A simulated token is its state file (named in the reader's name);
+    // a card is itself, in whichever reader.
+    let serial = match tref.origin {
+        crate::token::Origin::Sim(_) => None,
+        crate::token::Origin::Pcsc(_) => prep.info.serial,
+    };
+    crate::lock::acquire(&crate::lock::token_key(serial, &tref.reader))
 }
 
 /// The marker on the token (an empty one when there is none).

@@ -173,6 +173,7 @@ pub fn request(
                 subject,
                 created,
                 key: None,
+                claim: None,
             };
             (e, Plan::Reserve)
         }
