@@ -189,6 +189,18 @@ impl Staged {
     }
 }
 
+/// The marker in the content of the module's renewal object (5FFF10,
+/// `80 "ukey renewal" 81 value`): `None` when the object is absent, empty
+/// or another application's.
+pub fn from_object(content: &[u8]) -> Option<Result<Marker, MarkerError>> {
+    let app = tlv::find(content, 0x80u32).ok()??;
+    if app != b"ukey renewal" {
+        return None;
+    }
+    let value = tlv::find(content, 0x81u32).ok()??;
+    Some(Marker::parse(value))
+}
+
 impl Marker {
     pub fn new() -> Self {
         Self {

@@ -20,6 +20,9 @@ pub enum Verdict {
     Expired,
     /// No certificate in the slot.
     Missing,
+    /// A certificate the slot cannot use: no key, or a key it does not
+    /// certify. Never `ok`, whatever the dates say.
+    Unusable,
 }
 
 fn seconds_left(not_after: SystemTime, now: SystemTime) -> i64 {
@@ -70,6 +73,9 @@ impl Verdict {
                                  issue a new certificate (in person or by post)"
                 .to_string(),
             Verdict::Missing => "missing: no certificate in this slot".to_string(),
+            Verdict::Unusable => "UNUSABLE: this slot cannot sign with its certificate (see the \
+                                  problem above)"
+                .to_string(),
         }
     }
 }

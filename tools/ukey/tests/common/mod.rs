@@ -4,6 +4,8 @@
 // Each test file uses its own part of these.
 #![allow(dead_code)]
 
+pub mod renewal;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use ukey_sim::demo::{self, DemoOptions};

@@ -23,7 +23,7 @@ pub use request::request;
 
 use crate::auth::{gather_write, pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
-use crate::error::{CliError, ErrorKind, Result, EXIT_INTERRUPTED, EXIT_WRONG_SECRET};
+use crate::error::{CliError, Result, EXIT_INTERRUPTED, EXIT_WRONG_SECRET};
 use crate::marker::{key_hash, KeyHash, Marker, Staged};
 use crate::p11::P11Token;
 use crate::secrets::{Kind, Secrets};
@@ -204,15 +204,23 @@ pub enum Phase {
 }
 
 impl Phase {
-    fn explain(self, e: &Staged) -> String {
+    /// What to do next, in a sentence.
+    pub fn explain(self, e: &Staged) -> String {
         let (t, r) = (e.target, e.staged);
+        if e.claim == Some(crate::marker::Claim::Cancelling) && self != Phase::Promoted {
+            return format!(
+                "a cancel of this renewal did not finish: `ukey renew cancel --slot {t}` \
+                 finishes it (slot {t} keeps its key and certificate)"
+            );
+        }
         match self {
             Phase::KeyPending => format!(
                 "the key generation in slot {r} did not finish: run `ukey renew request --slot {t}` \
                  again, or `ukey renew cancel --slot {t}`"
             ),
             Phase::AwaitingCertificate => format!(
-                "waiting for the CA's certificate: install it with `ukey renew install CERT`; \
+                "waiting for the CA's certificate (do not apply again): install it with \
+                 `ukey renew install CERT`; \
                  slot {t} keeps its key and certificate until then"
             ),
             Phase::CertificateWritten => format!(
@@ -254,48 +262,64 @@ fn certifies(cert: Option<&[u8]>, hash: &KeyHash) -> bool {
         .is_some_and(|h| h == *hash)
 }
 
-/// Read where `e` stands (no login needed: public key objects and certificates).
-fn look(p: &P11Token, e: &Staged) -> Result<Looked> {
-    let staged_key = p.public_key(e.staged)?;
+/// What a slot holds, by key hash (for [`phase_of`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlotKeys {
+    /// The key in the slot (`None`: no key).
+    pub key: Option<KeyHash>,
+    /// The key its certificate certifies (`None`: no usable certificate).
+    pub cert: Option<KeyHash>,
+}
+
+/// Where `e` stands, from what its target and staged slots hold.
+pub fn phase_of(e: &Staged, target: SlotKeys, staged: SlotKeys, key_in_r: bool) -> (Phase, bool) {
     let Some(hash) = e.key else {
-        return Ok(Looked {
-            phase: Phase::KeyPending,
-            key_in_staged_slot: staged_key.is_some(),
-        });
+        return (Phase::KeyPending, key_in_r);
     };
-    let is_ours = |spki: Option<Vec<u8>>| -> Result<bool> {
-        Ok(match spki {
-            Some(s) => hash_of(&s)? == hash,
-            None => false,
-        })
-    };
-    if is_ours(p.public_key(e.target)?)? {
-        return Ok(Looked {
-            phase: Phase::Promoted,
-            key_in_staged_slot: false,
-        });
+    if target.key == Some(hash) {
+        return (Phase::Promoted, false);
     }
-    if !is_ours(staged_key)? {
-        return Ok(Looked {
-            phase: Phase::KeyMissing,
-            key_in_staged_slot: false,
-        });
+    if staged.key != Some(hash) {
+        return (Phase::KeyMissing, false);
     }
-    let phase = if certifies(p.cert(e.target)?.as_deref(), &hash) {
+    let phase = if target.cert == Some(hash) {
         Phase::Promoting
-    } else if certifies(p.cert(e.staged)?.as_deref(), &hash) {
+    } else if staged.cert == Some(hash) {
         Phase::CertificateWritten
     } else {
         Phase::AwaitingCertificate
     };
+    (phase, true)
+}
+
+/// Read where `e` stands (no login needed: public key objects and certificates).
+fn look(p: &P11Token, e: &Staged) -> Result<Looked> {
+    let keys = |slot: Slot| -> Result<(SlotKeys, bool)> {
+        let key = p.public_key(slot)?;
+        let present = key.is_some();
+        let cert = p
+            .cert(slot)?
+            .and_then(|d| CertSummary::parse(&d).ok())
+            .and_then(|c| hash_of(&c.spki_der).ok());
+        Ok((
+            SlotKeys {
+                key: key.map(|k| hash_of(&k)).transpose()?,
+                cert,
+            },
+            present,
+        ))
+    };
+    let (t, _) = keys(e.target)?;
+    let (r, present) = keys(e.staged)?;
+    let (phase, key_in_staged_slot) = phase_of(e, t, r, present);
     Ok(Looked {
         phase,
-        key_in_staged_slot: true,
+        key_in_staged_slot,
     })
 }
 
 /// "2026-01-31T10:00:00Z" for Unix seconds.
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
         .map(|d| d.to_string())
         .unwrap_or_else(|_| format!("{secs} (Unix time)"))
