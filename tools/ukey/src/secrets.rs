@@ -94,8 +94,10 @@ impl Secrets {
             return Ok(None);
         }
         if self.stdin_lines.is_none() {
+            // A few secrets, one per line: never more than 64 KiB.
             let mut all = Zeroizing::new(String::new());
             std::io::stdin()
+                .take(64 * 1024)
                 .read_to_string(&mut all)
                 .map_err(|e| CliError::new(format!("reading --pin-stdin: {e}")))?;
             self.stdin_lines = Some(

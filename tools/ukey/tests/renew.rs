@@ -8,8 +8,7 @@
 //! Needs the release build of the whole workspace (the module must sit
 //! next to the `ukey` binary): `cargo build --release --workspace`.
 
-use apdu::piv::{Algorithm, CertContainer, ObjectId, PinPolicy, Slot};
-use der::{Decode, Encode};
+use apdu::piv::{Algorithm, ObjectId, PinPolicy, Slot};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -405,6 +404,356 @@ fn install_refuses_a_certificate_for_another_key() {
     assert_eq!(std::fs::read(&t).unwrap(), before, "the card is unchanged");
 }
 
+/// A certificate for the staged key, issued by `ca` with the given times
+/// and usage, written to `dir/NAME.pem`.
+fn staged_cert(
+    dir: &Path,
+    t: &Path,
+    name: &str,
+    ca: &Ca,
+    from: SystemTime,
+    to: SystemTime,
+    usage: LeafUse,
+) -> PathBuf {
+    let spki = key_spki(&load(t), Slot::Retired(1)).unwrap();
+    let der = ca
+        .issue_leaf(
+            &ca::parse_name("CN=Demo User,OU=Purchasing,O=Example Pharma Ltd,C=CN").unwrap(),
+            &spki,
+            from,
+            to,
+            usage,
+        )
+        .unwrap();
+    let path = dir.join(format!("{name}.pem"));
+    std::fs::write(&path, ca::pem_encode("CERTIFICATE", &der)).unwrap();
+    path
+}
+
+/// A certificate for the staged key made by openssl with the extensions
+/// in `ext` (an openssl extension section), by the demo CA.
+fn openssl_cert(dir: &Path, t: &Path, name: &str, ext: &str) -> PathBuf {
+    let spki = key_spki(&load(t), Slot::Retired(1)).unwrap();
+    let pubkey = dir.join(format!("{name}-pub.pem"));
+    std::fs::write(&pubkey, ca::pem_encode("PUBLIC KEY", &spki)).unwrap();
+    let extfile = dir.join(format!("{name}.cnf"));
+    std::fs::write(&extfile, format!("[v3]\n{ext}\n")).unwrap();
+    let out = dir.join(format!("{name}.pem"));
+    let ca_dir = &template().ca_dir;
+    openssl(&[
+        "x509",
+        "-new",
+        "-force_pubkey",
+        pubkey.to_str().unwrap(),
+        "-subj",
+        "/C=CN/O=Example Pharma Ltd/OU=Purchasing/CN=Demo User",
+        "-CA",
+        ca_dir.join("ca.pem").to_str().unwrap(),
+        "-CAkey",
+        ca_dir.join("ca.key").to_str().unwrap(),
+        "-days",
+        "365",
+        "-extfile",
+        extfile.to_str().unwrap(),
+        "-extensions",
+        "v3",
+        "-out",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+/// `renew install FILE` is refused with `reason` and writes nothing: the
+/// state file is byte for byte the same.
+fn refused(t: &Path, file: &Path, reason: &str, says: &str) {
+    let before = std::fs::read(t).unwrap();
+    let (so, err) = fails(install(t, file).arg("--json"), 1);
+    assert!(err.contains(says), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    let e = json(&so);
+    assert_eq!(e["kind"], "certificate_refused", "{e:#}");
+    assert_eq!(e["reason"], reason, "{e:#}");
+    assert_eq!(std::fs::read(t).unwrap(), before, "the token is unchanged");
+}
+
+#[test]
+fn install_refuses_a_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let cert = openssl_cert(
+        dir.path(),
+        &t,
+        "ca",
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,keyCertSign",
+    );
+    refused(
+        &t,
+        &cert,
+        "ca",
+        "it is a CA certificate (basicConstraints CA:TRUE)",
+    );
+}
+
+#[test]
+fn install_refuses_a_certificate_only_for_signing_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let cert = openssl_cert(
+        dir.path(),
+        &t,
+        "certsign",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    );
+    refused(&t, &cert, "ca", "only for signing certificates");
+}
+
+#[test]
+fn install_refuses_a_certificate_not_valid_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "later",
+        &demo_ca(),
+        now + 30 * DAY,
+        now + 400 * DAY,
+        LeafUse::Signing,
+    );
+    refused(&t, &cert, "not_yet_valid", "is not valid before");
+}
+
+#[test]
+fn install_refuses_an_expired_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "old",
+        &demo_ca(),
+        now - 400 * DAY,
+        now - DAY,
+        LeafUse::Signing,
+    );
+    refused(&t, &cert, "expired", "the certificate expired on");
+}
+
+#[test]
+fn install_refuses_a_key_usage_the_slot_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    // keyEncipherment only: a decryption certificate, not one to authenticate with.
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "enc",
+        &demo_ca(),
+        now,
+        now + 365 * DAY,
+        LeafUse::Encryption,
+    );
+    refused(&t, &cert, "key_usage", "does not allow what slot 9a is for");
+}
+
+#[test]
+fn install_refuses_another_issuer_without_a_terminal_or_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    let other = Ca::new("CN=Unrelated CA,O=Elsewhere").unwrap();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "other",
+        &other,
+        now,
+        now + 365 * DAY,
+        LeafUse::Signing,
+    );
+    refused(&t, &cert, "issuer_changed", "another issuer");
+    let (_, err) = fails(&mut install(&t, &cert), 1);
+    assert!(err.contains("now: CN=ukey Demo CA"), "{err}");
+    assert!(err.contains("new: CN=Unrelated CA"), "{err}");
+    // With the flag it installs (and says so).
+    let (so, err) = ok(install(&t, &cert).arg("--new-issuer-ok"));
+    assert!(err.contains("another issuer"), "{err}");
+    assert!(so.contains("Renewed: slot 9a"), "{so}");
+}
+
+#[test]
+fn not_before_ok_keeps_the_old_pair_until_the_certificate_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let before = load(&t);
+    let now = SystemTime::now();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "later",
+        &demo_ca(),
+        now + 30 * DAY,
+        now + 400 * DAY,
+        LeafUse::Signing,
+    );
+    let (so, _) = ok(install(&t, &cert).arg("--not-before-ok"));
+    assert!(
+        so.contains("slot 9a keeps the pair in use until then"),
+        "{so}"
+    );
+    let p = load(&t);
+    // The new pair is complete in 82; 9A is untouched; the renewal stays staged.
+    assert_eq!(p.keys["9a"].private_key, before.keys["9a"].private_key);
+    assert_eq!(
+        p.objects[&ObjectId::CERT_9A.0],
+        before.objects[&ObjectId::CERT_9A.0]
+    );
+    let staged_cert_der = cert_der(&p, Slot::Retired(1)).unwrap();
+    assert_eq!(
+        cert_spki(&staged_cert_der),
+        key_spki(&p, Slot::Retired(1)).unwrap()
+    );
+    assert!(p.objects.contains_key(&RENEWAL_OBJECT));
+    let a = slot_status(&t, "9a");
+    assert_eq!(a["verdict"], "renewable", "{a:#}");
+    assert!(
+        a["renewal"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("valid from"),
+        "{a:#}"
+    );
+    // Run again before the date: still held, nothing more written.
+    let bytes = std::fs::read(&t).unwrap();
+    ok(install(&t, &cert).arg("--not-before-ok"));
+    assert_eq!(std::fs::read(&t).unwrap(), bytes);
+}
+
+#[test]
+fn install_of_dev_zero_ends_at_once_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let before = std::fs::read(&t).unwrap();
+    let start = std::time::Instant::now();
+    let out = install(&t, Path::new("/dev/zero"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let (so, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero: larger than 1024 KiB: not a certificate file"),
+        "{err}"
+    );
+    assert_eq!(json(&so)["kind"], "bad_input");
+    assert!(took.as_secs_f64() < 1.0, "took {took:?}");
+    assert_eq!(std::fs::read(&t).unwrap(), before);
+    // Bounded memory: the process never held more than the cap (+ the program).
+    let rss = max_rss_kib(&mut install(&t, Path::new("/dev/zero")));
+    assert!(rss < 64 * 1024, "peak memory {rss} KiB");
+    let (_, err) = fails(
+        ukey().arg("--sim").arg(&t).args([
+            "--pin",
+            PIN,
+            "cert",
+            "import",
+            "--slot",
+            "9a",
+            "/dev/zero",
+        ]),
+        1,
+    );
+    assert!(err.contains("larger than 1024 KiB"), "{err}");
+}
+
+/// Peak resident memory of a command, from GNU time's `%M` (KiB).
+fn max_rss_kib(cmd: &mut Command) -> u64 {
+    let mut t = Command::new("/usr/bin/time");
+    t.arg("-f")
+        .arg("maxrss=%M")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    let out = t.output().expect("/usr/bin/time (package time) runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .find_map(|l| l.strip_prefix("maxrss="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {err}"))
+}
+
+#[test]
+fn install_into_a_pipe_that_closes_or_a_closed_stdout_never_panics() {
+    // `ukey renew install ... 2>&1 | head -1`: the reader goes away after
+    // the first line; the install goes on to its end.
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let cmd = format!(
+        "{} --sim {} --pin {PIN} renew install {} 2>&1 | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_ukey"),
+        t.display(),
+        template().cert.display()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&cmd)
+        .env("UKEY_NO_PCSC", "1")
+        .output()
+        .unwrap();
+    let (so, se) = text(&out);
+    assert!(so.contains("Installing the certificate"), "{so}{se}");
+    assert!(so.contains("rc=0"), "finished, exit 0: {so}{se}");
+    let p = load(&t);
+    assert_eq!(cert_der(&p, Slot::Authentication), Some(new_cert_der()));
+    assert_eq!(
+        key_spki(&p, Slot::Authentication),
+        Some(cert_spki(&new_cert_der()))
+    );
+    assert!(!p.objects.contains_key(&RENEWAL_OBJECT));
+    // Stdout closed, and stderr too: no panic, no abort, the token renewed.
+    for redirect in [">&-", ">&- 2>&-"] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = staged_token(dir.path());
+        let cmd = format!(
+            "{} --sim {} --pin {PIN} renew install {} {redirect}; echo \"rc=$?\" >&2",
+            env!("CARGO_BIN_EXE_ukey"),
+            t.display(),
+            template().cert.display()
+        );
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .env("UKEY_NO_PCSC", "1")
+            .output()
+            .unwrap();
+        let (_, se) = text(&out);
+        assert!(se.contains("rc=0"), "{redirect}: {se}");
+        assert!(
+            !se.contains("panicked") && !se.contains("internal error"),
+            "{se}"
+        );
+        let p = load(&t);
+        assert_eq!(
+            cert_der(&p, Slot::Authentication),
+            Some(new_cert_der()),
+            "{redirect}"
+        );
+        assert_eq!(
+            key_spki(&p, Slot::Authentication),
+            Some(cert_spki(&new_cert_der()))
+        );
+    }
+}
+
 #[test]
 fn install_completes_and_status_shows_9a_ok_with_the_new_expiry() {
     let dir = tempfile::tempdir().unwrap();
@@ -480,6 +829,7 @@ fn install_takes_a_p7b_with_the_chain() {
         r["steps"],
         serde_json::json!([
             "certificate-into-staged-slot",
+            "claim-renewal",
             "certificate-into-target-slot",
             "delete-old-key",
             "move-key",

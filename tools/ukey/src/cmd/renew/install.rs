@@ -490,11 +490,19 @@ pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
         cert.subject, cert.not_after_text
     ));
     let mut p = p;
-    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
-    let mut live = Live::new(p, &tref, pin);
     let mut done = Vec::new();
-    let run = drive(&mut live, &entry, &hash, &new, hold, &mut done);
-    live.close();
+    let run = match pin_login(&mut ctx.secrets, &mut p, &tref, &prep) {
+        Ok(pin) => {
+            let mut live = Live::new(p, &tref, pin);
+            let run = drive(&mut live, &entry, &hash, &new, hold, &mut done);
+            live.close();
+            run
+        }
+        Err(e) => {
+            p.close();
+            Err(e)
+        }
+    };
     let outcome = match run {
         Ok(o) => o,
         Err(e) if e.code == EXIT_REMOVED || e.code == EXIT_INTERRUPTED => {
