@@ -146,6 +146,16 @@ pub enum RenewCommand {
     },
     /// Show the renewals staged on the token (spends no PIN try).
     Status,
+    /// Clean up orphaned staging: remove an empty or unreadable marker, or
+    /// (--slot) delete a key no staged renewal claims from a retired slot.
+    Clean {
+        /// The retired slot whose orphaned key to delete.
+        #[arg(long, value_parser = parse_slot)]
+        slot: Option<apdu::piv::Slot>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Discard a staged renewal: its new key and marker (the key in use stays).
     Cancel {
         /// Only the renewal of this slot [default: every staged renewal].

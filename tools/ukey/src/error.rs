@@ -91,6 +91,11 @@ impl CliError {
         }
     }
 
+    /// A new error of `kind`.
+    pub fn with_kind_new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(message).with_kind(kind)
+    }
+
     /// The exit code; the kind follows it where the code says enough.
     pub fn with_code(mut self, code: u8) -> Self {
         self.code = code;

@@ -119,13 +119,15 @@ pub fn confirm(question: &str, expected: &str, yes: bool, flag: &str) -> Result<
     if !interactive() {
         return Err(CliError::new(format!(
             "{question} — not confirmed: run it on a terminal, or add {flag}"
-        )));
+        ))
+        .with_kind(crate::error::ErrorKind::NotConfirmed));
     }
     let answer = ask(&format!("{question}\nType {expected:?} to confirm: "))?;
     if answer.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(CliError::new("cancelled: nothing was changed"))
+        Err(CliError::new("cancelled: nothing was changed")
+            .with_kind(crate::error::ErrorKind::NotConfirmed))
     }
 }
 

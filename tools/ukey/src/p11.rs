@@ -44,10 +44,10 @@ pub fn module_path() -> Result<PathBuf> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(CliError::new(format!(
-                "UKEY_MODULE={}: no such file",
-                p.display()
-            )))
+            Err(
+                CliError::new(format!("UKEY_MODULE={}: no such file", p.display()))
+                    .with_kind(ErrorKind::Module),
+            )
         };
     }
     let mut candidates = Vec::new();
@@ -70,15 +70,18 @@ pub fn module_path() -> Result<PathBuf> {
         .find(|p| p.is_file())
         .cloned()
         .ok_or_else(|| {
-            CliError::new(format!(
-                "the ukey PKCS#11 module ({MODULE_NAME}) was not found (looked in {}): \
+            CliError::with_kind_new(
+                ErrorKind::Module,
+                format!(
+                    "the ukey PKCS#11 module ({MODULE_NAME}) was not found (looked in {}): \
              build it (cargo build --release --workspace) or set UKEY_MODULE",
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
         })
 }
 
@@ -151,8 +154,9 @@ impl P11Token {
                 std::env::remove_var("UKEY_NO_PCSC");
             }
         }
-        let ctx = Pkcs11::new(&path)
-            .map_err(|e| CliError::new(format!("loading {}: {e}", path.display())))?;
+        let ctx = Pkcs11::new(&path).map_err(|e| {
+            CliError::new(format!("loading {}: {e}", path.display())).with_kind(ErrorKind::Module)
+        })?;
         ctx.initialize(CInitializeArgs::OsThreads)
             .map_err(|e| fail(&format!("initializing {}", path.display()), e))?;
         let slots = ctx

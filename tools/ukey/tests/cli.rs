@@ -699,6 +699,20 @@ fn csr_with_the_pin_always_9c_key_verifies() {
 }
 
 #[test]
+fn csr_with_the_9e_key_asks_no_pin() {
+    // 9E's PIN policy is "never": no PIN is given, none is asked (no
+    // terminal: asking would fail), none is verified.
+    let dir = tempfile::tempdir().unwrap();
+    let t = demo_token(dir.path(), "t");
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).args(["csr", "--slot", "9e"]));
+    let req = dir.path().join("req.pem");
+    std::fs::write(&req, so).unwrap();
+    let text = openssl(&["req", "-in", req.to_str().unwrap(), "-verify", "-noout"]);
+    assert!(text.contains("verify OK"), "{text}");
+    assert_eq!(load(&t).pin.tries_left, 3);
+}
+
+#[test]
 fn keygen_rsa_shows_progress_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let t = demo_token(dir.path(), "t");

@@ -88,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         ),
         Command::Renew(RenewCommand::Status) => renew::status(&ctx),
         Command::Renew(RenewCommand::Cancel { slot, yes }) => renew::cancel(&mut ctx, slot, yes),
+        Command::Renew(RenewCommand::Clean { slot, yes }) => renew::clean(&mut ctx, slot, yes),
     }
 }
 

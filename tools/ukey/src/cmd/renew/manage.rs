@@ -37,8 +37,70 @@ struct EntryReport {
 struct StatusReport {
     reader: String,
     marker_version: Option<u8>,
+    /// The marker cannot be used (unreadable, newer, or empty), and what to do.
     problem: Option<String>,
     renewals: Vec<EntryReport>,
+    /// Keys in retired slots that no staged renewal claims and that have
+    /// no certificate: left by an interrupted renewal whose marker is gone?
+    orphaned: Vec<Orphan>,
+}
+
+#[derive(Serialize)]
+struct Orphan {
+    slot: String,
+    algorithm: Option<String>,
+    next: String,
+}
+
+/// Retired slots with a key, no certificate, and no marker entry.
+fn orphans(p: &P11Token, marker: Option<&Marker>) -> Result<Vec<Orphan>> {
+    let mut out = Vec::new();
+    for r in Slot::retired() {
+        if marker.is_some_and(|m| m.reserves(r)) {
+            continue;
+        }
+        let Some(spki) = p.public_key(r)? else {
+            continue;
+        };
+        if p.cert(r)?.is_some() {
+            continue;
+        }
+        out.push(Orphan {
+            slot: r.to_string(),
+            algorithm: crate::certs::public_key_from_spki(&spki)
+                .ok()
+                .map(|k| k.algorithm().name().to_string()),
+            next: format!(
+                "a key without a certificate that no staged renewal claims (left by an \
+                 interrupted renewal?); if nothing else uses it, `ukey renew clean --slot {r}` \
+                 deletes it"
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// What is wrong with the marker, and the command that cleans it up.
+fn marker_problem(value: Option<&[u8]>) -> (Option<Marker>, Option<String>) {
+    match value {
+        None => (Some(Marker::new()), None),
+        Some(v) => match Marker::parse(v) {
+            Ok(m) if m.entries.is_empty() => (
+                Some(m),
+                Some(
+                    "an empty renewal marker is on the token: `ukey renew clean` removes it".into(),
+                ),
+            ),
+            Ok(m) => (Some(m), None),
+            Err(e @ MarkerError::Newer(_)) => (None, Some(e.to_string())),
+            Err(e @ MarkerError::Malformed(_)) => (
+                None,
+                Some(format!(
+                    "{e}: `ukey renew clean` removes it (keys and certificates stay)"
+                )),
+            ),
+        },
+    }
 }
 
 fn entry_report(p: &P11Token, e: &Staged) -> Result<EntryReport> {
@@ -67,27 +129,23 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     let tref = t.token_ref();
     drop(t);
     let p = P11Token::open(&tref.origin, &tref.reader)?;
-    let (marker, problem) = match p.renewal()? {
-        None => (Some(Marker::new()), None),
-        Some(v) => match Marker::parse(&v) {
-            Ok(m) => (Some(m), None),
-            Err(e @ (MarkerError::Newer(_) | MarkerError::Malformed(_))) => {
-                (None, Some(e.to_string()))
-            }
-        },
-    };
+    let value = p.renewal()?;
+    let (marker, problem) = marker_problem(value.as_deref());
     let mut renewals = Vec::new();
     if let Some(m) = &marker {
         for e in &m.entries {
             renewals.push(entry_report(&p, e)?);
         }
     }
+    // A marker that cannot be read reserves nothing we know of.
+    let orphaned = orphans(&p, marker.as_ref())?;
     p.close();
     let report = StatusReport {
         reader: tref.reader.clone(),
         marker_version: marker.as_ref().map(|m| m.version),
         problem,
         renewals,
+        orphaned,
     };
     ctx.out.emit(&report, || {
         let mut s = format!("Token in {}\n", report.reader);
@@ -95,6 +153,9 @@ pub fn status(ctx: &Ctx) -> Result<()> {
             s += &format!("  ! {p}\n");
         } else if report.renewals.is_empty() {
             s += "  No renewal is staged (start one with `ukey renew request --slot 9a`).\n";
+        }
+        for o in &report.orphaned {
+            s += &format!("  ! slot {}: {}\n", o.slot, o.next);
         }
         for r in &report.renewals {
             s += &format!(
@@ -314,5 +375,125 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
             s += &format!(". Slot {} is unchanged.\n", c.target);
         }
         s
+    })
+}
+
+#[derive(Serialize)]
+struct CleanReport {
+    /// The unusable or empty marker was removed.
+    marker_removed: bool,
+    /// The orphaned key deleted (a retired slot).
+    key_deleted: Option<String>,
+}
+
+/// `ukey renew clean [--slot R]`: remove an empty or unreadable staging
+/// marker, or (with `--slot`) delete a key that no staged renewal claims
+/// from a retired slot holding no certificate — what `status` and `renew
+/// status` report as orphaned staging. Each deletion asks first and is
+/// checked by the module against what was shown, in one card transaction.
+pub fn clean(ctx: &mut Ctx, slot: Option<Slot>, yes: bool) -> Result<()> {
+    let mut t = ctx.token()?;
+    let tref = t.token_ref();
+    let prep = t.piv(prepare_write)?;
+    drop(t);
+    let _lock = lock(&tref, &prep)?;
+    let mut p = P11Token::open(&tref.origin, &tref.reader)?;
+    let value = p.renewal()?;
+    let (marker, problem) = marker_problem(value.as_deref());
+    let question = match slot {
+        None => {
+            let removable = value.is_some()
+                && marker.as_ref().is_none_or(|m| m.entries.is_empty())
+                && !matches!(
+                    value.as_deref().map(Marker::parse),
+                    Some(Err(MarkerError::Newer(_)))
+                );
+            if !removable {
+                p.close();
+                let report = CleanReport {
+                    marker_removed: false,
+                    key_deleted: None,
+                };
+                return ctx.out.emit(&report, || {
+                    "The staging marker is fine (or absent): nothing to clean. Orphaned keys: \
+                     `ukey renew status` lists them; `ukey renew clean --slot R` deletes one.\n"
+                        .into()
+                });
+            }
+            format!(
+                "Remove the renewal marker from {}? {} Keys and certificates stay.",
+                who(prep.info.serial, &tref.reader),
+                problem.unwrap_or_default()
+            )
+        }
+        Some(r) => {
+            if !matches!(r, Slot::Retired(_)) {
+                return Err(CliError::new(format!(
+                    "slot {r} is not a retired slot: `renew clean --slot` deletes only keys left \
+                     in retired slots by a renewal"
+                ))
+                .with_kind(ErrorKind::Usage)
+                .with_code(crate::error::EXIT_USAGE));
+            }
+            if marker.as_ref().is_some_and(|m| m.reserves(r)) {
+                return Err(CliError::new(format!(
+                    "slot {r} holds the key of a staged renewal: `ukey renew cancel` discards it"
+                )));
+            }
+            if marker.is_none() {
+                return Err(CliError::new(format!(
+                    "the renewal marker cannot be read, so whether slot {r} belongs to a staged \
+                     renewal is unknown: `ukey renew clean` (without --slot) removes the marker \
+                     first"
+                )));
+            }
+            if p.public_key(r)?.is_none() {
+                return Err(CliError::new(format!(
+                    "slot {r} holds no key: nothing to clean"
+                )));
+            }
+            if p.cert(r)?.is_some() {
+                return Err(CliError::new(format!(
+                    "slot {r} holds a certificate too: a complete pair, not a key left by a \
+                     renewal; nothing was deleted"
+                )));
+            }
+            format!(
+                "Delete the key in slot {r} of {}? It has no certificate and no staged renewal \
+                 claims it; a deleted key cannot be recovered.",
+                who(prep.info.serial, &tref.reader)
+            )
+        }
+    };
+    require_protected(&prep, &tref.reader)?;
+    output::confirm(&question, "yes", yes, "--yes")?;
+    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    let live = Live::new(p, &tref, pin);
+    let p = live.token();
+    let mut report = CleanReport {
+        marker_removed: false,
+        key_deleted: None,
+    };
+    match slot {
+        None => {
+            p.delete_renewal()?;
+            report.marker_removed = true;
+        }
+        Some(r) => {
+            if !p.can_move(r)? {
+                return Err(CliError::new(
+                    "this token cannot delete keys (DELETE KEY needs firmware 5.7): the key \
+                     stays; a later `ukey renew request` cannot use this slot",
+                )
+                .with_kind(ErrorKind::Unsupported));
+            }
+            p.delete_key(r)?;
+            report.key_deleted = Some(r.to_string());
+        }
+    }
+    live.close();
+    ctx.out.emit(&report, || match &report.key_deleted {
+        Some(r) => format!("The key in slot {r} was deleted.\n"),
+        None => "The renewal marker was removed.\n".into(),
     })
 }

@@ -18,7 +18,7 @@ mod request;
 
 pub use checks::Allow;
 pub use install::install;
-pub use manage::{cancel, status};
+pub use manage::{cancel, clean, status};
 pub use request::request;
 
 use crate::auth::{gather_write, pin_counter, wrong, WritePrep};
