@@ -136,7 +136,8 @@ fn every_command_prints_json_the_schema_describes() {
     );
     doc(&t, &["renew", "cancel", "--yes"], "renew_cancel", 0);
     doc(&t, &["renew", "clean", "--yes"], "renew_clean", 0);
-    let t2 = demo_token(dir.path());
+    let dir2 = tempfile::tempdir().unwrap();
+    let t2 = demo_token(dir2.path());
     let req = dir.path().join("req.pem");
     let r = doc(
         &t2,
@@ -191,7 +192,8 @@ fn errors_carry_a_stable_kind_and_their_fields() {
     assert_eq!(e["tries_left"], 1);
     let e = error(&t, &["pin", "verify", "--pin", "999999"], 4, "pin_locked");
     assert_eq!(e["tries_left"], 0);
-    let d = demo_token(dir.path());
+    let dir2 = tempfile::tempdir().unwrap();
+    let d = demo_token(dir2.path());
     error(
         &d,
         &[

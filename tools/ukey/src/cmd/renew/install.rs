@@ -399,7 +399,8 @@ fn refusal(file: &Path, marker: &Marker) -> CliError {
         return CliError::new(format!(
             "{shown} is not for a staged key: no renewal is staged on this token \
              (`ukey renew request --slot 9a` first); nothing was written"
-        ));
+        ))
+        .with_kind(ErrorKind::NotStaged);
     }
     let staged: Vec<String> = marker
         .entries
@@ -418,6 +419,8 @@ fn refusal(file: &Path, marker: &Marker) -> CliError {
          ({}); was it issued for another request? Nothing was written",
         staged.join("; ")
     ))
+    .with_kind(ErrorKind::CertificateRefused)
+    .with_reason("wrong_key")
 }
 
 pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
