@@ -227,7 +227,8 @@ fn settled(dir: &Path, state: &Path, rival: Rival, outs: &[(Option<i32>, String)
                     || text.contains("is no longer staged")
                     || text.contains("nothing to cancel")
                     || text.contains("cannot be cancelled")
-                    || text.contains("is being cancelled"),
+                    || text.contains("is being cancelled")
+                    || text.contains("by another program meanwhile"),
                 "{what}: {text}"
             ),
             other => panic!("{what}: exit {other:?}: {text}"),

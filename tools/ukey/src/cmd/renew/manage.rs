@@ -231,6 +231,22 @@ fn cancel_one(live: &mut Live<'_>, staged: &Staged) -> Result<Cancelled> {
     let mut conflicts = 0;
     loop {
         let step = cancel_step(live, staged, &mut deleted, &mut left);
+        if matches!(step, Ok(true)) && !live_claimed(live, staged)? && !deleted && !left {
+            // Gone before this run claimed it: installed (or cancelled) by
+            // another program meanwhile; this run changed nothing.
+            let p = live.token();
+            let installed = look(p, staged).map(|l| l.phase == Phase::Promoted)?;
+            return Err(CliError::new(format!(
+                "the renewal of slot {t} was {} by another program meanwhile: nothing was \
+                 cancelled; see `ukey status`",
+                if installed {
+                    "installed"
+                } else {
+                    "finished or cancelled"
+                }
+            ))
+            .with_kind(ErrorKind::Conflict));
+        }
         match step {
             Ok(true) => {
                 return Ok(Cancelled {
@@ -250,6 +266,11 @@ fn cancel_one(live: &mut Live<'_>, staged: &Staged) -> Result<Cancelled> {
     }
 }
 
+/// Whether this run claimed `staged` (set in [`cancel_step`]).
+fn live_claimed(live: &Live<'_>, staged: &Staged) -> Result<bool> {
+    Ok(live.claimed.contains(&staged.target))
+}
+
 /// One card write of a cancel; `Ok(true)` when nothing is left to do.
 fn cancel_step(
     live: &mut Live<'_>,
@@ -257,8 +278,7 @@ fn cancel_step(
     deleted: &mut bool,
     left: &mut bool,
 ) -> Result<bool> {
-    let p = live.token();
-    let mut marker = read_marker(p)?;
+    let mut marker = read_marker(live.token())?;
     // The same renewal (not one requested again since).
     let Some(mut e) = marker
         .for_target(staged.target)
@@ -267,13 +287,20 @@ fn cancel_step(
     else {
         return Ok(true);
     };
+    if e.claim == Some(Claim::Cancelling) && !live.claimed.contains(&e.target) {
+        // An interrupted cancel (or another one running): finish it.
+        live.claimed.push(e.target);
+    }
+    let p = live.token();
     let r = e.staged;
     live.stop_point()?;
     if e.claim != Some(Claim::Cancelling) {
         refuse_if_promoting(p, &e)?;
         e.claim = Some(Claim::Cancelling);
+        let target = e.target;
         marker.set(e);
         write_marker(p, &marker)?;
+        live.claimed.push(target);
         return Ok(false);
     }
     let key = p.public_key(r)?;

@@ -88,6 +88,8 @@ pub struct Live<'a> {
     p: Option<P11Token>,
     tref: &'a TokenRef,
     pin: Pin,
+    /// Renewals this run claimed for cancelling (or found so claimed).
+    claimed: Vec<Slot>,
 }
 
 impl<'a> Live<'a> {
@@ -103,6 +105,7 @@ impl<'a> Live<'a> {
             p: Some(p),
             tref,
             pin,
+            claimed: Vec::new(),
         }
     }
 
