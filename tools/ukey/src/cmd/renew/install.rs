@@ -330,9 +330,7 @@ fn drive(
             Ok(()) => {}
             Err(err) if err.kind == ErrorKind::Conflict && conflicts < MAX_CONFLICTS => {
                 conflicts += 1;
-                output::note(format!(
-                    "  the token changed meanwhile (another program?): reading it again"
-                ));
+                output::note("  the token changed meanwhile (another program?): reading it again");
                 live.reopen()?;
                 continue;
             }
