@@ -1234,3 +1234,70 @@ fn a_missing_module_is_a_clear_message() {
     assert!(err.contains("UKEY_MODULE="), "{err}");
     assert!(err.contains("no such file"), "{err}");
 }
+
+/// A closed terminal (SIGHUP) in the middle of an install: it stops at the
+/// next point between two safe steps with exit 6 (never killed mid-way),
+/// a complete pair on the token, and running it again finishes.
+#[test]
+fn a_hangup_during_the_install_stops_between_safe_steps() {
+    let old = cert_der(&load(&template().staged), Slot::Authentication).unwrap();
+    let new = new_cert_der();
+    let mut stopped = 0;
+    for attempt in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let t = staged_token(dir.path());
+        let mut child = ukey()
+            .arg("--sim")
+            .arg(&t)
+            .args(["--pin-stdin", "renew", "install"])
+            .arg(&template().cert)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PIN}\n").as_bytes())
+            .unwrap();
+        // The first step is done: the run is between steps from here on.
+        while !seen.contains("certificate written next to the new key") {
+            let mut line = String::new();
+            assert!(err.read_line(&mut line).unwrap() > 0, "{seen}");
+            seen += &line;
+        }
+        let _ = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status();
+        err.read_to_string(&mut seen).unwrap();
+        let status = child.wait().unwrap();
+        check_consistent(&t, &old, &new, attempt);
+        match status.code() {
+            Some(0) => continue,
+            Some(6) => {
+                assert!(
+                    seen.contains("stopped on request between two steps"),
+                    "{seen}"
+                );
+                assert!(seen.contains("run `ukey renew install"), "{seen}");
+                stopped += 1;
+                ok(&mut install(&t, &template().cert));
+                let p = load(&t);
+                assert_eq!(cert_der(&p, Slot::Authentication), Some(new.clone()));
+                assert!(!p.objects.contains_key(&RENEWAL_OBJECT));
+            }
+            other => panic!("attempt {attempt}: exit {other:?} (killed?): {seen}"),
+        }
+        if stopped >= 3 {
+            break;
+        }
+    }
+    assert!(
+        stopped > 0,
+        "the hangup never arrived before the end of an install"
+    );
+}
