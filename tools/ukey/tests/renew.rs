@@ -1301,3 +1301,84 @@ fn a_hangup_during_the_install_stops_between_safe_steps() {
         "the hangup never arrived before the end of an install"
     );
 }
+
+#[test]
+fn status_shows_the_staged_renewal_next_to_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).arg("status"));
+    assert!(so.contains("renewal  staged 20"), "{so}");
+    assert!(
+        so.contains("waiting for the CA's certificate (do not apply again)"),
+        "{so}"
+    );
+    assert!(
+        so.contains("staged   the new key of the renewal of slot 9a"),
+        "{so}"
+    );
+    let a = slot_status(&t, "9a");
+    assert_eq!(a["renewal"]["staged_slot"], "82", "{a:#}");
+    assert_eq!(a["renewal"]["phase"], "awaiting-certificate");
+    assert_eq!(slot_status(&t, "82")["staged_for"], "9a");
+}
+
+#[test]
+fn an_unreadable_marker_is_reported_and_renew_clean_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    // The marker's value garbled (the module's container kept).
+    change(&t, |p| {
+        let mut c = vec![0x80, 12];
+        c.extend(b"ukey renewal");
+        c.extend([0x81, 3, 0xA0, 0x01, 0xFF]);
+        p.objects.insert(RENEWAL_OBJECT, c);
+    });
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).arg("status"));
+    assert!(so.contains("the renewal marker is malformed"), "{so}");
+    assert!(so.contains("`ukey renew clean` removes it"), "{so}");
+    let st = renew_status(&t);
+    assert!(
+        st["problem"].as_str().unwrap().contains("ukey renew clean"),
+        "{st:#}"
+    );
+    // The staged key in 82, no longer claimed by a readable marker, is an orphan.
+    assert_eq!(st["orphaned"][0]["slot"], "82", "{st:#}");
+    let before = load(&t);
+    let same_keys = |p: &Persistent, except: &[&str]| {
+        let names = |q: &Persistent| -> Vec<String> {
+            q.keys
+                .keys()
+                .filter(|k| !except.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        };
+        names(p) == names(&before)
+            && names(p)
+                .iter()
+                .all(|k| p.keys[k].private_key == before.keys[k].private_key)
+    };
+    ok(ukey()
+        .arg("--sim")
+        .arg(&t)
+        .args(["--pin", PIN, "renew", "clean", "--yes"]));
+    let p = load(&t);
+    assert!(
+        !p.objects.contains_key(&RENEWAL_OBJECT),
+        "the marker is gone"
+    );
+    assert!(same_keys(&p, &[]), "keys untouched");
+    // Then the orphaned key, by name, after confirmation.
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).arg("status"));
+    assert!(
+        so.contains("`ukey renew clean --slot 82` deletes it"),
+        "{so}"
+    );
+    ok(ukey()
+        .arg("--sim")
+        .arg(&t)
+        .args(["--pin", PIN, "renew", "clean", "--slot", "82", "--yes"]));
+    let p = load(&t);
+    assert!(p.key(Slot::Retired(1)).is_none());
+    assert!(same_keys(&p, &["82"]), "every other key stays");
+    assert_eq!(p.pin.tries_left, 3);
+}
