@@ -344,3 +344,177 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
     assert_ne!(st.keys["9a"].private_key, old_key);
     assert!(!st.keys.contains_key("82"));
 }
+
+// ---- check and act in one card transaction --------------------------------
+//
+// "Another process" changes the card between the module's read and its
+// write (the state file is the card's memory, shared as a card is through
+// pcscd): the write must not happen, the card must keep what the other
+// process put there, and the stale handle must never act again.
+
+/// Change the card's memory behind the module's back.
+fn meanwhile(env: &ModuleEnv, f: impl FnOnce(&mut ukey_sim::state::Persistent)) {
+    let mut p = env.state(0);
+    f(&mut p);
+    p.save(&env.states[0]).unwrap();
+}
+
+/// The renewal object's content as the module stores it: `80 app 81 value`.
+fn renewal_content(value: &[u8]) -> Vec<u8> {
+    let mut c = vec![0x80, app().len() as u8];
+    c.extend(app());
+    c.extend([0x81, value.len() as u8]);
+    c.extend(value);
+    c
+}
+
+#[test]
+fn a_key_replaced_by_another_process_is_not_deleted() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    let h = private_key(&s, 0x01).unwrap();
+    // Another process puts another key into 9A.
+    meanwhile(&env, |p| {
+        let other = p.keys["9d"].clone();
+        p.keys.insert("9a".into(), other);
+    });
+    let replaced = env.state(0).keys["9a"].private_key.clone();
+    assert_eq!(
+        rv(s.destroy_object(h).unwrap_err()),
+        RvError::ObjectHandleInvalid
+    );
+    assert_eq!(env.state(0).keys["9a"].private_key, replaced, "kept");
+    // The stale handle is dead for good; a new search shows the key there now.
+    assert_eq!(
+        rv(s.destroy_object(h).unwrap_err()),
+        RvError::ObjectHandleInvalid
+    );
+    let now = private_key(&s, 0x01).unwrap();
+    assert_ne!(now, h);
+    s.destroy_object(now).unwrap();
+    assert!(!env.state(0).keys.contains_key("9a"));
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+#[test]
+fn a_key_replaced_by_another_process_is_not_moved() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    generate_p256(&s, 0x05);
+    let h = private_key(&s, 0x05).unwrap();
+    meanwhile(&env, |p| {
+        let other = p.keys["9c"].clone();
+        p.keys.insert("82".into(), other);
+    });
+    let e = s
+        .update_attributes(h, &[Attribute::Id(vec![0x06])])
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::ObjectHandleInvalid);
+    let st = env.state(0);
+    assert!(!st.keys.contains_key("83"), "nothing moved into 83");
+    assert_eq!(st.keys["82"].private_key, st.keys["9c"].private_key);
+}
+
+#[test]
+fn a_certificate_for_a_key_another_process_replaced_is_not_written() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    let (public, _) = generate_p256(&s, 0x05);
+    let cert = issue_for(SUBJECT, &public_key_info(&s, public));
+    // The module has seen the new key in 82; another process replaces it.
+    meanwhile(&env, |p| {
+        let other = p.keys["9c"].clone();
+        p.keys.insert("82".into(), other);
+    });
+    let before = env.state(0).objects.clone();
+    assert_eq!(
+        rv(s.create_object(&cert_template(0x05, &cert)).unwrap_err()),
+        RvError::TemplateInconsistent
+    );
+    // Nor into 9A as the certificate of the key "about to move in" from 82.
+    let mut promote = cert_template(0x01, &cert);
+    promote.push(Attribute::VendorDefined((
+        AttributeType::VendorDefined(CKA_UKEY_PROMOTE_FROM),
+        vec![0x05],
+    )));
+    assert_eq!(
+        rv(s.create_object(&promote).unwrap_err()),
+        RvError::TemplateInconsistent
+    );
+    assert_eq!(env.state(0).objects, before, "no certificate written");
+}
+
+#[test]
+fn a_certificate_replaced_by_another_process_is_not_deleted() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    let h = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(vec![0x02]),
+        ])
+        .unwrap()[0];
+    value(&s, h);
+    let tag_9c = apdu::piv::ObjectId::CERT_9C.0;
+    let tag_9d = apdu::piv::ObjectId::CERT_9D.0;
+    meanwhile(&env, |p| {
+        let other = p.objects[&tag_9d].clone();
+        p.objects.insert(tag_9c, other);
+    });
+    assert_eq!(
+        rv(s.destroy_object(h).unwrap_err()),
+        RvError::ObjectHandleInvalid
+    );
+    let st = env.state(0);
+    assert_eq!(st.objects[&tag_9c], st.objects[&tag_9d], "kept");
+}
+
+#[test]
+fn the_renewal_object_changes_only_from_what_was_read() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user(&env);
+    let h = create_marker(&s, b"mine").unwrap();
+    // Another process rewrites it: our update and our delete are refused.
+    meanwhile(&env, |p| {
+        p.objects
+            .insert(RENEWAL_OBJECT.0, renewal_content(b"theirs"));
+    });
+    assert_eq!(
+        rv(
+            s.update_attributes(h, &[Attribute::Value(b"next".to_vec())])
+                .unwrap_err()
+        ),
+        RvError::ObjectHandleInvalid
+    );
+    assert_eq!(
+        env.state(0).objects[&RENEWAL_OBJECT.0],
+        renewal_content(b"theirs")
+    );
+    assert_eq!(
+        rv(s.destroy_object(h).unwrap_err()),
+        RvError::ObjectHandleInvalid
+    );
+    // Read again, then it may change.
+    let h = find_marker(&s)[0];
+    assert_eq!(value(&s, h), b"theirs");
+    s.update_attributes(h, &[Attribute::Value(b"next".to_vec())])
+        .unwrap();
+    // Another process creates one while we believe there is none.
+    meanwhile(&env, |p| {
+        p.objects.remove(&RENEWAL_OBJECT.0);
+    });
+    s.destroy_object(h).unwrap_err();
+    assert!(find_marker(&s).is_empty());
+    meanwhile(&env, |p| {
+        p.objects
+            .insert(RENEWAL_OBJECT.0, renewal_content(b"theirs"));
+    });
+    assert_eq!(
+        rv(create_marker(&s, b"mine").unwrap_err()),
+        RvError::ActionProhibited
+    );
+    assert_eq!(
+        env.state(0).objects[&RENEWAL_OBJECT.0],
+        renewal_content(b"theirs")
+    );
+}

@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
+mod guard;
+pub use guard::Shown;
+
 /// A slot with what is in it.
 pub type SlotContents = (Slot, Option<Arc<CertInfo>>, Option<Arc<KeyInfo>>);
 
@@ -919,8 +922,15 @@ impl Token {
     }
 
     /// Write `der` as the certificate of `slot` (one chained PUT DATA; the
-    /// cache changes only after the card confirmed).
-    pub fn write_cert(&self, st: &mut TokenState, slot: Slot, der: &[u8]) -> Result<Arc<CertInfo>> {
+    /// cache changes only after the card confirmed), if it certifies the
+    /// key the card holds in `key_slot` — checked in the same transaction.
+    pub fn write_cert(
+        &self,
+        st: &mut TokenState,
+        slot: Slot,
+        der: &[u8],
+        key_slot: Slot,
+    ) -> Result<Arc<CertInfo>> {
         let info = Arc::new(CertInfo::parse(der).map_err(|_| Error::AttributeValueInvalid)?);
         let plain = CertContainer {
             der: der.to_vec(),
@@ -937,6 +947,7 @@ impl Token {
             plain
         };
         self.write_op(st, &mut |s, st| {
+            Self::require_certified_key(s, st, key_slot, &info)?;
             Self::cover_retired(s, st, slot, true)?;
             match s.put_data(slot.cert_object(), &content) {
                 Ok(()) => {}
@@ -963,9 +974,12 @@ impl Token {
         })
     }
 
-    /// Empty the certificate container of `slot`.
+    /// Empty the certificate container of `slot`, if it still holds the
+    /// certificate this module showed (checked in the same transaction).
     pub fn delete_cert(&self, st: &mut TokenState, slot: Slot) -> Result<()> {
+        let shown = Self::shown_cert(st, slot);
         self.write_op(st, &mut |s, st| {
+            Self::require_cert(s, st, slot, &shown)?;
             s.delete_data(slot.cert_object())
                 .map_err(|e| match e.status() {
                     Some(StatusWord::SecurityStatusNotSatisfied) => Error::UserNotLoggedIn,
@@ -976,12 +990,16 @@ impl Token {
         })
     }
 
-    /// Delete the private key of `slot` (YubiKey 5.7 MOVE KEY with P1 = FF).
+    /// Delete the private key of `slot` (YubiKey 5.7 MOVE KEY with P1 = FF),
+    /// if it is still the key this module showed (checked in the same
+    /// transaction: never "read now, delete later").
     pub fn delete_key(&self, st: &mut TokenState, slot: Slot) -> Result<()> {
         if !self.info(st)?.move_key {
             return Err(Error::ActionProhibited("the card cannot delete keys"));
         }
+        let shown = Self::shown_key(st, slot);
         self.write_op(st, &mut |s, st| {
+            Self::require_key(s, st, slot, &shown)?;
             match s.delete_key(slot) {
                 Ok(()) => {}
                 Err(e) if e.status() == Some(StatusWord::ReferenceNotFound) => {}
@@ -992,13 +1010,17 @@ impl Token {
         })
     }
 
-    /// Move the private key from `from` to the empty `to` (YubiKey 5.7).
+    /// Move the private key from `from` to the empty `to` (YubiKey 5.7), if
+    /// `from` still holds the key this module showed (checked in the same
+    /// transaction; the card refuses a destination holding a key).
     /// Certificates stay in their containers.
     pub fn move_key(&self, st: &mut TokenState, to: Slot, from: Slot) -> Result<()> {
         if !self.info(st)?.move_key {
             return Err(Error::ActionProhibited("the card cannot move keys"));
         }
+        let shown = Self::shown_key(st, from);
         self.write_op(st, &mut |s, st| {
+            Self::require_key(s, st, from, &shown)?;
             Self::cover_retired(s, st, to, false)?;
             match s.move_key(to, from) {
                 Ok(()) => {}
@@ -1055,28 +1077,18 @@ impl Token {
         }
     }
 
-    /// Create (`create`) or replace the value of the renewal object: one
-    /// PUT DATA, read back. Never overwrites another application's data.
+    /// Create (`create`: only if there is none) or replace the value of the
+    /// renewal object (only if it still holds the value this module showed:
+    /// a compare-and-swap, checked in the same transaction): one PUT DATA,
+    /// read back. Never overwrites another application's data.
     pub fn write_renewal(&self, st: &mut TokenState, value: &[u8], create: bool) -> Result<()> {
         let content = Builder::new()
             .add(0x80u32, RENEWAL_APPLICATION.as_bytes())
             .add(0x81u32, value)
             .build();
+        let shown = Self::shown_renewal(st);
         self.write_op(st, &mut |s, st| {
-            match (Self::renewal_lookup(s, st)?, create) {
-                (RenewalData::Foreign, _) => {
-                    return Err(Error::ActionProhibited(
-                        "the renewal data object holds another application's data",
-                    ))
-                }
-                (RenewalData::Ours(_), true) => {
-                    return Err(Error::ActionProhibited(
-                        "the token already holds a renewal data object: set its CKA_VALUE",
-                    ))
-                }
-                (RenewalData::Absent, false) => return Err(Error::ObjectHandleInvalid),
-                _ => {}
-            }
+            Self::require_renewal(s, st, &shown, create)?;
             st.renewal = None;
             match s.put_data(RENEWAL_OBJECT, &content) {
                 Ok(()) => {}
@@ -1097,12 +1109,12 @@ impl Token {
         })
     }
 
-    /// Empty the renewal object (only ours).
+    /// Empty the renewal object (only ours, and only if it still holds the
+    /// value this module showed: checked in the same transaction).
     pub fn delete_renewal(&self, st: &mut TokenState) -> Result<()> {
+        let shown = Self::shown_renewal(st);
         self.write_op(st, &mut |s, st| {
-            if !matches!(Self::renewal_lookup(s, st)?, RenewalData::Ours(_)) {
-                return Err(Error::ObjectHandleInvalid);
-            }
+            Self::require_renewal(s, st, &shown, false)?;
             st.renewal = None;
             s.delete_data(RENEWAL_OBJECT)
                 .map_err(|e| match e.status() {

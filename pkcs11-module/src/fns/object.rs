@@ -258,7 +258,10 @@ pub fn set_attribute_value(
             let value = last(CKA_VALUE).ok_or(Error::TemplateIncomplete)?;
             let mut st = s.token.lock();
             require_rw_login(&s, st.login)?;
-            s.token.write_renewal(&mut st, &value.value, false)
+            let r = s.token.write_renewal(&mut st, &value.value, false);
+            drop(st);
+            forget_if_changed(&lib, &r, |h| h.remove_renewal(s.token.generation));
+            r
         }
         Some(ObjectRef::Token {
             generation, object, ..
@@ -278,8 +281,10 @@ pub fn set_attribute_value(
                     "the slot that ID names holds a key",
                 ));
             }
-            s.token.move_key(&mut st, to, object.slot)?;
+            let r = s.token.move_key(&mut st, to, object.slot);
             drop(st);
+            forget_if_changed(&lib, &r, |h| h.remove_token_object(generation, object));
+            r?;
             tracing::info!(from = %object.slot, %to, "moved private key");
             lib.handles().retarget(
                 generation,
@@ -314,6 +319,19 @@ pub fn copy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     attribute_of(&lib, &s, obj).map(drop)?;
     Err(Error::ActionProhibited("card objects cannot be copied"))
+}
+
+/// The card no longer holds the object a handle named (another process
+/// changed it; the token's guards refused to act): that handle dies, so
+/// a retry with it can never reach what is there now.
+fn forget_if_changed<T>(
+    lib: &Library,
+    r: &Result<T>,
+    forget: impl FnOnce(&mut crate::object::Handles),
+) {
+    if matches!(r, Err(Error::ObjectHandleInvalid)) {
+        forget(&mut lib.handles());
+    }
 }
 
 fn require_rw_login(s: &Session, login: Login) -> Result<()> {
@@ -426,7 +444,8 @@ pub fn create_object(
     if key.public != cert.public {
         return Err(Error::TemplateInconsistent);
     }
-    s.token.write_cert(&mut st, slot, &der)?;
+    // Checked again against the card in the write's own transaction.
+    s.token.write_cert(&mut st, slot, &der, key_slot)?;
     drop(st);
     let mut table = lib.handles();
     let obj = TokenObject {
@@ -456,8 +475,10 @@ pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()>
             }
             let mut st = s.token.lock();
             require_rw_login(&s, st.login)?;
-            s.token.delete_renewal(&mut st)?;
+            let r = s.token.delete_renewal(&mut st);
             drop(st);
+            forget_if_changed(&lib, &r, |h| h.remove_renewal(generation));
+            r?;
             lib.handles().remove_renewal(generation);
             Ok(())
         }
@@ -469,11 +490,21 @@ pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()>
             }
             let mut st = s.token.lock();
             require_rw_login(&s, st.login)?;
+            let forget = |r: &Result<()>| {
+                forget_if_changed(&lib, r, |h| h.remove_token_object(generation, object))
+            };
             match object.kind {
-                Kind::Certificate => s.token.delete_cert(&mut st, object.slot)?,
-                Kind::PrivateKey => {
-                    s.token.delete_key(&mut st, object.slot)?;
+                Kind::Certificate => {
+                    let r = s.token.delete_cert(&mut st, object.slot);
                     drop(st);
+                    forget(&r);
+                    r?
+                }
+                Kind::PrivateKey => {
+                    let r = s.token.delete_key(&mut st, object.slot);
+                    drop(st);
+                    forget(&r);
+                    r?;
                     lib.handles().remove_token_object(
                         generation,
                         TokenObject {

@@ -6,7 +6,7 @@
 //! user is asked outside any transaction (so the card is not held while
 //! someone types), and the second verifies and acts.
 
-use crate::error::{CliError, Result, EXIT_BLOCKED, EXIT_WRONG_SECRET};
+use crate::error::{CliError, ErrorKind, Result, EXIT_BLOCKED, EXIT_WRONG_SECRET};
 use crate::output;
 use crate::secrets::{Kind, Secrets};
 use crate::token::optional;
@@ -123,30 +123,47 @@ fn is_puk(kind: Kind) -> bool {
 
 /// The error for a blocked PIN or PUK, with the way out.
 pub fn blocked(kind: Kind) -> CliError {
-    let msg = if is_puk(kind) {
-        "the PUK is blocked: the PIN can no longer be unblocked; only a factory reset \
-         (`ukey reset`, which erases every key and certificate) makes a blocked token usable again"
+    let (msg, k) = if is_puk(kind) {
+        (
+            "the PUK is blocked: the PIN can no longer be unblocked; only a factory reset \
+         (`ukey reset`, which erases every key and certificate) makes a blocked token usable again",
+            ErrorKind::PukLocked,
+        )
     } else {
-        "the PIN is blocked: unblock it with the PUK: `ukey pin unblock`"
+        (
+            "the PIN is blocked: unblock it with the PUK: `ukey pin unblock`",
+            ErrorKind::PinLocked,
+        )
     };
-    CliError::new(msg).with_code(EXIT_BLOCKED)
+    CliError::new(msg)
+        .with_code(EXIT_BLOCKED)
+        .with_kind(k)
+        .with_tries_left(0)
 }
 
 /// The error for a wrong PIN or PUK, with the tries left.
 pub fn wrong(kind: Kind, tries_left: u8) -> CliError {
     let what = if is_puk(kind) { "PUK" } else { "PIN" };
-    match tries_left {
+    let incorrect = if is_puk(kind) {
+        ErrorKind::PukIncorrect
+    } else {
+        ErrorKind::PinIncorrect
+    };
+    let e = match tries_left {
         0 => {
             let b = blocked(kind);
-            CliError::new(format!("wrong {what}, 0 tries left: {}", b.message))
+            return CliError::new(format!("wrong {what}, 0 tries left: {}", b.message))
                 .with_code(EXIT_BLOCKED)
+                .with_kind(b.kind)
+                .with_tries_left(0);
         }
         1 => CliError::new(format!(
             "wrong {what}, 1 try left. WARNING: one more wrong {what} blocks the {what}"
         ))
         .with_code(EXIT_WRONG_SECRET),
         n => CliError::new(format!("wrong {what}, {n} tries left")).with_code(EXIT_WRONG_SECRET),
-    }
+    };
+    e.with_kind(incorrect).with_tries_left(tries_left)
 }
 
 /// Map the card's answer to VERIFY / CHANGE REFERENCE / RESET RETRY.
@@ -170,22 +187,22 @@ pub fn announce(kind: Kind, counter: Option<&Counter>) -> Result<()> {
         return Err(blocked(kind));
     }
     if c.tries_left == 1 {
-        eprintln!(
+        output::note(format_args!(
             "ukey: WARNING: LAST {what} TRY: 1 try left. A wrong {what} now BLOCKS the {what}{}.",
             if is_puk(kind) {
                 " for good (then only a factory reset helps)"
             } else {
                 " (then only the PUK can unblock it)"
             }
-        );
+        ));
     } else if output::interactive() {
-        eprintln!(
+        output::note(format_args!(
             "{what} tries left: {}{}",
             c.tries_left,
             c.tries_total
                 .map(|t| format!(" of {t}"))
                 .unwrap_or_default()
-        );
+        ));
     }
     Ok(())
 }

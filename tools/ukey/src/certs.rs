@@ -19,6 +19,7 @@ pub struct CertSummary {
     pub subject: Name,
     pub issuer: Name,
     pub serial_hex: String,
+    pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub not_before_text: String,
     pub not_after_text: String,
@@ -49,6 +50,7 @@ impl CertSummary {
             subject: tbs.subject.clone(),
             issuer: tbs.issuer.clone(),
             serial_hex: hex::encode(tbs.serial_number.as_bytes()),
+            not_before: tbs.validity.not_before.to_system_time(),
             not_after: tbs.validity.not_after.to_system_time(),
             not_before_text: tbs.validity.not_before.to_date_time().to_string(),
             not_after_text: tbs.validity.not_after.to_date_time().to_string(),
@@ -112,10 +114,36 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
 }
 
+/// The largest certificate file read: a certificate chain is kilobytes.
+pub const MAX_CERT_FILE: u64 = 1 << 20;
+
+/// Read at most [`MAX_CERT_FILE`] bytes of `path` (a device such as
+/// /dev/zero or a huge file is refused at once, without reading it all).
+pub fn read_limited(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let bad = |e: String| {
+        CliError::new(format!("{}: {e}", path.display()))
+            .with_kind(crate::error::ErrorKind::BadInput)
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CERT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CERT_FILE {
+        return Err(bad(format!(
+            "larger than {} KiB: not a certificate file (a certificate with its chain is a \
+             few kilobytes)",
+            MAX_CERT_FILE / 1024
+        ))
+        .with_reason("too_large"));
+    }
+    Ok(bytes)
+}
+
 /// A certificate file: PEM (the first CERTIFICATE block) or DER.
 pub fn load_cert_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    let bytes = read_limited(path)?;
     let der = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
             let start = text.find("-----BEGIN CERTIFICATE-----").ok_or_else(|| {
@@ -190,7 +218,7 @@ fn pkcs7_certs(der: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// its chain).
 pub fn load_cert_bundle(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| CliError::new(format!("{shown}: {e}")))?;
+    let bytes = read_limited(path)?;
     let mut out = Vec::new();
     match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN") => {

@@ -134,9 +134,28 @@ pub enum RenewCommand {
     Install {
         /// The certificate file from the CA.
         file: PathBuf,
+        /// Accept a certificate that is not valid yet: it is written next to
+        /// the new key and the pair in use stays until it is valid (run
+        /// install again then).
+        #[arg(long)]
+        not_before_ok: bool,
+        /// Accept a certificate from another issuer than the current one
+        /// without asking.
+        #[arg(long)]
+        new_issuer_ok: bool,
     },
     /// Show the renewals staged on the token (spends no PIN try).
     Status,
+    /// Clean up orphaned staging: remove an empty or unreadable marker, or
+    /// (--slot) delete a key no staged renewal claims from a retired slot.
+    Clean {
+        /// The retired slot whose orphaned key to delete.
+        #[arg(long, value_parser = parse_slot)]
+        slot: Option<apdu::piv::Slot>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Discard a staged renewal: its new key and marker (the key in use stays).
     Cancel {
         /// Only the renewal of this slot [default: every staged renewal].

@@ -5,14 +5,64 @@ use apdu::{StatusWord, TransportError};
 
 /// Anything that went wrong: the default.
 pub const EXIT_FAILURE: u8 = 1;
+/// A bad command line.
+pub const EXIT_USAGE: u8 = 2;
 /// A wrong PIN or PUK (tries were spent).
 pub const EXIT_WRONG_SECRET: u8 = 3;
 /// The PIN or PUK is blocked.
 pub const EXIT_BLOCKED: u8 = 4;
 /// The token went away in the middle of an operation (run it again).
 pub const EXIT_REMOVED: u8 = 5;
+/// Stopped on request (a signal: closed terminal, Ctrl-C) between two
+/// safe steps of a write; running the command again finishes it.
+pub const EXIT_INTERRUPTED: u8 = 6;
 /// A bug (a panic was caught).
 pub const EXIT_INTERNAL: u8 = 70;
+
+/// What went wrong, for programs: the `kind` of a `--json` error. The
+/// names are stable (docs/ukey-json.schema.json lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Anything not listed below.
+    Failed,
+    /// Bad command line (exit 2).
+    Usage,
+    /// A wrong PIN (`tries_left` says how many remain).
+    PinIncorrect,
+    PukIncorrect,
+    PinLocked,
+    PukLocked,
+    /// The secret's form is wrong (length, characters): no try spent.
+    SecretInvalid,
+    /// A secret was needed and none could be asked for.
+    SecretMissing,
+    /// The token went away in the middle (exit 5).
+    TokenRemoved,
+    NoToken,
+    /// Several tokens and none chosen.
+    TokenAmbiguous,
+    /// A destructive action was not confirmed.
+    NotConfirmed,
+    /// No renewal is staged (for this certificate or slot).
+    NotStaged,
+    /// A renewal refused before anything was written (`reason` says why).
+    CertificateRefused,
+    /// The input file cannot be used (missing, too large, not a certificate).
+    BadInput,
+    /// Another program changed the token in the middle; nothing unsafe was done.
+    Conflict,
+    /// Another ukey renewal holds this token's lock.
+    Busy,
+    /// The token cannot do this (firmware, management key mode).
+    Unsupported,
+    /// The PKCS#11 module is missing or failed.
+    Module,
+    /// Stopped by a signal between safe steps (exit 6).
+    Interrupted,
+    /// A bug (exit 70).
+    Internal,
+}
 
 #[derive(Debug)]
 pub struct CliError {
@@ -20,6 +70,11 @@ pub struct CliError {
     /// Lines printed on stderr before the reason.
     pub notes: Vec<String>,
     pub code: u8,
+    pub kind: ErrorKind,
+    /// PIN or PUK tries left, when the error is about one.
+    pub tries_left: Option<u8>,
+    /// A finer reason (e.g. why a certificate was refused).
+    pub reason: Option<&'static str>,
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -30,11 +85,41 @@ impl CliError {
             message: message.into(),
             notes: Vec::new(),
             code: EXIT_FAILURE,
+            kind: ErrorKind::Failed,
+            tries_left: None,
+            reason: None,
         }
     }
 
+    /// A new error of `kind`.
+    pub fn with_kind_new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(message).with_kind(kind)
+    }
+
+    /// The exit code; the kind follows it where the code says enough.
     pub fn with_code(mut self, code: u8) -> Self {
         self.code = code;
+        self.kind = match (code, self.kind) {
+            (EXIT_REMOVED, _) => ErrorKind::TokenRemoved,
+            (EXIT_INTERRUPTED, _) => ErrorKind::Interrupted,
+            (EXIT_USAGE, _) => ErrorKind::Usage,
+            (_, k) => k,
+        };
+        self
+    }
+
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn with_tries_left(mut self, n: u8) -> Self {
+        self.tries_left = Some(n);
+        self
+    }
+
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
         self
     }
 
@@ -52,17 +137,30 @@ impl CliError {
     /// Print the notes and the one-line reason (and a JSON object on stdout).
     pub fn report(&self, json: bool) {
         for n in &self.notes {
-            eprintln!("{n}");
+            crate::output::note(n);
         }
-        eprintln!("ukey: {}", self.message);
+        crate::output::note(format!("ukey: {}", self.message));
         if json {
-            crate::output::stdout(
-                format!(
-                    "{}\n",
-                    serde_json::json!({"error": self.message, "exit_code": self.code})
-                )
-                .as_bytes(),
-            );
+            self.report_json_only();
+        }
+    }
+
+    /// The JSON error document on stdout (schema `error`).
+    pub fn report_json_only(&self) {
+        {
+            let mut doc = serde_json::json!({
+                "schema_version": crate::output::SCHEMA_VERSION,
+                "error": self.message,
+                "kind": self.kind,
+                "exit_code": self.code,
+            });
+            if let Some(n) = self.tries_left {
+                doc["tries_left"] = n.into();
+            }
+            if let Some(r) = self.reason {
+                doc["reason"] = r.into();
+            }
+            crate::output::stdout(format!("{doc}\n").as_bytes());
         }
     }
 }
@@ -108,6 +206,9 @@ impl From<apdu::Error> for CliError {
     fn from(e: apdu::Error) -> Self {
         match e {
             apdu::Error::Status(sw) => CliError::new(describe_status(sw)),
+            apdu::Error::Transport(t @ TransportError::CardRemoved) => {
+                CliError::new(describe_transport(&t)).with_kind(ErrorKind::TokenRemoved)
+            }
             apdu::Error::Transport(t) => CliError::new(describe_transport(&t)),
             apdu::Error::Malformed(what) => {
                 CliError::new(format!("the token sent a malformed {what}"))

@@ -21,6 +21,7 @@ mod cli;
 mod cmd;
 mod error;
 mod keys;
+mod lock;
 mod marker;
 mod output;
 mod p11;
@@ -29,6 +30,7 @@ mod token;
 mod verdict;
 
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 
 fn init_tracing(trace: bool) {
@@ -55,7 +57,9 @@ fn init_tracing(trace: bool) {
         .without_time()
         .with_level(false)
         .with_ansi(false)
-        .with_writer(std::io::stderr)
+        // A closed stderr must not turn a log line into a panic.
+        .with_writer(|| output::QuietStderr)
+        .log_internal_errors(false)
         .init();
 }
 
@@ -68,17 +72,50 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        eprintln!("ukey: internal error: {what}");
+        // Never print!/eprintln! here: a panic in a panic hook aborts.
+        let _ = writeln!(std::io::stderr(), "ukey: internal error: {what}");
     }));
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
     init_tracing(cli.global.trace);
     let json = cli.global.json;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd::run(cli))) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            e.report(json);
-            ExitCode::from(e.code)
-        }
-        Err(_) => ExitCode::from(error::EXIT_INTERNAL),
+    let e = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd::run(cli))) {
+        Ok(Ok(())) => return ExitCode::SUCCESS,
+        Ok(Err(e)) => e,
+        Err(_) => error::CliError::new("internal error (a bug): see the line above")
+            .with_code(error::EXIT_INTERNAL)
+            .with_kind(error::ErrorKind::Internal),
+    };
+    e.report(json);
+    ExitCode::from(e.code)
+}
+
+/// clap's own output for --help and --version; a usage error is clap's
+/// message on stderr, and with `--json` anywhere on the line also a JSON
+/// error (kind "usage", exit 2) on stdout.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as K;
+    if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+        let text = e.render().to_string();
+        output::stdout(text.as_bytes());
+        return ExitCode::SUCCESS;
     }
+    if matches!(e.kind(), K::DisplayHelpOnMissingArgumentOrSubcommand) {
+        output::note(e.render().to_string().trim_end());
+        return ExitCode::from(error::EXIT_USAGE);
+    }
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let rendered = e.render().to_string();
+    output::note(rendered.trim_end());
+    if json {
+        // The first line without clap's "error: " prefix.
+        let first = rendered.lines().next().unwrap_or("bad command line");
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        error::CliError::new(message)
+            .with_code(error::EXIT_USAGE)
+            .report_json_only();
+    }
+    ExitCode::from(error::EXIT_USAGE)
 }

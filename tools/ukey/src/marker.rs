@@ -17,11 +17,19 @@
 //!     84 .. subject of the request   (DER Name)
 //!     85 08 created                  (Unix seconds, big-endian)
 //!     86 20 SHA-256 of the staged key's SubjectPublicKeyInfo
-//!   } ...                            (86 is absent while the key is generated)
-//! }
+//!     87 01 claim                    (01 an install is promoting the new
+//!   } ...                             pair; 02 a cancel is deleting it)
+//! }                                  (86 is absent while the key is generated)
 //! ```
 //! Unknown tags inside an entry are skipped (later versions may add some);
 //! a marker of a newer version is shown but never rewritten.
+//!
+//! Every change of the marker is a compare-and-swap on the card (the
+//! module writes it only if it still holds what was read), so the claim
+//! decides between an install and a cancel running at once, on one
+//! machine or two: an install claims the entry before it touches the
+//! target slot, a cancel before it deletes the staged key, and each
+//! refuses an entry the other has claimed.
 
 use apdu::piv::{Algorithm, Slot};
 use apdu::tlv::{self, Builder};
@@ -39,6 +47,34 @@ const ALGORITHM: u32 = 0x83;
 const SUBJECT: u32 = 0x84;
 const CREATED: u32 = 0x85;
 const KEY_HASH: u32 = 0x86;
+const CLAIM: u32 = 0x87;
+
+/// Who has claimed a staged renewal (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// An install started promoting the new pair into the target slot:
+    /// from here only an install may go on.
+    Promoting,
+    /// A cancel is deleting the staged key: only a cancel may go on.
+    Cancelling,
+}
+
+impl Claim {
+    fn code(self) -> u8 {
+        match self {
+            Claim::Promoting => 1,
+            Claim::Cancelling => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(Claim::Promoting),
+            2 => Some(Claim::Cancelling),
+            _ => None,
+        }
+    }
+}
 
 /// SHA-256 of a SubjectPublicKeyInfo: how the marker names the staged key.
 pub type KeyHash = [u8; 32];
@@ -61,6 +97,7 @@ pub struct Staged {
     pub created: u64,
     /// The staged key; `None` between reserving the slot and generating the key.
     pub key: Option<KeyHash>,
+    pub claim: Option<Claim>,
 }
 
 /// Every staged renewal on a token.
@@ -121,6 +158,10 @@ impl Staged {
             None => None,
             Some(h) => Some(KeyHash::try_from(h).map_err(|_| bad("key hash"))?),
         };
+        let claim = match tlv::find(content, CLAIM).map_err(|_| bad("entry"))? {
+            None => None,
+            Some(c) => Some(Claim::from_code(byte(c, "claim")?).ok_or(bad("claim"))?),
+        };
         Ok(Self {
             target,
             staged,
@@ -128,6 +169,7 @@ impl Staged {
             subject: field(SUBJECT, "subject")?.to_vec(),
             created,
             key,
+            claim,
         })
     }
 
@@ -139,8 +181,24 @@ impl Staged {
                 .add(SUBJECT, &self.subject)
                 .add(CREATED, &self.created.to_be_bytes())
                 .add_opt(KEY_HASH, self.key.as_ref().map(|h| &h[..]))
+                .add_opt(
+                    CLAIM,
+                    self.claim.map(|c| [c.code()]).as_ref().map(|c| &c[..]),
+                )
         })
     }
+}
+
+/// The marker in the content of the module's renewal object (5FFF10,
+/// `80 "ukey renewal" 81 value`): `None` when the object is absent, empty
+/// or another application's.
+pub fn from_object(content: &[u8]) -> Option<Result<Marker, MarkerError>> {
+    let app = tlv::find(content, 0x80u32).ok()??;
+    if app != b"ukey renewal" {
+        return None;
+    }
+    let value = tlv::find(content, 0x81u32).ok()??;
+    Some(Marker::parse(value))
 }
 
 impl Marker {
@@ -234,6 +292,7 @@ mod tests {
             subject: hex!("30 0F 31 0D 30 0B 06 03 55 04 03 0C 04 44 65 6D 6F").to_vec(),
             created: 0x6789_ABCD,
             key,
+            claim: None,
         }
     }
 
@@ -268,6 +327,10 @@ mod tests {
         });
         let back = Marker::parse(&m.encode()).unwrap();
         assert_eq!(back, m);
+        let mut claimed = m.clone();
+        claimed.entries[0].claim = Some(Claim::Promoting);
+        claimed.entries[1].claim = Some(Claim::Cancelling);
+        assert_eq!(Marker::parse(&claimed.encode()).unwrap(), claimed);
         assert_eq!(
             back.for_key(&[7; 32]).map(|e| e.target),
             Some(Slot::Authentication)
@@ -319,6 +382,7 @@ mod tests {
                 subject: hex!("30 00").to_vec(),
                 created: 1,
                 key: Some([0x11; 32]),
+                claim: None,
             }]
         );
         assert_eq!(Marker::parse(&raw(2, &fields)), Err(MarkerError::Newer(2)));
@@ -357,6 +421,7 @@ mod tests {
             (with(CREATED, &[1, 2]), "a short time"),
             (without(SUBJECT), "no subject"),
             (without(TARGET), "no target"),
+            (with(CLAIM, &[3]), "an unknown claim"),
         ] {
             assert!(Marker::parse(&bad).is_err(), "{why}");
         }

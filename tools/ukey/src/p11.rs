@@ -13,7 +13,7 @@
 //! key by setting its CKA_ID (MOVE KEY), and CKA_UKEY_PROMOTE_FROM on a
 //! certificate written for the key about to be moved into its slot.
 
-use crate::error::{CliError, Result, EXIT_BLOCKED, EXIT_REMOVED, EXIT_WRONG_SECRET};
+use crate::error::{CliError, ErrorKind, Result, EXIT_BLOCKED, EXIT_REMOVED, EXIT_WRONG_SECRET};
 use crate::token::Origin;
 use apdu::piv::{Algorithm, PinPolicy, Slot, TouchPolicy};
 use cryptoki::context::{CInitializeArgs, Pkcs11};
@@ -44,10 +44,10 @@ pub fn module_path() -> Result<PathBuf> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(CliError::new(format!(
-                "UKEY_MODULE={}: no such file",
-                p.display()
-            )))
+            Err(
+                CliError::new(format!("UKEY_MODULE={}: no such file", p.display()))
+                    .with_kind(ErrorKind::Module),
+            )
         };
     }
     let mut candidates = Vec::new();
@@ -70,15 +70,18 @@ pub fn module_path() -> Result<PathBuf> {
         .find(|p| p.is_file())
         .cloned()
         .ok_or_else(|| {
-            CliError::new(format!(
-                "the ukey PKCS#11 module ({MODULE_NAME}) was not found (looked in {}): \
+            CliError::with_kind_new(
+                ErrorKind::Module,
+                format!(
+                    "the ukey PKCS#11 module ({MODULE_NAME}) was not found (looked in {}): \
              build it (cargo build --release --workspace) or set UKEY_MODULE",
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
         })
 }
 
@@ -92,10 +95,19 @@ pub fn fail(what: &str, e: P11Error) -> CliError {
             RvError::PinLocked => {
                 CliError::new("the PIN is blocked: unblock it with the PUK: `ukey pin unblock`")
                     .with_code(EXIT_BLOCKED)
+                    .with_kind(ErrorKind::PinLocked)
+                    .with_tries_left(0)
             }
-            RvError::PinIncorrect => {
-                CliError::new(format!("{what}: wrong PIN")).with_code(EXIT_WRONG_SECRET)
-            }
+            RvError::PinIncorrect => CliError::new(format!("{what}: wrong PIN"))
+                .with_code(EXIT_WRONG_SECRET)
+                .with_kind(ErrorKind::PinIncorrect),
+            // The module's guards: the token changed since it was read
+            // (another program); nothing was written.
+            RvError::ObjectHandleInvalid | RvError::TemplateInconsistent => CliError::new(format!(
+                "{what}: the token changed meanwhile (another program is using it); nothing was \
+                 written"
+            ))
+            .with_kind(ErrorKind::Conflict),
             RvError::ActionProhibited => {
                 CliError::new(format!("{what}: the token refused (CKR_ACTION_PROHIBITED)"))
             }
@@ -142,8 +154,9 @@ impl P11Token {
                 std::env::remove_var("UKEY_NO_PCSC");
             }
         }
-        let ctx = Pkcs11::new(&path)
-            .map_err(|e| CliError::new(format!("loading {}: {e}", path.display())))?;
+        let ctx = Pkcs11::new(&path).map_err(|e| {
+            CliError::new(format!("loading {}: {e}", path.display())).with_kind(ErrorKind::Module)
+        })?;
         ctx.initialize(CInitializeArgs::OsThreads)
             .map_err(|e| fail(&format!("initializing {}", path.display()), e))?;
         let slots = ctx

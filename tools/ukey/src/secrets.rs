@@ -94,8 +94,10 @@ impl Secrets {
             return Ok(None);
         }
         if self.stdin_lines.is_none() {
+            // A few secrets, one per line: never more than 64 KiB.
             let mut all = Zeroizing::new(String::new());
             std::io::stdin()
+                .take(64 * 1024)
                 .read_to_string(&mut all)
                 .map_err(|e| CliError::new(format!("reading --pin-stdin: {e}")))?;
             self.stdin_lines = Some(
@@ -135,7 +137,8 @@ impl Secrets {
                 kind.label(),
                 kind.option(),
                 kind.env()
-            )));
+            ))
+            .with_kind(crate::error::ErrorKind::SecretMissing));
         }
         let label = match kind {
             Kind::Pin => "PIN",
@@ -157,14 +160,12 @@ impl Secrets {
     }
 
     /// The secret as a PIV PIN/PUK (6 to 8 characters).
+    /// PIV stores 6 to 8 bytes; the text is NFC-normalised first (the same
+    /// PIN whether "é" was typed as one code point or as e + accent), and
+    /// a refusal speaks of the characters typed. No try is spent on it.
     pub fn pin(&mut self, kind: Kind) -> Result<Pin> {
         let text = self.get(kind)?;
-        Pin::new(text.as_bytes()).map_err(|_| {
-            CliError::new(format!(
-                "the {} must be 6 to 8 characters (not byte FF)",
-                kind.label()
-            ))
-        })
+        pin_from_text(kind, &text)
     }
 
     /// A management key given with `--mgmt-key` or `UKEY_MGMT_KEY`.
@@ -183,6 +184,27 @@ impl Secrets {
         let text = Self::prompt("Management key (hex)")?;
         parse_key(&text).map(Some)
     }
+}
+
+/// A PIN or PUK as typed: NFC, then UTF-8, 6 to 8 bytes on the card.
+pub fn pin_from_text(kind: Kind, text: &str) -> Result<Pin> {
+    use unicode_normalization::UnicodeNormalization;
+    let nfc: Zeroizing<String> = Zeroizing::new(text.nfc().collect());
+    let chars = nfc.chars().count();
+    let bytes = nfc.len();
+    Pin::new(nfc.as_bytes()).map_err(|_| {
+        let label = kind.label();
+        let typed = if chars == bytes {
+            format!("you typed {chars} characters")
+        } else {
+            format!(
+                "you typed {chars} characters, which take {bytes} bytes on the token (each \
+                 non-ASCII character takes 2 to 4), and it stores 6 to 8"
+            )
+        };
+        CliError::new(format!("the {label} must be 6 to 8 characters: {typed}"))
+            .with_kind(crate::error::ErrorKind::SecretInvalid)
+    })
 }
 
 fn parse_key(text: &str) -> Result<Zeroizing<Vec<u8>>> {
@@ -213,6 +235,25 @@ mod tests {
         let mut s = Secrets::new(Some("123".into()), false, None);
         let e = s.pin(Kind::Pin).unwrap_err();
         assert!(e.message.contains("6 to 8"), "{e}");
+    }
+
+    #[test]
+    fn pins_are_nfc_normalised_and_length_errors_count_characters() {
+        // "é" precomposed (U+00E9) and as e + combining acute (U+0301): one PIN.
+        let a = pin_from_text(Kind::Pin, "caf\u{e9}12").unwrap();
+        let b = pin_from_text(Kind::Pin, "cafe\u{301}12").unwrap();
+        assert_eq!(a.as_bytes(), b.as_bytes());
+        assert_eq!(a.as_bytes(), "caf\u{e9}12".as_bytes());
+        let e = pin_from_text(Kind::Pin, "12345").unwrap_err();
+        assert!(e.message.contains("you typed 5 characters"), "{e}");
+        assert!(!e.message.contains("bytes"), "{e}");
+        // Five characters, ten bytes: said in characters, with why.
+        let e = pin_from_text(Kind::Pin, "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}").unwrap_err();
+        assert!(
+            e.message
+                .contains("you typed 5 characters, which take 10 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -188,6 +188,7 @@ impl Inventory {
             }
         };
         CliError::new(format!("no token found: {reason}"))
+            .with_kind(crate::error::ErrorKind::NoToken)
     }
 
     /// Readers `--reader` allows (all without it).
@@ -241,7 +242,8 @@ impl Inventory {
             .collect();
         if present.is_empty() {
             if let (Some(r), Some(_)) = (matching.first(), &sel.reader) {
-                return Err(CliError::new(format!("no card in reader {}", r.name)));
+                return Err(CliError::new(format!("no card in reader {}", r.name))
+                    .with_kind(crate::error::ErrorKind::NoToken));
             }
             return Err(self.no_token(&matching));
         }
@@ -267,11 +269,12 @@ impl Inventory {
         // A card without the PIV applet cannot be the token meant.
         probed.retain(|(_, p)| p.piv);
         match probed.len() {
-            0 => Err(CliError::new("no card with a PIV applet found")),
+            0 => Err(CliError::new("no card with a PIV applet found")
+                .with_kind(crate::error::ErrorKind::NoToken)),
             1 => Ok(probed.remove(0).0),
             n if output::interactive() => {
                 for line in listing(&probed) {
-                    eprintln!("{line}");
+                    output::note(line);
                 }
                 let answer = output::ask(&format!("Which token? [1-{n}]: "))?;
                 match answer.parse::<usize>() {
@@ -284,6 +287,7 @@ impl Inventory {
             n => Err(CliError::new(format!(
                 "{n} tokens are present and none was chosen: add --serial N or --reader NAME"
             ))
+            .with_kind(crate::error::ErrorKind::TokenAmbiguous)
             .with_notes(listing(&probed))),
         }
     }

@@ -20,6 +20,9 @@ pub enum Verdict {
     Expired,
     /// No certificate in the slot.
     Missing,
+    /// A certificate the slot cannot use: no key, or a key it does not
+    /// certify. Never `ok`, whatever the dates say.
+    Unusable,
 }
 
 fn seconds_left(not_after: SystemTime, now: SystemTime) -> i64 {
@@ -70,6 +73,9 @@ impl Verdict {
                                  issue a new certificate (in person or by post)"
                 .to_string(),
             Verdict::Missing => "missing: no certificate in this slot".to_string(),
+            Verdict::Unusable => "UNUSABLE: this slot cannot sign with its certificate (see the \
+                                  problem above)"
+                .to_string(),
         }
     }
 }
@@ -89,6 +95,7 @@ mod tests {
             subject: Default::default(),
             issuer: Default::default(),
             serial_hex: String::new(),
+            not_before: now,
             not_after,
             not_before_text: String::new(),
             not_after_text: String::new(),

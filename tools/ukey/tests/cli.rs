@@ -222,9 +222,9 @@ fn status_reads_the_demo_token_in_few_apdus() {
     let t = demo_token(dir.path(), "t");
     let (_, err) = ok(ukey().arg("--sim").arg(&t).args(["--trace", "status"]));
     // SELECT, version, serial, metadata of PIN/PUK/9B, ADMIN DATA,
-    // metadata of the 24 slots, the 4 certificates.
+    // metadata of the 24 slots, the 4 certificates, the renewal marker.
     let apdus = err.lines().filter(|l| l.starts_with("apdu: >>")).count();
-    assert_eq!(apdus, 35, "{err}");
+    assert_eq!(apdus, 36, "{err}");
 }
 
 // ---- no PIN try spent by reports ----
@@ -699,6 +699,20 @@ fn csr_with_the_pin_always_9c_key_verifies() {
 }
 
 #[test]
+fn csr_with_the_9e_key_asks_no_pin() {
+    // 9E's PIN policy is "never": no PIN is given, none is asked (no
+    // terminal: asking would fail), none is verified.
+    let dir = tempfile::tempdir().unwrap();
+    let t = demo_token(dir.path(), "t");
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).args(["csr", "--slot", "9e"]));
+    let req = dir.path().join("req.pem");
+    std::fs::write(&req, so).unwrap();
+    let text = openssl(&["req", "-in", req.to_str().unwrap(), "-verify", "-noout"]);
+    assert!(text.contains("verify OK"), "{text}");
+    assert_eq!(load(&t).pin.tries_left, 3);
+}
+
+#[test]
 fn keygen_rsa_shows_progress_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let t = demo_token(dir.path(), "t");
@@ -979,7 +993,7 @@ fn apdu_sends_raw_commands_and_prints_responses() {
         "00A4040005A000000308",
         "00CB3FFF055C035FC10100",
     ]));
-    let v = json(&so);
+    let v = &json(&so)["exchanges"];
     assert_eq!(v[1]["sw"], "9000");
     assert!(v[1]["response"].as_str().unwrap().starts_with("53"));
 }

@@ -8,8 +8,7 @@
 //! Needs the release build of the whole workspace (the module must sit
 //! next to the `ukey` binary): `cargo build --release --workspace`.
 
-use apdu::piv::{Algorithm, CertContainer, ObjectId, PinPolicy, Slot};
-use der::{Decode, Encode};
+use apdu::piv::{Algorithm, ObjectId, PinPolicy, Slot};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,95 +22,7 @@ use ukey_sim::Control;
 mod common;
 use common::*;
 
-const SERIAL: u32 = 4_242_005;
-const RENEWAL_OBJECT: u32 = 0x5F_FF10;
-/// The line `renew install` prints on stderr before it asks for the PIN.
-const INSTALL_START: &str = "Do not pull the token";
-
-fn cert_der(p: &Persistent, slot: Slot) -> Option<Vec<u8>> {
-    p.objects
-        .get(&slot.cert_object().0)
-        .and_then(|c| CertContainer::parse(c).ok().flatten())
-        .map(|c| c.der)
-}
-
-fn key_spki(p: &Persistent, slot: Slot) -> Option<Vec<u8>> {
-    p.key(slot).and_then(|k| k.key()).map(|k| k.spki_der())
-}
-
-fn cert_spki(der: &[u8]) -> Vec<u8> {
-    x509_cert::Certificate::from_der(der)
-        .unwrap()
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .unwrap()
-}
-
-// ---- tokens ----
-
-struct Template {
-    /// Holds the files below for the whole test run.
-    _dir: tempfile::TempDir,
-    /// The demo token (9A RSA-2048 expiring in 25 days).
-    demo: PathBuf,
-    /// The demo token after `renew request --slot 9a`.
-    staged: PathBuf,
-    /// The CA's certificate for the staged key.
-    cert: PathBuf,
-    ca_dir: PathBuf,
-}
-
-fn template() -> &'static Template {
-    static T: OnceLock<Template> = OnceLock::new();
-    T.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let demo = provision_demo(dir.path(), "demo", SERIAL);
-        let ca_dir = dir.path().join("ca");
-        let ca = Ca::load(&ca_dir).unwrap();
-        let staged = dir.path().join("staged.json");
-        std::fs::copy(&demo, &staged).unwrap();
-        let req = dir.path().join("req.pem");
-        ok(ukey()
-            .arg("--sim")
-            .arg(&staged)
-            .args(["--pin", PIN, "renew", "request", "--slot", "9a", "--out"])
-            .arg(&req));
-        let csr = ca::pem_decode(&std::fs::read_to_string(&req).unwrap()).unwrap();
-        let der = ca.issue_for_request(&csr, 365, LeafUse::Signing).unwrap();
-        let cert = dir.path().join("cert.pem");
-        std::fs::write(&cert, ca::pem_encode("CERTIFICATE", &der)).unwrap();
-        Template {
-            _dir: dir,
-            demo,
-            staged,
-            cert,
-            ca_dir,
-        }
-    })
-}
-
-fn copy(from: &Path, dir: &Path, name: &str) -> PathBuf {
-    let to = dir.join(format!("{name}.json"));
-    std::fs::copy(from, &to).unwrap();
-    to
-}
-
-fn demo_token(dir: &Path) -> PathBuf {
-    copy(&template().demo, dir, "token")
-}
-
-fn staged_token(dir: &Path) -> PathBuf {
-    copy(&template().staged, dir, "token")
-}
-
-fn demo_ca() -> Ca {
-    Ca::load(&template().ca_dir).unwrap()
-}
-
-fn new_cert_der() -> Vec<u8> {
-    ca::pem_decode(&std::fs::read_to_string(&template().cert).unwrap()).unwrap()
-}
+use common::renewal::*;
 
 fn request(state: &Path, out: &Path) -> (String, String) {
     ok(ukey()
@@ -493,6 +404,356 @@ fn install_refuses_a_certificate_for_another_key() {
     assert_eq!(std::fs::read(&t).unwrap(), before, "the card is unchanged");
 }
 
+/// A certificate for the staged key, issued by `ca` with the given times
+/// and usage, written to `dir/NAME.pem`.
+fn staged_cert(
+    dir: &Path,
+    t: &Path,
+    name: &str,
+    ca: &Ca,
+    from: SystemTime,
+    to: SystemTime,
+    usage: LeafUse,
+) -> PathBuf {
+    let spki = key_spki(&load(t), Slot::Retired(1)).unwrap();
+    let der = ca
+        .issue_leaf(
+            &ca::parse_name("CN=Demo User,OU=Purchasing,O=Example Pharma Ltd,C=CN").unwrap(),
+            &spki,
+            from,
+            to,
+            usage,
+        )
+        .unwrap();
+    let path = dir.join(format!("{name}.pem"));
+    std::fs::write(&path, ca::pem_encode("CERTIFICATE", &der)).unwrap();
+    path
+}
+
+/// A certificate for the staged key made by openssl with the extensions
+/// in `ext` (an openssl extension section), by the demo CA.
+fn openssl_cert(dir: &Path, t: &Path, name: &str, ext: &str) -> PathBuf {
+    let spki = key_spki(&load(t), Slot::Retired(1)).unwrap();
+    let pubkey = dir.join(format!("{name}-pub.pem"));
+    std::fs::write(&pubkey, ca::pem_encode("PUBLIC KEY", &spki)).unwrap();
+    let extfile = dir.join(format!("{name}.cnf"));
+    std::fs::write(&extfile, format!("[v3]\n{ext}\n")).unwrap();
+    let out = dir.join(format!("{name}.pem"));
+    let ca_dir = &template().ca_dir;
+    openssl(&[
+        "x509",
+        "-new",
+        "-force_pubkey",
+        pubkey.to_str().unwrap(),
+        "-subj",
+        "/C=CN/O=Example Pharma Ltd/OU=Purchasing/CN=Demo User",
+        "-CA",
+        ca_dir.join("ca.pem").to_str().unwrap(),
+        "-CAkey",
+        ca_dir.join("ca.key").to_str().unwrap(),
+        "-days",
+        "365",
+        "-extfile",
+        extfile.to_str().unwrap(),
+        "-extensions",
+        "v3",
+        "-out",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+/// `renew install FILE` is refused with `reason` and writes nothing: the
+/// state file is byte for byte the same.
+fn refused(t: &Path, file: &Path, reason: &str, says: &str) {
+    let before = std::fs::read(t).unwrap();
+    let (so, err) = fails(install(t, file).arg("--json"), 1);
+    assert!(err.contains(says), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    let e = json(&so);
+    assert_eq!(e["kind"], "certificate_refused", "{e:#}");
+    assert_eq!(e["reason"], reason, "{e:#}");
+    assert_eq!(std::fs::read(t).unwrap(), before, "the token is unchanged");
+}
+
+#[test]
+fn install_refuses_a_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let cert = openssl_cert(
+        dir.path(),
+        &t,
+        "ca",
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,keyCertSign",
+    );
+    refused(
+        &t,
+        &cert,
+        "ca",
+        "it is a CA certificate (basicConstraints CA:TRUE)",
+    );
+}
+
+#[test]
+fn install_refuses_a_certificate_only_for_signing_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let cert = openssl_cert(
+        dir.path(),
+        &t,
+        "certsign",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    );
+    refused(&t, &cert, "ca", "only for signing certificates");
+}
+
+#[test]
+fn install_refuses_a_certificate_not_valid_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "later",
+        &demo_ca(),
+        now + 30 * DAY,
+        now + 400 * DAY,
+        LeafUse::Signing,
+    );
+    refused(&t, &cert, "not_yet_valid", "is not valid before");
+}
+
+#[test]
+fn install_refuses_an_expired_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "old",
+        &demo_ca(),
+        now - 400 * DAY,
+        now - DAY,
+        LeafUse::Signing,
+    );
+    refused(&t, &cert, "expired", "the certificate expired on");
+}
+
+#[test]
+fn install_refuses_a_key_usage_the_slot_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    // keyEncipherment only: a decryption certificate, not one to authenticate with.
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "enc",
+        &demo_ca(),
+        now,
+        now + 365 * DAY,
+        LeafUse::Encryption,
+    );
+    refused(&t, &cert, "key_usage", "does not allow what slot 9a is for");
+}
+
+#[test]
+fn install_refuses_another_issuer_without_a_terminal_or_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let now = SystemTime::now();
+    let other = Ca::new("CN=Unrelated CA,O=Elsewhere").unwrap();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "other",
+        &other,
+        now,
+        now + 365 * DAY,
+        LeafUse::Signing,
+    );
+    refused(&t, &cert, "issuer_changed", "another issuer");
+    let (_, err) = fails(&mut install(&t, &cert), 1);
+    assert!(err.contains("now: CN=ukey Demo CA"), "{err}");
+    assert!(err.contains("new: CN=Unrelated CA"), "{err}");
+    // With the flag it installs (and says so).
+    let (so, err) = ok(install(&t, &cert).arg("--new-issuer-ok"));
+    assert!(err.contains("another issuer"), "{err}");
+    assert!(so.contains("Renewed: slot 9a"), "{so}");
+}
+
+#[test]
+fn not_before_ok_keeps_the_old_pair_until_the_certificate_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let before = load(&t);
+    let now = SystemTime::now();
+    let cert = staged_cert(
+        dir.path(),
+        &t,
+        "later",
+        &demo_ca(),
+        now + 30 * DAY,
+        now + 400 * DAY,
+        LeafUse::Signing,
+    );
+    let (so, _) = ok(install(&t, &cert).arg("--not-before-ok"));
+    assert!(
+        so.contains("slot 9a keeps the pair in use until then"),
+        "{so}"
+    );
+    let p = load(&t);
+    // The new pair is complete in 82; 9A is untouched; the renewal stays staged.
+    assert_eq!(p.keys["9a"].private_key, before.keys["9a"].private_key);
+    assert_eq!(
+        p.objects[&ObjectId::CERT_9A.0],
+        before.objects[&ObjectId::CERT_9A.0]
+    );
+    let staged_cert_der = cert_der(&p, Slot::Retired(1)).unwrap();
+    assert_eq!(
+        cert_spki(&staged_cert_der),
+        key_spki(&p, Slot::Retired(1)).unwrap()
+    );
+    assert!(p.objects.contains_key(&RENEWAL_OBJECT));
+    let a = slot_status(&t, "9a");
+    assert_eq!(a["verdict"], "renewable", "{a:#}");
+    assert!(
+        a["renewal"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("valid from"),
+        "{a:#}"
+    );
+    // Run again before the date: still held, nothing more written.
+    let bytes = std::fs::read(&t).unwrap();
+    ok(install(&t, &cert).arg("--not-before-ok"));
+    assert_eq!(std::fs::read(&t).unwrap(), bytes);
+}
+
+#[test]
+fn install_of_dev_zero_ends_at_once_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let before = std::fs::read(&t).unwrap();
+    let start = std::time::Instant::now();
+    let out = install(&t, Path::new("/dev/zero"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let (so, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero: larger than 1024 KiB: not a certificate file"),
+        "{err}"
+    );
+    assert_eq!(json(&so)["kind"], "bad_input");
+    assert!(took.as_secs_f64() < 1.0, "took {took:?}");
+    assert_eq!(std::fs::read(&t).unwrap(), before);
+    // Bounded memory: the process never held more than the cap (+ the program).
+    let rss = max_rss_kib(&mut install(&t, Path::new("/dev/zero")));
+    assert!(rss < 64 * 1024, "peak memory {rss} KiB");
+    let (_, err) = fails(
+        ukey().arg("--sim").arg(&t).args([
+            "--pin",
+            PIN,
+            "cert",
+            "import",
+            "--slot",
+            "9a",
+            "/dev/zero",
+        ]),
+        1,
+    );
+    assert!(err.contains("larger than 1024 KiB"), "{err}");
+}
+
+/// Peak resident memory of a command, from GNU time's `%M` (KiB).
+fn max_rss_kib(cmd: &mut Command) -> u64 {
+    let mut t = Command::new("/usr/bin/time");
+    t.arg("-f")
+        .arg("maxrss=%M")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    let out = t.output().expect("/usr/bin/time (package time) runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .find_map(|l| l.strip_prefix("maxrss="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {err}"))
+}
+
+#[test]
+fn install_into_a_pipe_that_closes_or_a_closed_stdout_never_panics() {
+    // `ukey renew install ... 2>&1 | head -1`: the reader goes away after
+    // the first line; the install goes on to its end.
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let cmd = format!(
+        "{} --sim {} --pin {PIN} renew install {} 2>&1 | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_ukey"),
+        t.display(),
+        template().cert.display()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&cmd)
+        .env("UKEY_NO_PCSC", "1")
+        .output()
+        .unwrap();
+    let (so, se) = text(&out);
+    assert!(so.contains("Installing the certificate"), "{so}{se}");
+    assert!(so.contains("rc=0"), "finished, exit 0: {so}{se}");
+    let p = load(&t);
+    assert_eq!(cert_der(&p, Slot::Authentication), Some(new_cert_der()));
+    assert_eq!(
+        key_spki(&p, Slot::Authentication),
+        Some(cert_spki(&new_cert_der()))
+    );
+    assert!(!p.objects.contains_key(&RENEWAL_OBJECT));
+    // Stdout closed, and stderr too: no panic, no abort, the token renewed.
+    for redirect in [">&-", ">&- 2>&-"] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = staged_token(dir.path());
+        let cmd = format!(
+            "{} --sim {} --pin {PIN} renew install {} {redirect}; echo \"rc=$?\" >&2",
+            env!("CARGO_BIN_EXE_ukey"),
+            t.display(),
+            template().cert.display()
+        );
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .env("UKEY_NO_PCSC", "1")
+            .output()
+            .unwrap();
+        let (_, se) = text(&out);
+        assert!(se.contains("rc=0"), "{redirect}: {se}");
+        assert!(
+            !se.contains("panicked") && !se.contains("internal error"),
+            "{se}"
+        );
+        let p = load(&t);
+        assert_eq!(
+            cert_der(&p, Slot::Authentication),
+            Some(new_cert_der()),
+            "{redirect}"
+        );
+        assert_eq!(
+            key_spki(&p, Slot::Authentication),
+            Some(cert_spki(&new_cert_der()))
+        );
+    }
+}
+
 #[test]
 fn install_completes_and_status_shows_9a_ok_with_the_new_expiry() {
     let dir = tempfile::tempdir().unwrap();
@@ -568,6 +829,7 @@ fn install_takes_a_p7b_with_the_chain() {
         r["steps"],
         serde_json::json!([
             "certificate-into-staged-slot",
+            "claim-renewal",
             "certificate-into-target-slot",
             "delete-old-key",
             "move-key",
@@ -971,4 +1233,152 @@ fn a_missing_module_is_a_clear_message() {
     );
     assert!(err.contains("UKEY_MODULE="), "{err}");
     assert!(err.contains("no such file"), "{err}");
+}
+
+/// A closed terminal (SIGHUP) in the middle of an install: it stops at the
+/// next point between two safe steps with exit 6 (never killed mid-way),
+/// a complete pair on the token, and running it again finishes.
+#[test]
+fn a_hangup_during_the_install_stops_between_safe_steps() {
+    let old = cert_der(&load(&template().staged), Slot::Authentication).unwrap();
+    let new = new_cert_der();
+    let mut stopped = 0;
+    for attempt in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let t = staged_token(dir.path());
+        let mut child = ukey()
+            .arg("--sim")
+            .arg(&t)
+            .args(["--pin-stdin", "renew", "install"])
+            .arg(&template().cert)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PIN}\n").as_bytes())
+            .unwrap();
+        // The first step is done: the run is between steps from here on.
+        while !seen.contains("certificate written next to the new key") {
+            let mut line = String::new();
+            assert!(err.read_line(&mut line).unwrap() > 0, "{seen}");
+            seen += &line;
+        }
+        let _ = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status();
+        err.read_to_string(&mut seen).unwrap();
+        let status = child.wait().unwrap();
+        check_consistent(&t, &old, &new, attempt);
+        match status.code() {
+            Some(0) => continue,
+            Some(6) => {
+                assert!(
+                    seen.contains("stopped on request between two steps"),
+                    "{seen}"
+                );
+                assert!(seen.contains("run `ukey renew install"), "{seen}");
+                stopped += 1;
+                ok(&mut install(&t, &template().cert));
+                let p = load(&t);
+                assert_eq!(cert_der(&p, Slot::Authentication), Some(new.clone()));
+                assert!(!p.objects.contains_key(&RENEWAL_OBJECT));
+            }
+            other => panic!("attempt {attempt}: exit {other:?} (killed?): {seen}"),
+        }
+        if stopped >= 3 {
+            break;
+        }
+    }
+    assert!(
+        stopped > 0,
+        "the hangup never arrived before the end of an install"
+    );
+}
+
+#[test]
+fn status_shows_the_staged_renewal_next_to_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).arg("status"));
+    assert!(so.contains("renewal  staged 20"), "{so}");
+    assert!(
+        so.contains("waiting for the CA's certificate (do not apply again)"),
+        "{so}"
+    );
+    assert!(
+        so.contains("staged   the new key of the renewal of slot 9a"),
+        "{so}"
+    );
+    let a = slot_status(&t, "9a");
+    assert_eq!(a["renewal"]["staged_slot"], "82", "{a:#}");
+    assert_eq!(a["renewal"]["phase"], "awaiting-certificate");
+    assert_eq!(slot_status(&t, "82")["staged_for"], "9a");
+}
+
+#[test]
+fn an_unreadable_marker_is_reported_and_renew_clean_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = staged_token(dir.path());
+    // The marker's value garbled (the module's container kept).
+    change(&t, |p| {
+        let mut c = vec![0x80, 12];
+        c.extend(b"ukey renewal");
+        c.extend([0x81, 3, 0xA0, 0x01, 0xFF]);
+        p.objects.insert(RENEWAL_OBJECT, c);
+    });
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).arg("status"));
+    assert!(so.contains("the renewal marker is malformed"), "{so}");
+    assert!(so.contains("`ukey renew clean` removes it"), "{so}");
+    let st = renew_status(&t);
+    assert!(
+        st["problem"].as_str().unwrap().contains("ukey renew clean"),
+        "{st:#}"
+    );
+    // The staged key in 82, no longer claimed by a readable marker, is an orphan.
+    assert_eq!(st["orphaned"][0]["slot"], "82", "{st:#}");
+    let before = load(&t);
+    let same_keys = |p: &Persistent, except: &[&str]| {
+        let names = |q: &Persistent| -> Vec<String> {
+            q.keys
+                .keys()
+                .filter(|k| !except.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        };
+        names(p) == names(&before)
+            && names(p)
+                .iter()
+                .all(|k| p.keys[k].private_key == before.keys[k].private_key)
+    };
+    ok(ukey()
+        .arg("--sim")
+        .arg(&t)
+        .args(["--pin", PIN, "renew", "clean", "--yes"]));
+    let p = load(&t);
+    assert!(
+        !p.objects.contains_key(&RENEWAL_OBJECT),
+        "the marker is gone"
+    );
+    assert!(same_keys(&p, &[]), "keys untouched");
+    // Then the orphaned key, by name, after confirmation.
+    let (so, _) = ok(ukey().arg("--sim").arg(&t).arg("status"));
+    assert!(
+        so.contains("`ukey renew clean --slot 82` deletes it"),
+        "{so}"
+    );
+    ok(ukey()
+        .arg("--sim")
+        .arg(&t)
+        .args(["--pin", PIN, "renew", "clean", "--slot", "82", "--yes"]));
+    let p = load(&t);
+    assert!(p.key(Slot::Retired(1)).is_none());
+    assert!(same_keys(&p, &["82"]), "every other key stays");
+    assert_eq!(p.pin.tries_left, 3);
 }

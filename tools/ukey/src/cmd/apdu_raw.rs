@@ -95,20 +95,29 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
         }
         Ok(v)
     })?;
-    ctx.out.emit(&exchanges, || {
-        let mut s = String::new();
-        for e in &exchanges {
-            s += &format!(
-                ">> {}\n<< {}{}{} ({})\n",
-                e.command,
-                e.response,
-                if e.response.is_empty() { "" } else { " " },
-                e.sw,
-                e.status
-            );
-        }
-        s
-    })
+    #[derive(Serialize)]
+    struct Report<'a> {
+        exchanges: &'a [Exchange],
+    }
+    ctx.out.emit(
+        &Report {
+            exchanges: &exchanges,
+        },
+        || {
+            let mut s = String::new();
+            for e in &exchanges {
+                s += &format!(
+                    ">> {}\n<< {}{}{} ({})\n",
+                    e.command,
+                    e.response,
+                    if e.response.is_empty() { "" } else { " " },
+                    e.sw,
+                    e.status
+                );
+            }
+            s
+        },
+    )
 }
 
 fn describe(sw: StatusWord) -> String {

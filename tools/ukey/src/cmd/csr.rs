@@ -9,7 +9,7 @@ use crate::keys;
 use crate::output;
 use crate::secrets::Kind;
 use crate::token::optional;
-use apdu::piv::{PublicKey, Slot, TouchPolicy};
+use apdu::piv::{PinPolicy, PublicKey, Slot, TouchPolicy};
 use der::asn1::{BitString, SetOfVec};
 use der::{Decode, Encode};
 use serde::Serialize;
@@ -102,8 +102,19 @@ pub fn run(ctx: &mut Ctx, slot: Slot, subject: Option<&str>, out: Option<&Path>)
             )))
         }
     };
-    announce(Kind::Pin, pin.as_ref())?;
-    let pin = ctx.secrets.pin(Kind::Pin)?;
+    // A key whose PIN policy is "never" (9E by default) signs without the
+    // PIN: do not ask for one the operation does not need.
+    let policy = md
+        .as_ref()
+        .and_then(|m| m.policy)
+        .map(|(p, _)| p)
+        .unwrap_or_else(|| slot.default_pin_policy());
+    let pin = if policy == PinPolicy::Never {
+        None
+    } else {
+        announce(Kind::Pin, pin.as_ref())?;
+        Some(ctx.secrets.pin(Kind::Pin)?)
+    };
     if md
         .and_then(|m| m.policy)
         .is_some_and(|(_, t)| matches!(t, TouchPolicy::Always | TouchPolicy::Cached))
@@ -112,7 +123,9 @@ pub fn run(ctx: &mut Ctx, slot: Slot, subject: Option<&str>, out: Option<&Path>)
     }
     let subject_text = subject.to_string();
     let der = t.piv(|s| {
-        verify_pin(s, &pin)?;
+        if let Some(pin) = &pin {
+            verify_pin(s, pin)?;
+        }
         build(s, slot, &pk, subject)
     })?;
     let csr_pem = pem("CERTIFICATE REQUEST", &der);

@@ -74,9 +74,21 @@ pub fn run(cli: Cli) -> Result<()> {
             force,
             window,
         }) => renew::request(&mut ctx, slot, out.as_deref(), force, window),
-        Command::Renew(RenewCommand::Install { file }) => renew::install(&mut ctx, &file),
+        Command::Renew(RenewCommand::Install {
+            file,
+            not_before_ok,
+            new_issuer_ok,
+        }) => renew::install(
+            &mut ctx,
+            &file,
+            renew::Allow {
+                not_yet_valid: not_before_ok,
+                new_issuer: new_issuer_ok,
+            },
+        ),
         Command::Renew(RenewCommand::Status) => renew::status(&ctx),
         Command::Renew(RenewCommand::Cancel { slot, yes }) => renew::cancel(&mut ctx, slot, yes),
+        Command::Renew(RenewCommand::Clean { slot, yes }) => renew::clean(&mut ctx, slot, yes),
     }
 }
 

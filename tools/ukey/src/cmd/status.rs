@@ -10,8 +10,12 @@
 
 use super::{role, Ctx};
 use crate::auth::{mgmt_info, pin_counter, puk_counter, CardInfo, Counter, MgmtInfo};
-use crate::certs::{public_key_from_spki, read_cert_lenient, CertReport, CertSummary};
+use crate::certs::{
+    canonical_spki, public_key_from_spki, read_cert_lenient, CertReport, CertSummary,
+};
+use crate::cmd::renew::{phase_of, Phase, SlotKeys};
 use crate::error::{CliError, Result};
+use crate::marker::{key_hash, KeyHash, Marker, MarkerError};
 use crate::token::{optional, Inventory, Source, Token};
 use crate::verdict::{judge, Verdict};
 use apdu::piv::{Metadata, Slot};
@@ -38,6 +42,26 @@ pub struct SlotReport {
     /// Whether the certificate is for the key in the slot (when both are known).
     pub key_matches_certificate: Option<bool>,
     pub problem: Option<String>,
+    /// A renewal of this slot is staged (see `ukey renew status`).
+    pub renewal: Option<SlotRenewal>,
+    /// This retired slot holds the new key of the renewal of that slot.
+    pub staged_for: Option<String>,
+    #[serde(skip)]
+    key_hash: Option<KeyHash>,
+    #[serde(skip)]
+    cert_key_hash: Option<KeyHash>,
+    #[serde(skip)]
+    cert_not_before: Option<SystemTime>,
+}
+
+/// A staged renewal, next to the slot it renews.
+#[derive(Serialize)]
+pub struct SlotRenewal {
+    pub staged_slot: String,
+    pub staged_since: String,
+    pub phase: Phase,
+    /// What to do next (or not to do).
+    pub next: String,
 }
 
 #[derive(Serialize)]
@@ -52,6 +76,8 @@ pub struct TokenReport {
     pub puk: Option<Counter>,
     pub management_key: MgmtInfo,
     pub slots: Vec<SlotReport>,
+    /// The staging marker cannot be used (and how to clean it up).
+    pub renewal_problem: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -136,15 +162,123 @@ fn slot_report(
     if key_matches_certificate == Some(false) {
         problem = Some("the certificate is not for the key in this slot".into());
     }
+    let mut verdict = judge(cert.as_ref(), now, window);
+    if cert.is_some() && problem.is_some() {
+        verdict = Verdict::Unusable;
+    }
     Ok(Some(SlotReport {
         slot: slot.to_string(),
         role: role(slot),
         key,
-        verdict: judge(cert.as_ref(), now, window),
+        verdict,
+        renewal: None,
+        staged_for: None,
+        key_hash: md
+            .as_ref()
+            .and_then(|m| m.public_key.as_ref())
+            .and_then(|pk| crate::certs::spki_der(pk).ok())
+            .map(|d| key_hash(&d)),
+        cert_key_hash: cert
+            .as_ref()
+            .and_then(|c| canonical_spki(&c.spki_der).ok())
+            .map(|d| key_hash(&d)),
+        cert_not_before: cert.as_ref().map(|c| c.not_before),
         certificate: cert.as_ref().map(|c| c.report(now)),
         key_matches_certificate,
         problem,
     }))
+}
+
+/// Put each staged renewal next to the slot it renews (and its staged
+/// slot); report a marker that cannot be used, and keys in retired slots
+/// that look left behind by a renewal. One GET DATA (the marker object).
+fn annotate_renewals(
+    s: &mut apdu::Session<'_>,
+    slots: &mut [SlotReport],
+    now: SystemTime,
+) -> Result<Option<String>> {
+    let content = optional(s.get_data(apdu::piv::ObjectId(0x5F_FF10)))?;
+    let (marker, problem) = match content
+        .as_deref()
+        .and_then(|c| crate::marker::from_object(c))
+    {
+        None => (Marker::new(), None),
+        Some(Ok(m)) if m.entries.is_empty() => (
+            m,
+            Some(
+                "an empty renewal marker is on the token (left by an older or interrupted \
+                 ukey): `ukey renew clean` removes it"
+                    .to_string(),
+            ),
+        ),
+        Some(Ok(m)) => (m, None),
+        Some(Err(e @ MarkerError::Newer(_))) => (Marker::new(), Some(e.to_string())),
+        Some(Err(e)) => (
+            Marker::new(),
+            Some(format!(
+                "{e}: `ukey renew clean` removes it (keys and certificates stay; a key it \
+                 staged then shows as one no renewal claims)"
+            )),
+        ),
+    };
+    let find = |slots: &[SlotReport], slot: apdu::piv::Slot| {
+        let name = slot.to_string();
+        slots.iter().position(|r| r.slot == name)
+    };
+    let keys_of = |slots: &[SlotReport], i: Option<usize>| {
+        i.map(|i| SlotKeys {
+            key: slots[i].key_hash,
+            cert: slots[i].cert_key_hash,
+        })
+        .unwrap_or_default()
+    };
+    for e in &marker.entries {
+        let (ti, ri) = (find(slots, e.target), find(slots, e.staged));
+        let key_in_r = ri.is_some_and(|i| slots[i].key.is_some());
+        let (phase, _) = phase_of(e, keys_of(slots, ti), keys_of(slots, ri), key_in_r);
+        let since = crate::cmd::renew::utc(e.created);
+        let mut next = phase.explain(e);
+        if phase == Phase::CertificateWritten {
+            if let Some(nb) = ri
+                .and_then(|i| slots[i].cert_not_before)
+                .filter(|nb| *nb > now)
+            {
+                let from = der::DateTime::from_system_time(nb)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                next = format!(
+                    "the new certificate is in slot {} and valid from {from}: on or after then, \
+                     `ukey renew install CERT` promotes it to {} (the pair in use stays until \
+                     then)",
+                    e.staged, e.target
+                );
+            }
+        }
+        if let Some(i) = ti {
+            slots[i].renewal = Some(SlotRenewal {
+                staged_slot: e.staged.to_string(),
+                staged_since: since.clone(),
+                phase,
+                next,
+            });
+        }
+        if let Some(i) = ri {
+            slots[i].staged_for = Some(e.target.to_string());
+        }
+    }
+    for r in slots.iter_mut() {
+        let retired = apdu::piv::Slot::parse(&r.slot)
+            .is_some_and(|s| matches!(s, apdu::piv::Slot::Retired(_)));
+        if retired && r.key.is_some() && r.certificate.is_none() && r.staged_for.is_none() {
+            r.problem = Some(format!(
+                "a key without a certificate that no staged renewal claims (left by an \
+                 interrupted renewal?); if nothing else uses it, `ukey renew clean --slot {}` \
+                 deletes it",
+                r.slot
+            ));
+        }
+    }
+    Ok(problem)
 }
 
 /// Everything `status` shows about one token.
@@ -162,6 +296,7 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
                 slots.push(r);
             }
         }
+        let renewal_problem = annotate_renewals(s, &mut slots, now)?;
         Ok(TokenReport {
             reader,
             source,
@@ -171,6 +306,7 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
             puk,
             management_key,
             slots,
+            renewal_problem,
         })
     })
 }
@@ -275,6 +411,9 @@ fn token_text(t: &TokenReport, window: u32) -> String {
     if t.pin.is_some_and(|c| c.blocked()) {
         s += "  ! the PIN is blocked: `ukey pin unblock` (needs the PUK)\n";
     }
+    if let Some(p) = &t.renewal_problem {
+        s += &format!("  ! {p}\n");
+    }
     for slot in &t.slots {
         s += &slot_text(slot, window);
     }
@@ -310,10 +449,21 @@ pub fn slot_text(slot: &SlotReport, window: u32) -> String {
     if let Some(p) = &slot.problem {
         s += &format!("    ! {p}\n");
     }
+    if let Some(t) = &slot.staged_for {
+        s += &format!("    staged   the new key of the renewal of slot {t}\n");
+    }
     s += &format!(
         "    verdict  {}\n",
         slot.verdict
             .explain(slot.certificate.as_ref().map(|c| c.days_left), window)
     );
+    if let Some(r) = &slot.renewal {
+        s += &format!(
+            "    renewal  staged {} (new key in slot {}): {}\n",
+            r.staged_since.get(..10).unwrap_or(&r.staged_since),
+            r.staged_slot,
+            r.next
+        );
+    }
     s
 }

@@ -4,6 +4,8 @@
 // Each test file uses its own part of these.
 #![allow(dead_code)]
 
+pub mod renewal;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use ukey_sim::demo::{self, DemoOptions};
@@ -67,8 +69,61 @@ pub fn fails(cmd: &mut Command, code: i32) -> (String, String) {
     (so, se)
 }
 
+/// A `ukey --json` document, checked against docs/ukey-json.schema.json
+/// (every document the tests read goes through here).
 pub fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+    let v: serde_json::Value =
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"));
+    schema_check(None, &v);
+    v
+}
+
+/// The schema file.
+pub fn schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ukey-json.schema.json")
+}
+
+/// Validate `doc` against the schema (or its `$defs/<def>`) with Python's
+/// `jsonschema` (Debian python3-jsonschema, draft 2020-12): a validator we
+/// did not write judges what we print.
+pub fn schema_check(def: Option<&str>, doc: &serde_json::Value) {
+    use std::io::Write;
+    const CHECK: &str = r##"
+import json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+target = schema if sys.argv[2] == "" else {"$ref": "#/$defs/" + sys.argv[2], "$defs": schema["$defs"]}
+v = jsonschema.Draft202012Validator(target)
+errors = sorted(v.iter_errors(json.load(sys.stdin)), key=lambda e: list(e.path))
+for e in errors:
+    print("/".join(map(str, e.path)) + ": " + e.message)
+sys.exit(1 if errors else 0)
+"##;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(schema_path())
+        .arg(def.unwrap_or(""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/install-deps installs python3-jsonschema)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid against {}{}:\n{}{}\n{doc:#}",
+        schema_path().display(),
+        def.map(|d| format!(" #/$defs/{d}")).unwrap_or_default(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `openssl ARGS`, which must succeed; returns stdout and stderr together.

@@ -12,7 +12,8 @@
 //! | state | T       | R       | complete pair | next step                             |
 //! |-------|---------|---------|---------------|---------------------------------------|
 //! | S0    | K  + C  | K'      | T (old)       | 1. C' into R, read back               |
-//! | S1    | K  + C  | K' + C' | T (old), R    | 2. C' into T (for the key in R)       |
+//! | S1    | K  + C  | K' + C' | T (old), R    | 2a. claim the marker entry            |
+//! | S1'   | K  + C  | K' + C' | T (old), R    | 2. C' into T (for the key in R)       |
 //! | S2    | K  + C' | K' + C' | R             | 3. delete K from T                    |
 //! | S3    | C'      | K' + C' | R             | 4. MOVE KEY R → T                     |
 //! | S4    | K' + C' | C'      | T (new)       | 5a. clear R's certificate             |
@@ -33,15 +34,36 @@
 //! Without MOVE KEY (firmware before 5.7: the module's private key is not
 //! CKA_MODIFIABLE) the install stops in S1: the renewed pair stays in R,
 //! the marker entry is dropped, and the user is told so. A certificate
-//! for no staged key is refused before anything is written.
+//! for no staged key is refused before anything is written, and so is one
+//! that cannot serve the slot (see [`super::checks`]); one not valid yet
+//! is, with `--not-before-ok`, written next to the new key (S1) and
+//! promoted by a later run once it is valid.
+//!
+//! # Other processes
+//!
+//! Two installs, or an install and a cancel, may run at once (two
+//! terminals, a script and a GUI, two machines taking turns with the
+//! token). Three things keep a complete pair on the token whatever they
+//! do: ukey processes on one machine take the token's renewal lock
+//! ([`crate::lock`]); the claim in step 2a is a compare-and-swap of the
+//! marker on the card, so a cancel (which claims before it deletes the
+//! staged key) and an install exclude each other; and every card write
+//! is checked by the module in its own transaction against what this run
+//! read (delete K only if T still holds K, move only if R still holds K'
+//! and T is empty, C' into T only if R still holds K'). A write refused
+//! that way changed nothing: the run reads the card again from a fresh
+//! module and goes on from the state it finds.
 
-use super::{hash_of, pin_login, read_marker, require_protected, subject_text, utc, write_marker};
+use super::checks::{self, Allow};
+use super::{
+    hash_of, lock, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Live,
+};
 use crate::auth::prepare_write;
 use crate::certs::{load_cert_bundle, CertSummary};
 use crate::cmd::status::{slot_text, token_report, SlotReport, TokenReport};
 use crate::cmd::Ctx;
-use crate::error::{CliError, Result, EXIT_REMOVED};
-use crate::marker::{KeyHash, Marker, Staged};
+use crate::error::{CliError, ErrorKind, Result, EXIT_INTERRUPTED, EXIT_REMOVED};
+use crate::marker::{Claim, KeyHash, Marker, Staged};
 use crate::output;
 use crate::p11::P11Token;
 use crate::token::TokenRef;
@@ -84,6 +106,8 @@ pub struct View {
 pub enum Step {
     /// 1. C' into R (and read back).
     CertIntoStaged,
+    /// 2a. Claim the marker entry (compare-and-swap): T may change now.
+    Claim,
     /// 2. C' into T; `for_staged_key`: it certifies the key in R, which
     ///    is about to move in (the module's CKA_UKEY_PROMOTE_FROM).
     CertIntoTarget { for_staged_key: bool },
@@ -102,6 +126,7 @@ impl Step {
     fn name(self) -> &'static str {
         match self {
             Step::CertIntoStaged => "certificate-into-staged-slot",
+            Step::Claim => "claim-renewal",
             Step::CertIntoTarget { .. } => "certificate-into-target-slot",
             Step::DeleteOldKey => "delete-old-key",
             Step::MoveKey => "move-key",
@@ -115,6 +140,7 @@ impl Step {
             Step::CertIntoStaged => {
                 format!("certificate written next to the new key in slot {r} and read back")
             }
+            Step::Claim => format!("renewal of slot {t} marked as being installed"),
             Step::CertIntoTarget { .. } => {
                 format!("certificate written into slot {t} and read back")
             }
@@ -131,8 +157,13 @@ impl Step {
 pub struct StagedKeyGone;
 
 /// The next step from what the card shows (see the table above).
-/// `can_move`: the card has MOVE KEY (asked only while K' is in R).
-pub fn next_step(v: View, can_move: bool) -> std::result::Result<Step, StagedKeyGone> {
+/// `can_move`: the card has MOVE KEY (asked only while K' is in R);
+/// `claimed`: the marker entry says an install is promoting it.
+pub fn next_step(
+    v: View,
+    can_move: bool,
+    claimed: bool,
+) -> std::result::Result<Step, StagedKeyGone> {
     if v.target_key == KeyIn::Staged {
         return Ok(if v.target_cert != CertIn::New {
             Step::CertIntoTarget {
@@ -151,6 +182,8 @@ pub fn next_step(v: View, can_move: bool) -> std::result::Result<Step, StagedKey
         Step::CertIntoStaged
     } else if !can_move {
         Step::Finish
+    } else if !claimed {
+        Step::Claim
     } else if v.target_cert != CertIn::New {
         Step::CertIntoTarget {
             for_staged_key: true,
@@ -191,8 +224,12 @@ struct Report {
     staged_slot: Option<String>,
     /// Where the renewed pair is now.
     installed_in: String,
-    /// Promoted into the target slot (false: the card cannot move keys).
+    /// Promoted into the target slot (false: the card cannot move keys, or
+    /// the certificate is not valid yet).
     promoted: bool,
+    /// Not valid yet (`--not-before-ok`): written next to the new key, to
+    /// be promoted by a run on or after this time.
+    held_until: Option<String>,
     /// The writes this run made (none when it was installed already).
     steps: Vec<String>,
     subject: String,
@@ -202,54 +239,116 @@ struct Report {
     status: Option<TokenReport>,
 }
 
-/// Run the state machine until the install is complete; returns the steps done.
+/// Writes refused because another program changed the token meanwhile:
+/// the run reads the card again and goes on, this many times at most.
+const MAX_CONFLICTS: u32 = 8;
+
+/// How a run of the state machine ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The new pair is in the target slot.
+    Promoted,
+    /// The card cannot move keys: the new pair stays in the retired slot.
+    InRetired,
+    /// The certificate is not valid yet (`--not-before-ok`): written next
+    /// to the new key, the old pair stays in use until a later run.
+    Held,
+}
+
+/// Run the state machine until the install is complete (or held).
 fn drive(
-    p: &P11Token,
-    marker: &mut Marker,
+    live: &mut Live<'_>,
     e: &Staged,
     hash: &KeyHash,
     new: &[u8],
+    hold: bool,
     done: &mut Vec<Step>,
-) -> Result<bool> {
+) -> Result<Outcome> {
     let (t, r) = (e.target, e.staged);
-    let mut promoted = true;
-    // Five steps at most from S0; the bound only guards against a card
-    // that does not keep what it was given.
-    for _ in 0..8 {
+    let mut conflicts = 0;
+    // Six steps at most from S0, plus what conflicts cost; the bound only
+    // guards against a card that does not keep what it was given.
+    for _ in 0..(8 + 2 * MAX_CONFLICTS) {
+        let p = live.token();
+        let mut marker = read_marker(p)?;
         let v = read_view(p, e, hash, new)?;
+        let entry = marker.for_key(hash).cloned();
+        let Some(mut entry) = entry else {
+            // Not staged (any more): finished by another run, or cancelled.
+            if v.target_key == KeyIn::Staged && v.target_cert == CertIn::New {
+                return Ok(Outcome::Promoted);
+            }
+            return Err(CliError::new(format!(
+                "the renewal of slot {t} is no longer staged (cancelled meanwhile?): slot {t} \
+                 keeps its key and certificate; see `ukey renew status`"
+            ))
+            .with_kind(ErrorKind::NotStaged));
+        };
+        if entry.claim == Some(Claim::Cancelling) {
+            return Err(CliError::new(format!(
+                "the renewal of slot {t} is being cancelled (or a cancel was interrupted): \
+                 `ukey renew cancel --slot {t}` finishes it; nothing was installed"
+            ))
+            .with_kind(ErrorKind::NotStaged));
+        }
+        let claimed = entry.claim == Some(Claim::Promoting);
         let can_move = if v.staged_key == KeyIn::Staged {
             p.can_move(r)?
         } else {
             true
         };
-        let step = next_step(v, can_move).map_err(|_| {
+        let step = next_step(v, can_move, claimed).map_err(|_| {
             CliError::new(format!(
                 "the staged key is no longer in slot {r} nor in {t}: nothing was installed; \
                  `ukey renew cancel --slot {t}` and request again"
             ))
+            .with_kind(ErrorKind::NotStaged)
         })?;
-        match step {
-            Step::CertIntoStaged => p.write_cert(r, new, None)?,
+        if hold && !claimed && step != Step::CertIntoStaged {
+            return Ok(Outcome::Held);
+        }
+        live.stop_point()?;
+        let wrote = match step {
+            Step::CertIntoStaged => p.write_cert(r, new, None),
+            Step::Claim => {
+                entry.claim = Some(Claim::Promoting);
+                marker.set(entry.clone());
+                write_marker(p, &marker)
+            }
             Step::CertIntoTarget { for_staged_key } => {
-                p.write_cert(t, new, for_staged_key.then_some(r))?
+                p.write_cert(t, new, for_staged_key.then_some(r))
             }
-            Step::DeleteOldKey => p.delete_key(t)?,
-            Step::MoveKey => p.move_key(r, t)?,
-            Step::ClearStaged => p.delete_cert(r)?,
+            Step::DeleteOldKey => p.delete_key(t),
+            Step::MoveKey => p.move_key(r, t),
+            Step::ClearStaged => p.delete_cert(r),
             Step::Finish => {
-                promoted = v.target_key == KeyIn::Staged;
                 marker.remove(t);
-                write_marker(p, marker)?;
+                write_marker(p, &marker)
             }
+        };
+        match wrote {
+            Ok(()) => {}
+            Err(err) if err.kind == ErrorKind::Conflict && conflicts < MAX_CONFLICTS => {
+                conflicts += 1;
+                output::note("  the token changed meanwhile (another program?): reading it again");
+                live.reopen()?;
+                continue;
+            }
+            Err(err) => return Err(err),
         }
         output::note(format!("  {}", step.describe(t, r)));
         done.push(step);
         if step == Step::Finish {
-            return Ok(promoted);
+            return Ok(if v.target_key == KeyIn::Staged {
+                Outcome::Promoted
+            } else {
+                Outcome::InRetired
+            });
         }
     }
     Err(CliError::new(
-        "the install does not converge: the token does not keep what is written to it",
+        "the install does not converge: the token does not keep what is written to it, or \
+         another program keeps changing it",
     ))
 }
 
@@ -298,7 +397,8 @@ fn refusal(file: &Path, marker: &Marker) -> CliError {
         return CliError::new(format!(
             "{shown} is not for a staged key: no renewal is staged on this token \
              (`ukey renew request --slot 9a` first); nothing was written"
-        ));
+        ))
+        .with_kind(ErrorKind::NotStaged);
     }
     let staged: Vec<String> = marker
         .entries
@@ -317,16 +417,19 @@ fn refusal(file: &Path, marker: &Marker) -> CliError {
          ({}); was it issued for another request? Nothing was written",
         staged.join("; ")
     ))
+    .with_kind(ErrorKind::CertificateRefused)
+    .with_reason("wrong_key")
 }
 
-pub fn install(ctx: &mut Ctx, file: &Path) -> Result<()> {
+pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
     let certs = load_cert_bundle(file)?;
     let mut t = ctx.token()?;
     let tref = t.token_ref();
     let prep = t.piv(prepare_write)?;
     drop(t);
+    let _lock = lock(&tref, &prep)?;
     let p = P11Token::open(&tref.origin, &tref.reader)?;
-    let mut marker = read_marker(&p)?;
+    let marker = read_marker(&p)?;
 
     // The certificate in the file for a staged key (a .p7b also holds the CA's).
     let mut chosen = None;
@@ -337,18 +440,22 @@ pub fn install(ctx: &mut Ctx, file: &Path) -> Result<()> {
             continue;
         };
         if let Some(e) = marker.for_key(&hash) {
-            chosen = Some((der.clone(), summary, e.clone(), hash));
+            chosen = Some((der.clone(), e.clone(), hash));
             break;
         }
     }
-    let Some((new, cert, entry, hash)) = chosen else {
+    let Some((new, entry, hash)) = chosen else {
         if let Some((slot, der)) = installed_already(&p, &certs)? {
             p.close();
             let done = Done {
                 target: slot,
                 staged: None,
                 home: slot,
-                promoted: !matches!(slot, Slot::Retired(_)),
+                outcome: if matches!(slot, Slot::Retired(_)) {
+                    Outcome::InRetired
+                } else {
+                    Outcome::Promoted
+                },
                 steps: Vec::new(),
             };
             return report_done(ctx, &tref, file, &der, done);
@@ -357,13 +464,18 @@ pub fn install(ctx: &mut Ctx, file: &Path) -> Result<()> {
     };
     let (target, staged) = (entry.target, entry.staged);
     let now = SystemTime::now();
-    if judge(Some(&cert), now, 0) == Verdict::Expired {
-        return Err(CliError::new(format!(
-            "{}: the certificate expired on {}: nothing was written",
-            file.display(),
-            cert.not_after_text
-        )));
-    }
+    // Before anything is written: can this certificate serve the slot?
+    // (Once an install has claimed the renewal, only finishing it is safe.)
+    let current = p
+        .cert(target)?
+        .and_then(|d| CertSummary::parse(&d).ok())
+        .filter(|c| hash_of(&c.spki_der).ok() != Some(hash));
+    let cert = if entry.claim == Some(Claim::Promoting) {
+        CertSummary::parse(&new)?
+    } else {
+        checks::check(file, &new, target, current.as_ref(), allow, now)?
+    };
+    let hold = cert.not_before > now;
     let requested = subject_text(&entry.subject);
     if cert.subject.to_string() != requested {
         output::warn(format!(
@@ -380,36 +492,57 @@ pub fn install(ctx: &mut Ctx, file: &Path) -> Result<()> {
     ));
     let mut p = p;
     let mut done = Vec::new();
-    let run = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)
-        .and_then(|_pin| drive(&p, &mut marker, &entry, &hash, &new, &mut done));
-    let promoted = match run {
-        Ok(promoted) => promoted,
-        Err(e) if e.code == EXIT_REMOVED => {
-            return Err(CliError::new(format!(
-                "{}: insert the token and run `ukey renew install {}` again to finish: a \
-                 complete key and certificate pair is on it ({})",
-                e.message,
-                file.display(),
-                match done.last() {
-                    None | Some(Step::CertIntoStaged) => format!("the one in use in {target}"),
-                    Some(Step::CertIntoTarget { .. }) | Some(Step::DeleteOldKey) => {
-                        format!("the new one in slot {staged}")
+    let run = match pin_login(&mut ctx.secrets, &mut p, &tref, &prep) {
+        Ok(pin) => {
+            let mut live = Live::new(p, &tref, pin);
+            let run = drive(&mut live, &entry, &hash, &new, hold, &mut done);
+            live.close();
+            run
+        }
+        Err(e) => {
+            p.close();
+            Err(e)
+        }
+    };
+    let outcome = match run {
+        Ok(o) => o,
+        Err(e) if e.code == EXIT_REMOVED || e.code == EXIT_INTERRUPTED => {
+            return Err(CliError {
+                message: format!(
+                    "{}: {} `ukey renew install {}` again to finish: a complete key and \
+                     certificate pair is on it ({})",
+                    e.message,
+                    if e.code == EXIT_REMOVED {
+                        "insert the token and run"
+                    } else {
+                        "run"
+                    },
+                    file.display(),
+                    match done.last() {
+                        None | Some(Step::CertIntoStaged) | Some(Step::Claim) =>
+                            format!("the one in use in {target}"),
+                        Some(Step::CertIntoTarget { .. }) | Some(Step::DeleteOldKey) => {
+                            format!("the new one in slot {staged}")
+                        }
+                        Some(_) => format!("the new one in {target}"),
                     }
-                    Some(_) => format!("the new one in {target}"),
-                }
-            ))
-            .with_code(EXIT_REMOVED))
+                ),
+                ..e
+            })
         }
         Err(e) => return Err(e),
     };
-    p.close();
-    let home = if promoted { target } else { staged };
+    let home = if outcome == Outcome::Promoted {
+        target
+    } else {
+        staged
+    };
     verify(&tref, home, &hash, &new)?;
     let done = Done {
         target,
         staged: Some(staged),
         home,
-        promoted,
+        outcome,
         steps: done,
     };
     report_done(ctx, &tref, file, &new, done)
@@ -421,7 +554,7 @@ struct Done {
     staged: Option<Slot>,
     /// Where the renewed pair is.
     home: Slot,
-    promoted: bool,
+    outcome: Outcome,
     steps: Vec<Step>,
 }
 
@@ -430,9 +563,10 @@ fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) 
         target,
         staged,
         home,
-        promoted,
+        outcome,
         steps,
     } = done;
+    let promoted = outcome == Outcome::Promoted;
     let cert = CertSummary::parse(der)?;
     let now = SystemTime::now();
     let days = days_left(cert.not_after, now);
@@ -447,6 +581,7 @@ fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) 
         staged_slot: staged.map(|s| s.to_string()),
         installed_in: home.to_string(),
         promoted,
+        held_until: (outcome == Outcome::Held).then(|| cert.not_before_text.clone()),
         steps: steps.iter().map(|s| s.name().to_string()).collect(),
         subject: cert.subject.to_string(),
         not_after: cert.not_after_text.clone(),
@@ -459,6 +594,15 @@ fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) 
         if report.steps.is_empty() {
             s += &format!(
                 "{} is already installed in slot {home}: nothing to do.\n",
+                file.display()
+            );
+        } else if outcome == Outcome::Held {
+            s += &format!(
+                "The certificate is valid from {}: it is written next to the new key in slot \
+                 {home}, and slot {target} keeps the pair in use until then. On or after that \
+                 date, run `ukey renew install {}` again to promote the new pair into {target} \
+                 (`ukey status` says when).\n",
+                cert.not_before_text,
                 file.display()
             );
         } else if promoted {
@@ -566,7 +710,7 @@ mod tests {
             ),
         ];
         for (name, v, want) in rows {
-            assert_eq!(next_step(v, true), Ok(want), "{name}");
+            assert_eq!(next_step(v, true, true), Ok(want), "{name}");
         }
     }
 
@@ -581,12 +725,14 @@ mod tests {
                 || (v.staged_key == KeyIn::Staged && v.staged_cert == CertIn::New)
         };
         let mut steps = Vec::new();
+        let mut claimed = false;
         loop {
             assert!(complete(&v), "{v:?}");
-            let step = next_step(v, true).unwrap();
+            let step = next_step(v, true, claimed).unwrap();
             steps.push(step);
             match step {
                 Step::CertIntoStaged => v.staged_cert = CertIn::New,
+                Step::Claim => claimed = true,
                 Step::CertIntoTarget { .. } => v.target_cert = CertIn::New,
                 Step::DeleteOldKey => v.target_key = KeyIn::None,
                 Step::MoveKey => {
@@ -597,22 +743,34 @@ mod tests {
                 Step::Finish => break,
             }
         }
-        assert_eq!(steps.len(), 6, "{steps:?}");
+        assert_eq!(steps.len(), 7, "{steps:?}");
     }
 
     #[test]
     fn without_move_key_the_pair_stays_in_the_retired_slot() {
         let s0 = view(KeyIn::Other, CertIn::Other, KeyIn::Staged, CertIn::None);
-        assert_eq!(next_step(s0, false), Ok(Step::CertIntoStaged));
+        assert_eq!(next_step(s0, false, false), Ok(Step::CertIntoStaged));
         let s1 = view(KeyIn::Other, CertIn::Other, KeyIn::Staged, CertIn::New);
-        assert_eq!(next_step(s1, false), Ok(Step::Finish));
+        assert_eq!(next_step(s1, false, false), Ok(Step::Finish));
+    }
+
+    #[test]
+    fn the_target_slot_changes_only_after_the_claim() {
+        let s1 = view(KeyIn::Other, CertIn::Other, KeyIn::Staged, CertIn::New);
+        assert_eq!(next_step(s1, true, false), Ok(Step::Claim));
+        assert_eq!(
+            next_step(s1, true, true),
+            Ok(Step::CertIntoTarget {
+                for_staged_key: true
+            })
+        );
     }
 
     #[test]
     fn a_vanished_staged_key_stops_the_install() {
         for sk in [KeyIn::None, KeyIn::Other] {
             let v = view(KeyIn::Other, CertIn::Other, sk, CertIn::None);
-            assert_eq!(next_step(v, true), Err(StagedKeyGone));
+            assert_eq!(next_step(v, true, false), Err(StagedKeyGone));
         }
     }
 }

@@ -3,12 +3,13 @@
 //! and its marker entry; the key in use is never touched).
 
 use super::{
-    look, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Phase,
+    lock, look, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Live,
+    Phase,
 };
 use crate::auth::prepare_write;
 use crate::cmd::{role, who, Ctx};
-use crate::error::{CliError, Result};
-use crate::marker::{Marker, MarkerError, Staged};
+use crate::error::{CliError, ErrorKind, Result};
+use crate::marker::{Claim, Marker, MarkerError, Staged};
 use crate::output;
 use crate::p11::P11Token;
 use apdu::piv::Slot;
@@ -36,8 +37,70 @@ struct EntryReport {
 struct StatusReport {
     reader: String,
     marker_version: Option<u8>,
+    /// The marker cannot be used (unreadable, newer, or empty), and what to do.
     problem: Option<String>,
     renewals: Vec<EntryReport>,
+    /// Keys in retired slots that no staged renewal claims and that have
+    /// no certificate: left by an interrupted renewal whose marker is gone?
+    orphaned: Vec<Orphan>,
+}
+
+#[derive(Serialize)]
+struct Orphan {
+    slot: String,
+    algorithm: Option<String>,
+    next: String,
+}
+
+/// Retired slots with a key, no certificate, and no marker entry.
+fn orphans(p: &P11Token, marker: Option<&Marker>) -> Result<Vec<Orphan>> {
+    let mut out = Vec::new();
+    for r in Slot::retired() {
+        if marker.is_some_and(|m| m.reserves(r)) {
+            continue;
+        }
+        let Some(spki) = p.public_key(r)? else {
+            continue;
+        };
+        if p.cert(r)?.is_some() {
+            continue;
+        }
+        out.push(Orphan {
+            slot: r.to_string(),
+            algorithm: crate::certs::public_key_from_spki(&spki)
+                .ok()
+                .map(|k| k.algorithm().name().to_string()),
+            next: format!(
+                "a key without a certificate that no staged renewal claims (left by an \
+                 interrupted renewal?); if nothing else uses it, `ukey renew clean --slot {r}` \
+                 deletes it"
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// What is wrong with the marker, and the command that cleans it up.
+fn marker_problem(value: Option<&[u8]>) -> (Option<Marker>, Option<String>) {
+    match value {
+        None => (Some(Marker::new()), None),
+        Some(v) => match Marker::parse(v) {
+            Ok(m) if m.entries.is_empty() => (
+                Some(m),
+                Some(
+                    "an empty renewal marker is on the token: `ukey renew clean` removes it".into(),
+                ),
+            ),
+            Ok(m) => (Some(m), None),
+            Err(e @ MarkerError::Newer(_)) => (None, Some(e.to_string())),
+            Err(e @ MarkerError::Malformed(_)) => (
+                None,
+                Some(format!(
+                    "{e}: `ukey renew clean` removes it (keys and certificates stay)"
+                )),
+            ),
+        },
+    }
 }
 
 fn entry_report(p: &P11Token, e: &Staged) -> Result<EntryReport> {
@@ -66,27 +129,23 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     let tref = t.token_ref();
     drop(t);
     let p = P11Token::open(&tref.origin, &tref.reader)?;
-    let (marker, problem) = match p.renewal()? {
-        None => (Some(Marker::new()), None),
-        Some(v) => match Marker::parse(&v) {
-            Ok(m) => (Some(m), None),
-            Err(e @ (MarkerError::Newer(_) | MarkerError::Malformed(_))) => {
-                (None, Some(e.to_string()))
-            }
-        },
-    };
+    let value = p.renewal()?;
+    let (marker, problem) = marker_problem(value.as_deref());
     let mut renewals = Vec::new();
     if let Some(m) = &marker {
         for e in &m.entries {
             renewals.push(entry_report(&p, e)?);
         }
     }
+    // A marker that cannot be read reserves nothing we know of.
+    let orphaned = orphans(&p, marker.as_ref())?;
     p.close();
     let report = StatusReport {
         reader: tref.reader.clone(),
         marker_version: marker.as_ref().map(|m| m.version),
         problem,
         renewals,
+        orphaned,
     };
     ctx.out.emit(&report, || {
         let mut s = format!("Token in {}\n", report.reader);
@@ -94,6 +153,9 @@ pub fn status(ctx: &Ctx) -> Result<()> {
             s += &format!("  ! {p}\n");
         } else if report.renewals.is_empty() {
             s += "  No renewal is staged (start one with `ukey renew request --slot 9a`).\n";
+        }
+        for o in &report.orphaned {
+            s += &format!("  ! slot {}: {}\n", o.slot, o.next);
         }
         for r in &report.renewals {
             s += &format!(
@@ -141,13 +203,145 @@ struct CancelReport {
     cancelled: Vec<Cancelled>,
 }
 
+/// An install has claimed (or already changed the target slot of) `e`:
+/// from there only finishing the install keeps a complete pair.
+fn refuse_if_promoting(p: &P11Token, e: &Staged) -> Result<()> {
+    let looked = look(p, e)?;
+    if e.claim == Some(Claim::Promoting) || looked.phase.past_the_point_of_no_return() {
+        return Err(CliError::new(format!(
+            "the renewal of slot {} cannot be cancelled: an install has started promoting it; {}",
+            e.target,
+            looked.phase.explain(e)
+        ))
+        .with_kind(ErrorKind::Conflict));
+    }
+    Ok(())
+}
+
+/// Cancel one staged renewal: claim it (compare-and-swap on the card, so
+/// an install running at the same time cannot start promoting it), delete
+/// the certificate and key in its retired slot (each only if still the
+/// staged one, checked by the module in the same card transaction), then
+/// drop its marker entry. Another program changing the token meanwhile
+/// makes it read the token again and go on from what it finds.
+fn cancel_one(live: &mut Live<'_>, staged: &Staged) -> Result<Cancelled> {
+    let (t, r) = (staged.target, staged.staged);
+    let mut deleted = false;
+    let mut left = false;
+    let mut conflicts = 0;
+    loop {
+        let step = cancel_step(live, staged, &mut deleted, &mut left);
+        if matches!(step, Ok(true)) && !live_claimed(live, staged)? && !deleted && !left {
+            // Gone before this run claimed it: installed (or cancelled) by
+            // another program meanwhile; this run changed nothing.
+            let p = live.token();
+            let installed = look(p, staged).map(|l| l.phase == Phase::Promoted)?;
+            return Err(CliError::new(format!(
+                "the renewal of slot {t} was {} by another program meanwhile: nothing was \
+                 cancelled; see `ukey status`",
+                if installed {
+                    "installed"
+                } else {
+                    "finished or cancelled"
+                }
+            ))
+            .with_kind(ErrorKind::Conflict));
+        }
+        match step {
+            Ok(true) => {
+                return Ok(Cancelled {
+                    target: t.to_string(),
+                    staged_slot: r.to_string(),
+                    staged_key_deleted: deleted,
+                    staged_key_left: left,
+                })
+            }
+            Ok(false) => {}
+            Err(e) if e.kind == ErrorKind::Conflict && conflicts < 8 => {
+                conflicts += 1;
+                live.reopen()?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether this run claimed `staged` (set in [`cancel_step`]).
+fn live_claimed(live: &Live<'_>, staged: &Staged) -> Result<bool> {
+    Ok(live.claimed.contains(&staged.target))
+}
+
+/// One card write of a cancel; `Ok(true)` when nothing is left to do.
+fn cancel_step(
+    live: &mut Live<'_>,
+    staged: &Staged,
+    deleted: &mut bool,
+    left: &mut bool,
+) -> Result<bool> {
+    let mut marker = read_marker(live.token())?;
+    // The same renewal (not one requested again since).
+    let Some(mut e) = marker
+        .for_target(staged.target)
+        .filter(|e| e.staged == staged.staged && e.created == staged.created)
+        .cloned()
+    else {
+        return Ok(true);
+    };
+    if e.claim == Some(Claim::Cancelling) && !live.claimed.contains(&e.target) {
+        // An interrupted cancel (or another one running): finish it.
+        live.claimed.push(e.target);
+    }
+    let p = live.token();
+    let r = e.staged;
+    live.stop_point()?;
+    if e.claim != Some(Claim::Cancelling) {
+        refuse_if_promoting(p, &e)?;
+        e.claim = Some(Claim::Cancelling);
+        let target = e.target;
+        marker.set(e);
+        write_marker(p, &marker)?;
+        live.claimed.push(target);
+        return Ok(false);
+    }
+    let key = p.public_key(r)?;
+    let ours = match (&key, &e.key) {
+        (Some(spki), Some(h)) => super::hash_of(spki)? == *h,
+        // Reserved, key hash not yet recorded: whatever the interrupted
+        // request generated there is the staged key (no other writer uses
+        // a slot the marker reserves).
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if ours {
+        if let Some(h) = &e.key {
+            if super::certifies(p.cert(r)?.as_deref(), h) {
+                p.delete_cert(r)?;
+                output::note(format!("  certificate deleted from slot {r}"));
+                return Ok(false);
+            }
+        }
+        if p.can_move(r)? {
+            p.delete_key(r)?;
+            output::note(format!("  new key deleted from slot {r}"));
+            *deleted = true;
+            return Ok(false);
+        }
+        *left = true;
+    }
+    marker.remove(e.target);
+    write_marker(p, &marker)?;
+    output::note("  staging marker cleared");
+    Ok(true)
+}
+
 pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
     let mut t = ctx.token()?;
     let tref = t.token_ref();
     let prep = t.piv(prepare_write)?;
     drop(t);
+    let _lock = lock(&tref, &prep)?;
     let mut p = P11Token::open(&tref.origin, &tref.reader)?;
-    let mut marker = read_marker(&p)?;
+    let marker = read_marker(&p)?;
     let chosen: Vec<Staged> = marker
         .entries
         .iter()
@@ -164,22 +358,13 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
             None => "No renewal is staged: nothing to cancel.\n".into(),
         });
     }
-    let mut plans = Vec::new();
     for e in &chosen {
-        let looked = look(&p, e)?;
-        if looked.phase.past_the_point_of_no_return() {
-            return Err(CliError::new(format!(
-                "the renewal of slot {} cannot be cancelled: {}",
-                e.target,
-                looked.phase.explain(e)
-            )));
-        }
-        plans.push((e.clone(), looked));
+        refuse_if_promoting(&p, e)?;
     }
     require_protected(&prep, &tref.reader)?;
-    let list: Vec<String> = plans
+    let list: Vec<String> = chosen
         .iter()
-        .map(|(e, _)| format!("slot {} (new key in slot {})", e.target, e.staged))
+        .map(|e| format!("slot {} (new key in slot {})", e.target, e.staged))
         .collect();
     output::confirm(
         &format!(
@@ -192,33 +377,14 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
         yes,
         "--yes",
     )?;
-    pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    output::note(format!("Cancelling the renewal of {}.", list.join(", ")));
+    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    let mut live = Live::new(p, &tref, pin);
     let mut cancelled = Vec::new();
-    for (e, looked) in plans {
-        // Only the reserved retired slot is touched, never e.target.
-        let mut deleted = false;
-        let mut left = false;
-        if looked.key_in_staged_slot {
-            if looked.phase == Phase::CertificateWritten {
-                p.delete_cert(e.staged)?;
-            }
-            if p.can_move(e.staged)? {
-                p.delete_key(e.staged)?;
-                deleted = true;
-            } else {
-                left = true;
-            }
-        }
-        marker.remove(e.target);
-        write_marker(&p, &marker)?;
-        cancelled.push(Cancelled {
-            target: e.target.to_string(),
-            staged_slot: e.staged.to_string(),
-            staged_key_deleted: deleted,
-            staged_key_left: left,
-        });
+    for e in &chosen {
+        cancelled.push(cancel_one(&mut live, e)?);
     }
-    p.close();
+    live.close();
     let report = CancelReport { cancelled };
     ctx.out.emit(&report, || {
         let mut s = String::new();
@@ -236,5 +402,125 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
             s += &format!(". Slot {} is unchanged.\n", c.target);
         }
         s
+    })
+}
+
+#[derive(Serialize)]
+struct CleanReport {
+    /// The unusable or empty marker was removed.
+    marker_removed: bool,
+    /// The orphaned key deleted (a retired slot).
+    key_deleted: Option<String>,
+}
+
+/// `ukey renew clean [--slot R]`: remove an empty or unreadable staging
+/// marker, or (with `--slot`) delete a key that no staged renewal claims
+/// from a retired slot holding no certificate — what `status` and `renew
+/// status` report as orphaned staging. Each deletion asks first and is
+/// checked by the module against what was shown, in one card transaction.
+pub fn clean(ctx: &mut Ctx, slot: Option<Slot>, yes: bool) -> Result<()> {
+    let mut t = ctx.token()?;
+    let tref = t.token_ref();
+    let prep = t.piv(prepare_write)?;
+    drop(t);
+    let _lock = lock(&tref, &prep)?;
+    let mut p = P11Token::open(&tref.origin, &tref.reader)?;
+    let value = p.renewal()?;
+    let (marker, problem) = marker_problem(value.as_deref());
+    let question = match slot {
+        None => {
+            let removable = value.is_some()
+                && marker.as_ref().is_none_or(|m| m.entries.is_empty())
+                && !matches!(
+                    value.as_deref().map(Marker::parse),
+                    Some(Err(MarkerError::Newer(_)))
+                );
+            if !removable {
+                p.close();
+                let report = CleanReport {
+                    marker_removed: false,
+                    key_deleted: None,
+                };
+                return ctx.out.emit(&report, || {
+                    "The staging marker is fine (or absent): nothing to clean. Orphaned keys: \
+                     `ukey renew status` lists them; `ukey renew clean --slot R` deletes one.\n"
+                        .into()
+                });
+            }
+            format!(
+                "Remove the renewal marker from {}? {} Keys and certificates stay.",
+                who(prep.info.serial, &tref.reader),
+                problem.unwrap_or_default()
+            )
+        }
+        Some(r) => {
+            if !matches!(r, Slot::Retired(_)) {
+                return Err(CliError::new(format!(
+                    "slot {r} is not a retired slot: `renew clean --slot` deletes only keys left \
+                     in retired slots by a renewal"
+                ))
+                .with_kind(ErrorKind::Usage)
+                .with_code(crate::error::EXIT_USAGE));
+            }
+            if marker.as_ref().is_some_and(|m| m.reserves(r)) {
+                return Err(CliError::new(format!(
+                    "slot {r} holds the key of a staged renewal: `ukey renew cancel` discards it"
+                )));
+            }
+            if marker.is_none() {
+                return Err(CliError::new(format!(
+                    "the renewal marker cannot be read, so whether slot {r} belongs to a staged \
+                     renewal is unknown: `ukey renew clean` (without --slot) removes the marker \
+                     first"
+                )));
+            }
+            if p.public_key(r)?.is_none() {
+                return Err(CliError::new(format!(
+                    "slot {r} holds no key: nothing to clean"
+                )));
+            }
+            if p.cert(r)?.is_some() {
+                return Err(CliError::new(format!(
+                    "slot {r} holds a certificate too: a complete pair, not a key left by a \
+                     renewal; nothing was deleted"
+                )));
+            }
+            format!(
+                "Delete the key in slot {r} of {}? It has no certificate and no staged renewal \
+                 claims it; a deleted key cannot be recovered.",
+                who(prep.info.serial, &tref.reader)
+            )
+        }
+    };
+    require_protected(&prep, &tref.reader)?;
+    output::confirm(&question, "yes", yes, "--yes")?;
+    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    let live = Live::new(p, &tref, pin);
+    let p = live.token();
+    let mut report = CleanReport {
+        marker_removed: false,
+        key_deleted: None,
+    };
+    match slot {
+        None => {
+            p.delete_renewal()?;
+            report.marker_removed = true;
+        }
+        Some(r) => {
+            if !p.can_move(r)? {
+                return Err(CliError::new(
+                    "this token cannot delete keys (DELETE KEY needs firmware 5.7): the key \
+                     stays; a later `ukey renew request` cannot use this slot",
+                )
+                .with_kind(ErrorKind::Unsupported));
+            }
+            p.delete_key(r)?;
+            report.key_deleted = Some(r.to_string());
+        }
+    }
+    live.close();
+    ctx.out.emit(&report, || match &report.key_deleted {
+        Some(r) => format!("The key in slot {r} was deleted.\n"),
+        None => "The renewal marker was removed.\n".into(),
     })
 }

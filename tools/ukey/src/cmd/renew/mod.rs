@@ -11,23 +11,26 @@
 //! the CA's tokens use): the user knows only the PIN, and one PKCS#11 user
 //! login then authorises every step.
 
+mod checks;
 mod install;
 mod manage;
 mod request;
 
+pub use checks::Allow;
 pub use install::install;
-pub use manage::{cancel, status};
+pub use manage::{cancel, clean, status};
 pub use request::request;
 
 use crate::auth::{gather_write, pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
-use crate::error::{CliError, Result, EXIT_WRONG_SECRET};
+use crate::error::{CliError, Result, EXIT_INTERRUPTED, EXIT_WRONG_SECRET};
 use crate::marker::{key_hash, KeyHash, Marker, Staged};
 use crate::p11::P11Token;
 use crate::secrets::{Kind, Secrets};
 use crate::token::TokenRef;
 use apdu::piv::{Pin, Slot};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Refuse tokens whose management key the user does not have.
 fn require_protected(prep: &WritePrep, reader: &str) -> Result<()> {
@@ -65,6 +68,102 @@ fn pin_login(
         Ok(Some(c)) => wrong(Kind::Pin, c.tries_left),
         _ => CliError::new("wrong PIN").with_code(EXIT_WRONG_SECRET),
     })
+}
+
+/// Set by SIGINT, SIGTERM and SIGHUP (a closed terminal) while a renewal
+/// writes: the run stops at the next point between two safe steps.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn stop_requested(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The module session of a renewal that writes, with what it needs to
+/// start again from a fresh module (caches gone) when another program
+/// changed the token, and the stop request of a signal.
+pub struct Live<'a> {
+    p: Option<P11Token>,
+    tref: &'a TokenRef,
+    pin: Pin,
+    /// Renewals this run claimed for cancelling (or found so claimed).
+    claimed: Vec<Slot>,
+}
+
+impl<'a> Live<'a> {
+    /// Signals stop the run between steps from now on.
+    fn new(p: P11Token, tref: &'a TokenRef, pin: Pin) -> Self {
+        for sig in STOP_SIGNALS {
+            let handler = stop_requested as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe; the previous handler is restored in Drop.
+            unsafe { libc::signal(sig, handler) };
+        }
+        Self {
+            p: Some(p),
+            tref,
+            pin,
+            claimed: Vec::new(),
+        }
+    }
+
+    fn token(&self) -> &P11Token {
+        self.p.as_ref().expect("a Live always holds a session")
+    }
+
+    /// A fresh module (nothing cached) logged in again with the same PIN.
+    fn reopen(&mut self) -> Result<()> {
+        if let Some(old) = self.p.take() {
+            old.close();
+        }
+        let mut p = P11Token::open(&self.tref.origin, &self.tref.reader)?;
+        p.login_user(&self.pin)?;
+        self.p = Some(p);
+        Ok(())
+    }
+
+    /// Between two steps: stop here if a signal asked for it.
+    fn stop_point(&self) -> Result<()> {
+        if STOP.load(Ordering::SeqCst) {
+            return Err(CliError::new(
+                "stopped on request between two steps: the token holds a complete key and \
+                 certificate pair; run the same command again to finish",
+            )
+            .with_code(EXIT_INTERRUPTED));
+        }
+        Ok(())
+    }
+
+    fn close(mut self) {
+        if let Some(p) = self.p.take() {
+            p.close();
+        }
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.p.take() {
+            p.close();
+        }
+        for sig in STOP_SIGNALS {
+            // SAFETY: restoring the default disposition.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// The renewal lock of the token (see [`crate::lock`]).
+fn lock(tref: &TokenRef, prep: &WritePrep) -> Result<crate::lock::RenewalLock> {
+    // A simulated token is its state file (named in the reader's name);
+    // a card is itself, in whichever reader.
+    let serial = match tref.origin {
+        crate::token::Origin::Sim(_) => None,
+        crate::token::Origin::Pcsc(_) => prep.info.serial,
+    };
+    crate::lock::acquire(&crate::lock::token_key(serial, &tref.reader))
 }
 
 /// The marker on the token (an empty one when there is none).
@@ -108,15 +207,23 @@ pub enum Phase {
 }
 
 impl Phase {
-    fn explain(self, e: &Staged) -> String {
+    /// What to do next, in a sentence.
+    pub fn explain(self, e: &Staged) -> String {
         let (t, r) = (e.target, e.staged);
+        if e.claim == Some(crate::marker::Claim::Cancelling) && self != Phase::Promoted {
+            return format!(
+                "a cancel of this renewal did not finish: `ukey renew cancel --slot {t}` \
+                 finishes it (slot {t} keeps its key and certificate)"
+            );
+        }
         match self {
             Phase::KeyPending => format!(
                 "the key generation in slot {r} did not finish: run `ukey renew request --slot {t}` \
                  again, or `ukey renew cancel --slot {t}`"
             ),
             Phase::AwaitingCertificate => format!(
-                "waiting for the CA's certificate: install it with `ukey renew install CERT`; \
+                "waiting for the CA's certificate (do not apply again): install it with \
+                 `ukey renew install CERT`; \
                  slot {t} keeps its key and certificate until then"
             ),
             Phase::CertificateWritten => format!(
@@ -158,48 +265,64 @@ fn certifies(cert: Option<&[u8]>, hash: &KeyHash) -> bool {
         .is_some_and(|h| h == *hash)
 }
 
-/// Read where `e` stands (no login needed: public key objects and certificates).
-fn look(p: &P11Token, e: &Staged) -> Result<Looked> {
-    let staged_key = p.public_key(e.staged)?;
+/// What a slot holds, by key hash (for [`phase_of`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlotKeys {
+    /// The key in the slot (`None`: no key).
+    pub key: Option<KeyHash>,
+    /// The key its certificate certifies (`None`: no usable certificate).
+    pub cert: Option<KeyHash>,
+}
+
+/// Where `e` stands, from what its target and staged slots hold.
+pub fn phase_of(e: &Staged, target: SlotKeys, staged: SlotKeys, key_in_r: bool) -> (Phase, bool) {
     let Some(hash) = e.key else {
-        return Ok(Looked {
-            phase: Phase::KeyPending,
-            key_in_staged_slot: staged_key.is_some(),
-        });
+        return (Phase::KeyPending, key_in_r);
     };
-    let is_ours = |spki: Option<Vec<u8>>| -> Result<bool> {
-        Ok(match spki {
-            Some(s) => hash_of(&s)? == hash,
-            None => false,
-        })
-    };
-    if is_ours(p.public_key(e.target)?)? {
-        return Ok(Looked {
-            phase: Phase::Promoted,
-            key_in_staged_slot: false,
-        });
+    if target.key == Some(hash) {
+        return (Phase::Promoted, false);
     }
-    if !is_ours(staged_key)? {
-        return Ok(Looked {
-            phase: Phase::KeyMissing,
-            key_in_staged_slot: false,
-        });
+    if staged.key != Some(hash) {
+        return (Phase::KeyMissing, false);
     }
-    let phase = if certifies(p.cert(e.target)?.as_deref(), &hash) {
+    let phase = if target.cert == Some(hash) {
         Phase::Promoting
-    } else if certifies(p.cert(e.staged)?.as_deref(), &hash) {
+    } else if staged.cert == Some(hash) {
         Phase::CertificateWritten
     } else {
         Phase::AwaitingCertificate
     };
+    (phase, true)
+}
+
+/// Read where `e` stands (no login needed: public key objects and certificates).
+fn look(p: &P11Token, e: &Staged) -> Result<Looked> {
+    let keys = |slot: Slot| -> Result<(SlotKeys, bool)> {
+        let key = p.public_key(slot)?;
+        let present = key.is_some();
+        let cert = p
+            .cert(slot)?
+            .and_then(|d| CertSummary::parse(&d).ok())
+            .and_then(|c| hash_of(&c.spki_der).ok());
+        Ok((
+            SlotKeys {
+                key: key.map(|k| hash_of(&k)).transpose()?,
+                cert,
+            },
+            present,
+        ))
+    };
+    let (t, _) = keys(e.target)?;
+    let (r, present) = keys(e.staged)?;
+    let (phase, key_in_staged_slot) = phase_of(e, t, r, present);
     Ok(Looked {
         phase,
-        key_in_staged_slot: true,
+        key_in_staged_slot,
     })
 }
 
 /// "2026-01-31T10:00:00Z" for Unix seconds.
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
         .map(|d| d.to_string())
         .unwrap_or_else(|_| format!("{secs} (Unix time)"))

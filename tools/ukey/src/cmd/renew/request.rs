@@ -12,8 +12,8 @@
 //! key recorded, it only writes the request again.
 
 use super::{
-    hash_of, look, pin_login, read_marker, require_protected, subject_text, utc, write_marker,
-    Phase,
+    hash_of, lock, look, pin_login, read_marker, require_protected, subject_text, utc,
+    write_marker, Phase,
 };
 use crate::auth::prepare_write;
 use crate::certs::{pem, public_key_from_spki, CertSummary};
@@ -80,6 +80,7 @@ pub fn request(
         Ok((prep, md))
     })?;
     drop(t);
+    let _lock = lock(&tref, &prep)?;
     let mut p = P11Token::open(&tref.origin, &tref.reader)?;
 
     // The verdict first: nothing is asked or written for a refusal.
@@ -173,6 +174,7 @@ pub fn request(
                 subject,
                 created,
                 key: None,
+                claim: None,
             };
             (e, Plan::Reserve)
         }
