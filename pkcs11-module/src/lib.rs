@@ -11,6 +11,7 @@ pub mod fns;
 pub mod keyinfo;
 pub mod library;
 pub mod mechanism;
+pub mod names;
 pub mod object;
 pub mod pad;
 pub mod session;

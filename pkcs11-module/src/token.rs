@@ -165,6 +165,8 @@ pub struct TokenState {
     key_history: Option<Option<KeyHistory>>,
     /// What the renewal data object holds (`None`: not read yet).
     renewal: Option<RenewalData>,
+    /// Applications' CKA_ID and CKA_LABEL (`None`: not read yet).
+    pub(crate) names: Option<crate::names::NamesState>,
     pub rng: Option<bool>,
     /// The last transaction was C_Login(CKU_CONTEXT_SPECIFIC)'s successful
     /// VERIFY: the card's PIN-always verification may still be fresh.
@@ -224,6 +226,7 @@ impl Token {
                 retired_bound: None,
                 key_history: None,
                 renewal: None,
+                names: None,
                 rng: None,
                 context_verified: false,
                 pin_fresh: false,
@@ -769,7 +772,12 @@ impl Token {
                     }
                 };
                 if !protected {
-                    return Err(Error::UserNotLoggedIn);
+                    tracing::warn!(
+                        "this token's management key is not PIN-protected, so the user's PIN \
+                         cannot authorise key generation or certificate writes: protect it once \
+                         with `ukey mgmt-key protect` (or log in as SO with the management key)"
+                    );
+                    return Err(Error::ManagementKeyNotProtected);
                 }
                 let printed = match s.get_data(ObjectId::PRINTED_INFORMATION) {
                     Ok(p) => p,
@@ -860,7 +868,7 @@ impl Token {
 
     /// Run a write that needs the management key; re-authenticates once if
     /// the card forgot (another application, a reset).
-    fn write_op<R>(
+    pub(crate) fn write_op<R>(
         &self,
         st: &mut TokenState,
         op: &mut dyn FnMut(&mut Session<'_>, &mut TokenState) -> Result<R>,
