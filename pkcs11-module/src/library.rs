@@ -69,18 +69,34 @@ pub fn get() -> Result<Arc<Library>> {
     }
 }
 
-fn init_logging() {
+/// The settings of the running library (configuration file + environment,
+/// read at C_Initialize); the defaults before.
+static SETTINGS: RwLock<Option<Arc<ukey_config::Config>>> = RwLock::new(None);
+
+pub fn settings() -> Arc<ukey_config::Config> {
+    SETTINGS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
+
+fn init_logging(config: &ukey_config::Config) {
     use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UKEY_LOG") else {
+        let Some(filter) = config
+            .log
+            .as_deref()
+            .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        else {
             return;
         };
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(true);
-        let _ = match std::env::var_os("UKEY_LOG_FILE").and_then(|p| {
+        let _ = match config.log_file.as_ref().and_then(|p| {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -95,6 +111,24 @@ fn init_logging() {
                 .try_init(),
         };
     });
+}
+
+/// Read the configuration, start logging, report what was wrong with it:
+/// one line per problem, in the log, or on stderr when nothing is logged.
+fn load_settings() -> Arc<ukey_config::Config> {
+    let loaded = ukey_config::load();
+    init_logging(&loaded.config);
+    for p in &loaded.problems {
+        if tracing::enabled!(tracing::Level::WARN) {
+            tracing::warn!("ukey configuration: {p}");
+        } else {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "libukey_pkcs11: configuration: {p}");
+        }
+    }
+    let config = Arc::new(loaded.config);
+    *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
+    config
 }
 
 /// C_Initialize.
@@ -116,7 +150,7 @@ pub fn initialize(args: Option<InitArgs>) -> Result<()> {
             tracing::debug!("C_Initialize: application mutex callbacks given; using OS locking");
         }
     }
-    init_logging();
+    load_settings();
     watch_forks();
     let lib = Library {
         pid: std::process::id(),

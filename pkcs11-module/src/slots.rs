@@ -54,9 +54,11 @@ impl Slots {
     /// Discover readers (`UKEY_NO_PCSC=1` skips PC/SC; `UKEY_SIM` adds
     /// simulated tokens, creating missing state files as factory-fresh cards).
     pub fn new() -> Result<Self> {
-        let use_pcsc = std::env::var("UKEY_NO_PCSC").map_or(true, |v| v != "1");
+        let settings = crate::library::settings();
+        let use_pcsc = !settings.no_pcsc;
         let mut sims = Vec::new();
-        for path in ukey_sim::paths_from_env() {
+        // UKEY_SIM, else the configuration file's `sim` list.
+        for path in settings.sim.iter().cloned() {
             let r = ukey_sim::SimReader::open(&path)
                 .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
             sims.push(r);

@@ -232,7 +232,7 @@ impl Token {
                 pin_fresh: false,
             }),
             removed: AtomicBool::new(false),
-            restore_login: std::env::var("UKEY_RESTORE_LOGIN").map_or(true, |v| v != "0"),
+            restore_login: crate::library::settings().restore_login,
         }
     }
 

@@ -25,6 +25,7 @@ mod marker;
 mod output;
 mod p11;
 mod secrets;
+mod settings;
 mod token;
 mod verdict;
 
@@ -32,7 +33,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn init_tracing(trace: bool) {
-    let user = std::env::var("UKEY_LOG").ok().filter(|s| !s.is_empty());
+    let user = settings::get().log.clone();
     if !trace && user.is_none() {
         return;
     }
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
     }));
     let cli = cli::Cli::parse();
     init_tracing(cli.global.trace);
+    settings::report_problems();
     let json = cli.global.json;
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd::run(cli))) {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -36,16 +36,16 @@ pub const CKA_UKEY_PROMOTE_FROM: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B
 /// CKA_APPLICATION of the module's renewal data object.
 pub const RENEWAL_APPLICATION: &str = "ukey renewal";
 
-/// Where the module is: `UKEY_MODULE`, next to this binary, or the
+/// Where the module is: `UKEY_MODULE` (or `module` in the configuration
+/// file), next to this binary, or the
 /// multiarch PKCS#11 directory (where a Debian package installs it).
 pub fn module_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("UKEY_MODULE").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
+    if let Some(p) = crate::settings::get().module.clone() {
         return if p.is_file() {
             Ok(p)
         } else {
             Err(CliError::new(format!(
-                "UKEY_MODULE={}: no such file",
+                "the module {} (UKEY_MODULE, or `module` in ukey.toml): no such file",
                 p.display()
             )))
         };
