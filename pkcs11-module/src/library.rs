@@ -103,7 +103,10 @@ fn init_logging(config: &ukey_config::Config) {
                 .open(p)
                 .ok()
         }) {
-            Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
+            Some(f) => builder
+                .with_ansi(false)
+                .with_writer(Mutex::new(f))
+                .try_init(),
             // Colours only for a person reading a terminal, not in a saved log.
             None => builder
                 .with_ansi(tty)

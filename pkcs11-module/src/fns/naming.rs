@@ -125,9 +125,14 @@ pub fn needs_names(template: &[Attribute]) -> bool {
         .any(|a| a.kind == CKA_LABEL || (a.kind == CKA_ID && !names::names_a_slot(&a.value)))
 }
 
-/// A label to store: `None` when it is OpenSC's own (nothing to keep).
+/// A label to store: `None` when it is OpenSC's own or empty (nothing to
+/// keep: certmonger empties the labels of the keys whose certificates it
+/// wanted gone, which gives them back their OpenSC labels).
 pub fn label_to_store(slot: Slot, kind: Kind, label: &[u8]) -> Result<Option<Vec<u8>>> {
     names::check_label(label)?;
+    if label.is_empty() {
+        return Ok(None);
+    }
     let default = match kind {
         Kind::PrivateKey => slot.key_label(),
         Kind::PublicKey => slot.key_label().replace(" key", " pubkey"),

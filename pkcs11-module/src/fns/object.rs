@@ -364,7 +364,13 @@ pub fn set_attribute_value(
                 })
             })?;
             drop(st);
-            tracing::info!(%slot, kind = ?object.kind, "names set");
+            tracing::info!(
+                %slot,
+                kind = ?object.kind,
+                id = ?id.as_ref().map(|i| i.as_ref().map(hex::encode)),
+                label = ?label.as_ref().map(|l| l.as_ref().map(|l| String::from_utf8_lossy(l).into_owned())),
+                "names set"
+            );
             Ok(())
         }
         _ => Err(Error::AttributeReadOnly),
