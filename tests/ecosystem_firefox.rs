@@ -16,55 +16,92 @@ use ukey_tests::*;
 const DRIVER: &str = "UKEY_FIREFOX_DRIVER";
 const MARIONETTE_PORT: u16 = 2828;
 
-/// Inside the namespace: open the page, answer the PIN dialog, wait for the
-/// server's page. Prints what it saw for the outer test to check.
+/// Chrome-context script, run before the page is opened: when Firefox opens
+/// a common dialog (its PIN dialog for a PKCS#11 token is one), note its
+/// text, type the PIN into its password field and accept it, as a user
+/// would. Marionette itself cannot answer it: the dialog spins a nested
+/// event loop from script, in which Marionette's promise-based command
+/// handling stalls until the dialog closes; an observer's task still runs.
+const ANSWER_PIN: &str = r#"
+const pin = arguments[0];
+window.__ukeyPrompts = [];
+const seen = (dialogWindow, topic) => {
+  dialogWindow.setTimeout(() => {
+    const d = dialogWindow.document;
+    const field = d.getElementById("password1Textbox");
+    const text = (d.getElementById("infoBody") || {}).textContent || "";
+    const asks = !!(field && !field.hidden);
+    window.__ukeyPrompts.push(topic + ": " + text + (asks ? " [password]" : ""));
+    if (asks) {
+      field.value = pin;
+      d.querySelector("dialog").acceptDialog();
+    }
+  }, 0);
+};
+Services.obs.addObserver(seen, "common-dialog-loaded");
+Services.obs.addObserver(seen, "tabmodal-dialog-loaded");
+return true;
+"#;
+
+/// Inside the namespace: open the page, let the observer answer the PIN
+/// dialog, wait for the server's page. Prints what it saw for the outer test.
 fn drive() {
     let mut m = Marionette::connect(MARIONETTE_PORT, Duration::from_secs(90)).expect("Marionette");
+    // Marionette takes the capabilities flat (geckodriver's job is to
+    // unwrap alwaysMatch/firstMatch).
     m.cmd(
         "WebDriver:NewSession",
-        json!({"capabilities": {"alwaysMatch": {
+        json!({
             // The server's own certificate is self-signed.
             "acceptInsecureCerts": true,
-            // Navigate returns at once: the PIN dialog opens during the load.
             "pageLoadStrategy": "none",
             "unhandledPromptBehavior": "ignore"
-        }}}),
+        }),
     )
     .expect("new session");
+    m.cmd("Marionette:SetContext", json!({"value": "chrome"}))
+        .expect("chrome context");
     m.cmd(
-        "WebDriver:Navigate",
-        json!({"url": "https://127.0.0.1:4433/"}),
+        "WebDriver:ExecuteScript",
+        json!({"script": ANSWER_PIN, "args": ["123456"]}),
     )
-    .expect("navigate");
+    .expect("prompt observer");
+    // The load starts from chrome and returns at once.
+    m.cmd(
+        "WebDriver:ExecuteScript",
+        json!({"script": "openTrustedLinkIn(arguments[0], 'current'); return true;",
+               "args": ["https://127.0.0.1:4433/"]}),
+    )
+    .expect("load");
     let start = Instant::now();
-    let mut prompts = 0;
-    loop {
+    let page = loop {
         assert!(
             start.elapsed() < Duration::from_secs(90),
-            "no page from the server in 90 s (prompts answered: {prompts})"
+            "no page from the server in 90 s"
         );
-        match m.cmd("WebDriver:GetAlertText", json!({})) {
-            Ok(text) => {
-                println!("PROMPT: {}", text["value"].as_str().unwrap_or(""));
-                prompts += 1;
-                assert!(prompts <= 1, "Firefox asked for the PIN again");
-                m.cmd("WebDriver:SendAlertText", json!({"text": "123456"}))
-                    .expect("type the PIN");
-                m.cmd("WebDriver:AcceptAlert", json!({})).expect("accept");
-                continue;
-            }
-            Err(e) if e.error == "no such alert" => {}
-            Err(e) => panic!("GetAlertText: {e}"),
-        }
-        if let Ok(src) = m.cmd("WebDriver:GetPageSource", json!({})) {
-            let src = src["value"].as_str().unwrap_or("").to_string();
-            if src.contains("Ciphers supported in s_server binary") {
-                println!("PAGE:\n{src}\nEND PAGE");
-                break;
-            }
-        }
         std::thread::sleep(Duration::from_millis(250));
+        m.cmd("Marionette:SetContext", json!({"value": "content"}))
+            .expect("content context");
+        let src = m
+            .cmd("WebDriver:GetPageSource", json!({}))
+            .map(|v| v["value"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        m.cmd("Marionette:SetContext", json!({"value": "chrome"}))
+            .expect("chrome context");
+        if src.contains("Ciphers supported in s_server binary") {
+            break src;
+        }
+    };
+    let prompts = m
+        .cmd(
+            "WebDriver:ExecuteScript",
+            json!({"script": "return window.__ukeyPrompts;"}),
+        )
+        .expect("prompts");
+    for p in prompts["value"].as_array().into_iter().flatten() {
+        println!("PROMPT: {}", p.as_str().unwrap_or(""));
     }
+    println!("PAGE:\n{page}\nEND PAGE");
     let _ = m.cmd("Marionette:Quit", json!({"flags": ["eForceQuit"]}));
 }
 
@@ -108,14 +145,15 @@ EOT
         openssl s_server -accept 127.0.0.1:4433 -cert srv.pem -key srv.key -www \
           -Verify 1 -CAfile "$CA/ca.pem" -verify_return_error < stdin.fifo > server.log 2>&1 &
         server=$!
-        for _ in $(seq 50); do grep -q ACCEPT server.log && break; sleep 0.1; done
-        firefox-esr --headless --marionette --no-remote --profile "$PWD/profile" \
+        for _ in $(seq 50); do grep -qs ACCEPT server.log && break; sleep 0.1; done
+        UKEY_LOG=${{UKEY_LOG:-info}} UKEY_LOG_FILE=$PWD/module.log \
+          firefox-esr --headless --marionette --remote-allow-system-access --no-remote --profile "$PWD/profile" \
           about:blank > firefox.log 2>&1 &
         firefox=$!
         trap 'kill $firefox $server $keep_open 2>/dev/null || true' EXIT
         {DRIVER}=1 timeout 150 "{me}" --exact \
           firefox_authenticates_to_a_tls_server_with_a_token_key_after_its_pin_dialog \
-          --nocapture --test-threads 1 || {{ echo "=== firefox.log"; tail -40 firefox.log; exit 1; }}
+          --nocapture --test-threads 1 || {{ echo "=== firefox.log"; tail -40 firefox.log; echo "=== module.log"; tail -60 module.log; exit 1; }}
         wait $firefox 2>/dev/null || true
         echo "=== server"
         cat server.log
@@ -123,15 +161,28 @@ EOT
         grep -c "APDU: 00 20 00 80 08" "$WITH_PCSCD_LOG/pcscd.log" || true"#,
         me = me.display()
     ));
-    assert!(out.contains("PROMPT: "), "Firefox's PIN dialog: {out}");
+    // Exactly one dialog: Firefox's PIN dialog for the token.
+    assert_eq!(out.matches("PROMPT: ").count(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "PROMPT: common-dialog-loaded: Please authenticate to the security device ({}). [password]",
+            card.label()
+        )),
+        "Firefox's PIN dialog: {out}"
+    );
     let page = out
         .split_once("PAGE:")
         .and_then(|(_, p)| p.split_once("END PAGE"))
         .map(|(p, _)| p)
         .unwrap_or_else(|| panic!("{out}"));
-    // s_server -www shows the client's certificate: one of the token's.
-    assert!(page.contains("Client certificate"), "{out}");
+    assert!(page.contains("Ciphers supported"), "{out}");
+    // The server asked for a certificate from the demo CA and verified the
+    // token's (-Verify 1 with -verify_return_error ends a handshake without one).
     let (_, server) = out.split_once("=== server").unwrap();
+    assert!(
+        server.contains("depth=0 C = CN, O = Example Pharma Ltd, OU = Purchasing, CN = Demo User"),
+        "{out}"
+    );
     assert!(!server.contains("verify error"), "{out}");
     let (_, verifies) = out.split_once("=== VERIFY commands").unwrap();
     assert_eq!(verifies.trim(), "1", "one VERIFY: {out}");
