@@ -105,17 +105,18 @@ fn drive() {
     let _ = m.cmd("Marionette:Quit", json!({"flags": ["eForceQuit"]}));
 }
 
-#[test]
-fn firefox_authenticates_to_a_tls_server_with_a_token_key_after_its_pin_dialog() {
-    if std::env::var_os(DRIVER).is_some() {
-        drive();
-        return;
-    }
-    require_tools(&["firefox-esr", "openssl"]);
-    let card = DemoCard::new();
+/// The test named `name` in this binary, run with `card`: Firefox with the
+/// module from a policy opens https://127.0.0.1:4433/ where s_server wants a
+/// client certificate from the CA in `server_ca` (a path the script
+/// makes; `prepare` runs first, in the card's directory). Returns the
+/// script's output (the driver's PROMPT and PAGE lines, the server's log,
+/// the number of PIN VERIFY commands pcscd saw while Firefox ran).
+fn browse(name: &str, card: &DemoCard, prepare: &str, server_ca: &str) -> String {
     let me = std::env::current_exe().expect("test binary");
-    let out = card.run(&format!(
-        r#"
+    card.run(&format!(
+        r#"{prepare}
+        verifies() {{ grep -c "APDU: 00 20 00 80 08" "$WITH_PCSCD_LOG/pcscd.log" || true; }}
+        verifies_before=$(verifies)
         overlay_root=$(mktemp -d)
         mkdir -p "$overlay_root/up" "$overlay_root/work"
         mount -t overlay overlay -o "lowerdir=/etc,upperdir=$overlay_root/up,workdir=$overlay_root/work" /etc
@@ -143,7 +144,7 @@ EOT
         sleep 300 > stdin.fifo &
         keep_open=$!
         openssl s_server -accept 127.0.0.1:4433 -cert srv.pem -key srv.key -www \
-          -Verify 1 -CAfile "$CA/ca.pem" -verify_return_error < stdin.fifo > server.log 2>&1 &
+          -Verify 1 -CAfile "{server_ca}" -verify_return_error < stdin.fifo > server.log 2>&1 &
         server=$!
         for _ in $(seq 50); do grep -qs ACCEPT server.log && break; sleep 0.1; done
         UKEY_LOG=${{UKEY_LOG:-info}} UKEY_LOG_FILE=$PWD/module.log \
@@ -151,16 +152,19 @@ EOT
           about:blank > firefox.log 2>&1 &
         firefox=$!
         trap 'kill $firefox $server $keep_open 2>/dev/null || true' EXIT
-        {DRIVER}=1 timeout 150 "{me}" --exact \
-          firefox_authenticates_to_a_tls_server_with_a_token_key_after_its_pin_dialog \
-          --nocapture --test-threads 1 || {{ echo "=== firefox.log"; tail -40 firefox.log; echo "=== module.log"; tail -60 module.log; exit 1; }}
+        {DRIVER}=1 timeout 150 "{me}" --exact {name} --nocapture --test-threads 1 || {{ echo "=== firefox.log"; tail -40 firefox.log; echo "=== module.log"; tail -60 module.log; exit 1; }}
         wait $firefox 2>/dev/null || true
         echo "=== server"
         cat server.log
         echo "=== VERIFY commands"
-        grep -c "APDU: 00 20 00 80 08" "$WITH_PCSCD_LOG/pcscd.log" || true"#,
+        echo $(( $(verifies) - verifies_before ))"#,
         me = me.display()
-    ));
+    ))
+}
+
+/// Checks common to both cases: Firefox's one PIN dialog, the page, the
+/// server's verdict on the certificate with `subject`, one VERIFY.
+fn check(card: &DemoCard, out: &str, subject: &str) {
     // Exactly one dialog: Firefox's PIN dialog for the token.
     assert_eq!(out.matches("PROMPT: ").count(), 1, "{out}");
     assert!(
@@ -179,12 +183,61 @@ EOT
     // The server asked for a certificate from the demo CA and verified the
     // token's (-Verify 1 with -verify_return_error ends a handshake without one).
     let (_, server) = out.split_once("=== server").unwrap();
-    assert!(
-        server.contains("depth=0 C = CN, O = Example Pharma Ltd, OU = Purchasing, CN = Demo User"),
-        "{out}"
-    );
+    assert!(server.contains(&format!("depth=0 {subject}")), "{out}");
     assert!(!server.contains("verify error"), "{out}");
     let (_, verifies) = out.split_once("=== VERIFY commands").unwrap();
     assert_eq!(verifies.trim(), "1", "one VERIFY: {out}");
     assert_eq!(card.tries(), (3, 3));
+}
+
+#[test]
+fn firefox_authenticates_to_a_tls_server_with_a_token_key_after_its_pin_dialog() {
+    if std::env::var_os(DRIVER).is_some() {
+        drive();
+        return;
+    }
+    require_tools(&["firefox-esr", "openssl"]);
+    let card = DemoCard::new();
+    let out = browse(
+        "firefox_authenticates_to_a_tls_server_with_a_token_key_after_its_pin_dialog",
+        &card,
+        "",
+        "$CA/ca.pem",
+    );
+    check(
+        &card,
+        &out,
+        "C = CN, O = Example Pharma Ltd, OU = Purchasing, CN = Demo User",
+    );
+}
+
+/// 9E (PIN policy "never") under NSS: the module is not marked "friendly"
+/// (the README's advice), so Firefox logs in before it lists client
+/// certificates, and then uses the 9E key (the only one the server's CA
+/// issued for). With "friendly" NSS would list the certificates without a
+/// login, sign with 9E and then stall the handshake.
+#[test]
+fn firefox_uses_the_9e_key_after_logging_in() {
+    if std::env::var_os(DRIVER).is_some() {
+        drive();
+        return;
+    }
+    require_tools(&["firefox-esr", "openssl", "pkcs11-tool"]);
+    let card = DemoCard::new();
+    let out = browse(
+        "firefox_uses_the_9e_key_after_logging_in",
+        &card,
+        r#"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca2.key \
+          -out ca2.pem -subj "/CN=Card Authentication CA" -days 2 2>/dev/null
+        pkcs11-tool --module "$UKEY" --read-object --type cert --id 04 -o old9e.der 2>/dev/null
+        openssl x509 -inform DER -in old9e.der -noout -pubkey > pub9e.pem
+        printf 'basicConstraints=critical,CA:FALSE\n' > leaf.ext
+        openssl x509 -new -force_pubkey pub9e.pem -subj "/CN=card authentication" -days 1 \
+          -CA ca2.pem -CAkey ca2.key -extfile leaf.ext -outform DER -out c9e.der
+        pkcs11-tool --module "$UKEY" --login --pin 123456 --write-object c9e.der --type cert \
+          --id 04 >/dev/null"#,
+        "ca2.pem",
+    );
+    check(&card, &out, "CN = card authentication");
 }
