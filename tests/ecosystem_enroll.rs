@@ -352,3 +352,100 @@ fn gnutls_p11tool_generates_without_id_writes_its_certificate_and_finds_it_by_la
     assert_eq!(new, ["82"], "{out}");
     assert_eq!(card.tries(), (3, 3));
 }
+
+/// The deliberate way for OpenSC's pkcs11-tool: a primary slot's
+/// certificate and key go with the SO login (the management key), not with
+/// the user's PIN.
+#[test]
+fn pkcs11_tool_deletes_primary_slot_objects_only_as_the_so() {
+    require_tools(&["pkcs11-tool", "openssl"]);
+    let card = DemoCard::new();
+    let fresh = init_token(card.path(), "fresh", &[]);
+    let out = with_pcscd(
+        card.path(),
+        &[&fresh],
+        &format!(
+            r#"UKEY='{ukey}'; CA='{ca}'
+            SO="--login --login-type so --so-pin 010203040506070801020304050607080102030405060708"
+            pkcs11-tool --module "$UKEY" $SO --keypairgen --key-type EC:prime256v1 --id 02 >/dev/null
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout k.pem \
+              -subj /CN=x -days 1 2>/dev/null >/dev/null
+            pkcs11-tool --module "$UKEY" --read-object --type pubkey --id 02 -o pub.der 2>/dev/null
+            openssl pkey -pubin -inform DER -in pub.der -out pub.pem
+            openssl x509 -new -force_pubkey pub.pem -subj "/CN=signer" -days 1 -CA "$CA/ca.pem" \
+              -CAkey "$CA/ca.key" -outform DER -out c.der
+            pkcs11-tool --module "$UKEY" $SO --write-object c.der --type cert --id 02 >/dev/null
+            for t in cert privkey; do
+              if pkcs11-tool --module "$UKEY" --login --pin 123456 --delete-object --type $t --id 02; then
+                echo "the user deleted the $t"; exit 1
+              fi
+            done
+            echo "=== refused to the user"
+            pkcs11-tool --module "$UKEY" $SO --delete-object --type cert --id 02
+            echo "=== deleted by the SO"
+            pkcs11-tool --module "$UKEY" -O --type cert"#,
+            ukey = module().display(),
+            ca = card.path().join("demo-ca").display(),
+        ),
+    );
+    assert!(out.contains("=== refused to the user"), "{out}");
+    // CKR_ACTION_PROHIBITED, which pkcs11-tool 0.23 prints as a number.
+    assert_eq!(
+        out.matches("rv = unknown PKCS11 error (0x1b)").count(),
+        2,
+        "{out}"
+    );
+    let (_, after) = out.split_once("=== deleted by the SO").unwrap();
+    assert!(!after.contains("Certificate Object"), "{out}");
+    let p = Persistent::load(&fresh).unwrap();
+    assert!(p.keys.contains_key("9c"), "the key stays");
+    assert_eq!((p.pin.tries_left, p.puk.tries_left), (3, 3));
+}
+
+/// The configuration file: certmonger-like clients with no UKEY_*
+/// variables get the simulated token from `sim` in the file, `ukey` reads
+/// the same file, and a broken file is one line on stderr while the PC/SC
+/// token stays in the list.
+#[test]
+fn the_configuration_file_is_read_by_the_module_and_ukey_and_a_bad_one_hides_nothing() {
+    require_tools(&["pkcs11-tool", "env"]);
+    let card = DemoCard::new();
+    let other = init_token(card.path(), "other", &["--serial", "7654321"]);
+    let out = card.run(&format!(
+        r#"OTHER='{other}'
+        printf 'sim = ["%s"]\nno_pcsc = true\n' "$OTHER" > good.toml
+        printf 'no_pcsc = true\nsimm = ["/nowhere"]\n' > bad.toml
+        echo "=== good"
+        env -i PATH="$PATH" UKEY_CONFIG=good.toml pkcs11-tool --module "$UKEY" -L 2>&1
+        env -i PATH="$PATH" UKEY_CONFIG=good.toml UKEY_MODULE="$UKEY" "$REPO/target/release/ukey" readers 2>&1
+        echo "=== environment wins"
+        env -i PATH="$PATH" UKEY_CONFIG=good.toml UKEY_NO_PCSC=0 UKEY_SIM= pkcs11-tool --module "$UKEY" -L 2>&1
+        echo "=== bad"
+        env -i PATH="$PATH" UKEY_CONFIG=bad.toml pkcs11-tool --module "$UKEY" -L 2>&1"#,
+        other = other.display(),
+    ));
+    let section = |name: &str| {
+        let (_, rest) = out.split_once(&format!("=== {name}\n")).unwrap();
+        rest.split("\n=== ").next().unwrap().to_string()
+    };
+    let good = section("good");
+    assert!(good.contains("UKey PIV #7654321"), "{out}");
+    assert!(
+        !good.contains(&card.label()),
+        "no_pcsc from the file: {out}"
+    );
+    let env_wins = section("environment wins");
+    assert!(env_wins.contains(&card.label()), "{out}");
+    assert!(!env_wins.contains("UKey PIV #7654321"), "{out}");
+    let bad = section("bad");
+    assert!(bad.contains(&card.label()), "PC/SC stays: {out}");
+    let lines: Vec<_> = bad
+        .lines()
+        .filter(|l| l.contains("configuration"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains("bad.toml") && lines[0].contains("unknown field `simm`"),
+        "{out}"
+    );
+}
