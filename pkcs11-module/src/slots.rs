@@ -58,7 +58,8 @@ impl Slots {
         let use_pcsc = !settings.no_pcsc;
         let mut sims = Vec::new();
         // UKEY_SIM, else the configuration file's `sim` list.
-        for path in settings.sim.iter().cloned() {
+        let paths: Vec<std::path::PathBuf> = settings.sim.clone();
+        for path in paths {
             let r = ukey_sim::SimReader::open(&path)
                 .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
             sims.push(r);
