@@ -507,3 +507,33 @@ fn a_pin_alone_cannot_write_with_an_unprotected_management_key_until_ukey_protec
     assert!(String::from_utf8_lossy(&out.stdout).contains("already PIN-protected"));
     assert_eq!(env.tries(0), (3, 3));
 }
+
+/// A card whose object 5FFF0A holds another application's data: it is
+/// never overwritten, and names last until the token is removed (a new
+/// application run finds OpenSC's names again); nothing fails.
+#[test]
+fn names_stay_in_memory_when_the_cards_object_belongs_to_someone_else() {
+    let mut p = demo_template();
+    let foreign = b"\x01\x02 someone else's data".to_vec();
+    p.objects
+        .insert(ukey_pkcs11::names::NAMES_OBJECT.0, foreign.clone());
+    let mut env = ModuleEnv::new(vec![Start::State(p)]);
+    let s = rw_user(&env);
+    let (_, private) = provider_keygen(&s, &[0x77; 16], "in memory").unwrap();
+    assert_eq!(bytes(&s, private, AttributeType::Label), b"in memory");
+    assert_eq!(
+        find(&s, &[Attribute::Id(vec![0x77; 16])]).len(),
+        2,
+        "the key pair, by its ID"
+    );
+    drop(s);
+    assert_eq!(
+        env.state(0).objects[&ukey_pkcs11::names::NAMES_OBJECT.0],
+        foreign
+    );
+    env.restart();
+    let s = rw_user(&env);
+    assert!(find(&s, &[Attribute::Id(vec![0x77; 16])]).is_empty());
+    let k = key_handle(&s, 0x05);
+    assert_eq!(bytes(&s, k, AttributeType::Label), b"Retired KEY MAN 1");
+}
