@@ -10,7 +10,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use std::process::Command;
-use ukey_pkcs11::{CKA_UKEY_DESTROY, CKA_UKEY_OVERWRITE};
+use ukey_pkcs11::CKA_UKEY_OVERWRITE;
 use ukey_tests::*;
 
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
@@ -310,14 +310,7 @@ fn primary_slots_are_destroyed_only_deliberately() {
     );
     // Deliberately: CKA_UKEY_DESTROY on the handle first (what ukey does).
     let h = cert_handle(&s, 0x02);
-    s.update_attributes(
-        h,
-        &[Attribute::VendorDefined((
-            AttributeType::VendorDefined(CKA_UKEY_DESTROY),
-            vec![1],
-        ))],
-    )
-    .unwrap();
+    mean_to_destroy(&s, h);
     s.destroy_object(h).unwrap();
     assert!(!env.state(0).objects.contains_key(&0x5F_C10A));
     assert!(env.state(0).keys.contains_key("9c"));

@@ -329,14 +329,7 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
         rv(s.destroy_object(old).unwrap_err()),
         RvError::ActionProhibited
     );
-    s.update_attributes(
-        old,
-        &[Attribute::VendorDefined((
-            AttributeType::VendorDefined(ukey_pkcs11::CKA_UKEY_DESTROY),
-            vec![1],
-        ))],
-    )
-    .unwrap();
+    mean_to_destroy(&s, old);
     s.destroy_object(old).unwrap();
     s.update_attributes(private, &[Attribute::Id(vec![0x01])])
         .unwrap();

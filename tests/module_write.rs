@@ -291,14 +291,7 @@ fn keygen_never_replaces_a_key_in_use_by_accident() {
             Attribute::Id(vec![0x03]),
         ])
         .unwrap()[0];
-    s.update_attributes(
-        cert,
-        &[Attribute::VendorDefined((
-            AttributeType::VendorDefined(ukey_pkcs11::CKA_UKEY_DESTROY),
-            vec![1],
-        ))],
-    )
-    .unwrap();
+    mean_to_destroy(&s, cert);
     s.destroy_object(cert).unwrap();
     assert!(read_cert(&s, 0x03).is_none());
     let before = env.state(0).keys["9d"].private_key.clone();

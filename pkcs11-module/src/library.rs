@@ -69,16 +69,15 @@ pub fn get() -> Result<Arc<Library>> {
     }
 }
 
-/// The settings of the running library (configuration file + environment,
-/// read at C_Initialize); the defaults before.
-static SETTINGS: RwLock<Option<Arc<ukey_config::Config>>> = RwLock::new(None);
+/// `restore_login` of the settings read at the last C_Initialize. Only
+/// plain data lives in statics: heap blocks held there would be lost when
+/// the application unloads the module.
+static RESTORE_LOGIN: AtomicBool = AtomicBool::new(true);
 
-pub fn settings() -> Arc<ukey_config::Config> {
-    SETTINGS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
+/// After another application reset the card, log in again with the PIN
+/// held in memory (`UKEY_RESTORE_LOGIN`, `restore_login`).
+pub fn restore_login() -> bool {
+    RESTORE_LOGIN.load(Ordering::Relaxed)
 }
 
 fn init_logging(config: &ukey_config::Config) {
@@ -118,7 +117,7 @@ fn init_logging(config: &ukey_config::Config) {
 
 /// Read the configuration, start logging, report what was wrong with it:
 /// one line per problem, in the log, or on stderr when nothing is logged.
-fn load_settings() -> Arc<ukey_config::Config> {
+fn load_settings() -> ukey_config::Config {
     let loaded = ukey_config::load();
     init_logging(&loaded.config);
     for p in &loaded.problems {
@@ -129,9 +128,8 @@ fn load_settings() -> Arc<ukey_config::Config> {
             let _ = writeln!(std::io::stderr(), "libukey_pkcs11: configuration: {p}");
         }
     }
-    let config = Arc::new(loaded.config);
-    *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
-    config
+    RESTORE_LOGIN.store(loaded.config.restore_login, Ordering::Relaxed);
+    loaded.config
 }
 
 /// C_Initialize.
@@ -153,12 +151,12 @@ pub fn initialize(args: Option<InitArgs>) -> Result<()> {
             tracing::debug!("C_Initialize: application mutex callbacks given; using OS locking");
         }
     }
-    load_settings();
+    let settings = load_settings();
     watch_forks();
     let lib = Library {
         pid: std::process::id(),
         forks: FORKS.load(Ordering::SeqCst),
-        slots: Slots::new()?,
+        slots: Slots::new(&settings)?,
         sessions: RwLock::new(HashMap::new()),
         next_session: AtomicU64::new(1),
         handles: Mutex::new(Handles::default()),

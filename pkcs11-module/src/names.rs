@@ -236,7 +236,8 @@ impl Token {
                     }
                 }
             },
-            Err(e) if refused(&e) => {
+            // Some cards guard objects they do not know (6982).
+            Err(e) if refused(&e) || e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
                 tracing::warn!(
                     "the card does not keep object {NAMES_OBJECT} ({e}): CKA_ID and CKA_LABEL \
                      changes last until the token is removed"

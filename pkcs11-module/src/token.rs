@@ -232,7 +232,7 @@ impl Token {
                 pin_fresh: false,
             }),
             removed: AtomicBool::new(false),
-            restore_login: crate::library::settings().restore_login,
+            restore_login: crate::library::restore_login(),
         }
     }
 
