@@ -142,8 +142,10 @@ fn nss_wrong_pin_costs_one_try_and_polling_costs_none() {
     assert_eq!(card.tries(), (2, 3), "one try for one wrong PIN");
     card.run(&format!(
         r#"{NSS_SETUP}
-        # FRIENDLY: NSS may read the token's certificates without a login,
-        # as the README recommends (lookups by nickname otherwise ask for the PIN).
+        # FRIENDLY: NSS may read the token's certificates without a login
+        # (lookups by nickname otherwise ask for the PIN). The README advises
+        # against it for browsers (9E, see ecosystem_firefox.rs); here it lets
+        # the polling run without any PIN.
         modutil -dbdir sql:nssdb -default ukey -mechanisms FRIENDLY </dev/null
         for i in 1 2 3 4 5; do
           modutil -dbdir sql:nssdb -list >/dev/null

@@ -910,16 +910,40 @@ case!(create_object_templates, tokens = 1, |m| {
     );
 });
 
-case!(set_attribute_value_is_read_only, tokens = 1, |m| {
-    let h = ready(&m);
-    let key = private_key(&m, h, 1);
-    let mut label = *b"new label";
-    let mut t = [attr(CKA_LABEL, &mut label)];
-    assert_eq!(
-        call!(m, C_SetAttributeValue(h, key, t.as_mut_ptr(), 1)),
-        CKR_ATTRIBUTE_READ_ONLY
-    );
-});
+// CKA_ID and CKA_LABEL can be set (kept on the card); nothing else can,
+// alone or next to a label.
+case!(
+    set_attribute_value_is_read_only_but_for_names,
+    tokens = 1,
+    |m| {
+        let h = ready(&m);
+        let key = private_key(&m, h, 1);
+        let mut no = [CK_FALSE];
+        let mut t = [attr(CKA_SIGN, &mut no)];
+        assert_eq!(
+            call!(m, C_SetAttributeValue(h, key, t.as_mut_ptr(), 1)),
+            CKR_ATTRIBUTE_READ_ONLY
+        );
+        let mut label = *b"new label";
+        let mut t = [attr(CKA_LABEL, &mut label), attr(CKA_SIGN, &mut no)];
+        assert_eq!(
+            call!(m, C_SetAttributeValue(h, key, t.as_mut_ptr(), 2)),
+            CKR_ATTRIBUTE_READ_ONLY
+        );
+        let mut t = [attr(CKA_LABEL, &mut label)];
+        assert_eq!(
+            call!(m, C_SetAttributeValue(h, key, t.as_mut_ptr(), 1)),
+            CKR_OK
+        );
+        let mut back = [0u8; 9];
+        let mut t = [attr(CKA_LABEL, &mut back)];
+        assert_eq!(
+            call!(m, C_GetAttributeValue(h, key, t.as_mut_ptr(), 1)),
+            CKR_OK
+        );
+        assert_eq!(&back, b"new label");
+    }
+);
 
 // ---- unsupported functions -------------------------------------------------
 

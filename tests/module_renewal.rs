@@ -96,13 +96,22 @@ fn private_key(s: &Session, id: u8) -> Option<ObjectHandle> {
     .copied()
 }
 
+/// CKA_UKEY_MOVABLE: the card can move the key (CKA_MODIFIABLE is true for
+/// every object: CKA_ID and CKA_LABEL can be set).
 fn modifiable(s: &Session, h: ObjectHandle) -> bool {
+    assert_eq!(
+        s.get_attributes(h, &[AttributeType::Modifiable]).unwrap(),
+        vec![Attribute::Modifiable(true)]
+    );
     match s
-        .get_attributes(h, &[AttributeType::Modifiable])
+        .get_attributes(
+            h,
+            &[AttributeType::VendorDefined(ukey_pkcs11::CKA_UKEY_MOVABLE)],
+        )
         .unwrap()
         .remove(0)
     {
-        Attribute::Modifiable(b) => b,
+        Attribute::VendorDefined((_, v)) => v == [1],
         other => panic!("{other:?}"),
     }
 }
@@ -232,15 +241,20 @@ fn setting_the_id_of_a_private_key_moves_it_to_that_slot() {
         RvError::ActionProhibited,
         "9A holds a key: never replaced by a move"
     );
+    // A label is a name (kept on the card) and goes with the key.
+    s.update_attributes(private, &[Attribute::Label(b"x".to_vec())])
+        .unwrap();
     assert_eq!(
-        rv(
-            s.update_attributes(private, &[Attribute::Label(b"x".to_vec())])
-                .unwrap_err()
-        ),
+        rv(s.update_attributes(private, &[Attribute::Sign(false)])
+            .unwrap_err()),
         RvError::AttributeReadOnly
     );
     s.update_attributes(private, &[Attribute::Id(vec![0x06])])
         .unwrap();
+    assert_eq!(
+        s.get_attributes(private, &[AttributeType::Label]).unwrap(),
+        vec![Attribute::Label(b"x".to_vec())]
+    );
     let st = env.state(0);
     assert!(st.keys.contains_key("83") && !st.keys.contains_key("82"));
     // The handle followed the key.
@@ -281,13 +295,11 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
     let (public, private) = generate_p256(&s, 0x05);
     let new_cert = issue_for(SUBJECT, &public_key_info(&s, public));
     s.create_object(&cert_template(0x05, &new_cert)).unwrap();
-    // Without the vendor attribute the module refuses a certificate that is
-    // not for the key in 9A (the ordinary check stays as it was)...
-    assert_eq!(
-        rv(s.create_object(&cert_template(0x01, &new_cert))
-            .unwrap_err()),
-        RvError::TemplateInconsistent
-    );
+    // Without the vendor attribute a certificate goes next to the key it
+    // certifies, whatever CKA_ID its template names: 9A stays as it was.
+    let cert_9a = env.state(0).objects[&0x5F_C105].clone();
+    s.create_object(&cert_template(0x01, &new_cert)).unwrap();
+    assert_eq!(env.state(0).objects[&0x5F_C105], cert_9a);
     // ...and with it, a certificate for yet another key.
     let other = ukey_sim::keys::PrivateKey::generate(apdu::piv::Algorithm::EccP256).unwrap();
     let mut wrong = cert_template(0x01, &issue_for(SUBJECT, &other.spki_der()));
@@ -312,6 +324,12 @@ fn the_whole_promotion_of_a_renewed_key_through_pkcs11() {
     )));
     s.create_object(&promote).unwrap();
     let old = private_key(&s, 0x01).unwrap();
+    // 9A's key goes only deliberately (as `ukey renew install` does it).
+    assert_eq!(
+        rv(s.destroy_object(old).unwrap_err()),
+        RvError::ActionProhibited
+    );
+    mean_to_destroy(&s, old);
     s.destroy_object(old).unwrap();
     s.update_attributes(private, &[Attribute::Id(vec![0x01])])
         .unwrap();

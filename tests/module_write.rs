@@ -137,7 +137,8 @@ fn generate_in_9a_and_retired_slots_with_requests_openssl_verifies() {
     for alg in [Alg::P256, Alg::P384, Alg::Rsa2048] {
         for id in [Some(0x01u8), None] {
             let so = rw(&env, UserType::So, DEFAULT_MGMT);
-            let (public, private) = generate(&so, alg, id, false).unwrap();
+            // 9A's key of the previous round is replaced only when asked.
+            let (public, private) = generate(&so, alg, id, id.is_some()).unwrap();
             let slot_id = id_of(&so, private);
             if id.is_none() {
                 assert!(
@@ -283,16 +284,22 @@ fn keygen_never_replaces_a_key_in_use_by_accident() {
     // Explicitly allowed:
     generate(&s, Alg::P256, Some(0x01), true).unwrap();
     assert_ne!(env.state(0).keys["9a"].private_key, before);
-    // With its certificate deleted first, the ID alone is enough.
+    // A key without its certificate is still a key: refused as well.
     let cert = s
         .find_objects(&[
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::Id(vec![0x03]),
         ])
         .unwrap()[0];
+    mean_to_destroy(&s, cert);
     s.destroy_object(cert).unwrap();
     assert!(read_cert(&s, 0x03).is_none());
-    generate(&s, Alg::Rsa2048, Some(0x03), false).unwrap();
+    let before = env.state(0).keys["9d"].private_key.clone();
+    let e = generate(&s, Alg::Rsa2048, Some(0x03), false).unwrap_err();
+    assert_eq!(rv(e), RvError::ActionProhibited);
+    assert_eq!(env.state(0).keys["9d"].private_key, before);
+    generate(&s, Alg::Rsa2048, Some(0x03), true).unwrap();
+    assert_ne!(env.state(0).keys["9d"].private_key, before);
 }
 
 #[test]
@@ -446,7 +453,9 @@ fn pulling_the_card_at_every_apdu_of_a_key_generation() {
         let apdus = env.tear_every_apdu(
             lose_response,
             || rw(&env, UserType::User, "123456"),
-            |s| generate(s, Alg::P256, Some(0x06), false).map(drop),
+            // A retry after a lost answer finds the key the card made: it is
+            // replaced on purpose here (never silently).
+            |s| generate(s, Alg::P256, Some(0x06), true).map(drop),
             |done| {
                 let s = rw(&env, UserType::User, "123456");
                 let keys = s

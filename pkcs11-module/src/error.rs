@@ -105,6 +105,13 @@ pub enum Error {
     ActionProhibited(&'static str),
     #[error("token is write protected")]
     TokenWriteProtected,
+    /// A user login cannot write: the management key is not PIN-protected
+    /// (`ukey mgmt-key protect` fixes it). CKR_TOKEN_WRITE_PROTECTED: for
+    /// this user the token is read-only, which no login of theirs changes.
+    #[error(
+        "the management key is not PIN-protected: run `ukey mgmt-key protect`, or log in as SO"
+    )]
+    ManagementKeyNotProtected,
     #[error("no random number generator on the token")]
     RandomNoRng,
     #[error("seeding is not supported")]
@@ -178,7 +185,9 @@ impl Error {
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             Error::FunctionFailed(_) => CKR_FUNCTION_FAILED,
             Error::ActionProhibited(_) => CKR_ACTION_PROHIBITED,
-            Error::TokenWriteProtected => CKR_TOKEN_WRITE_PROTECTED,
+            Error::TokenWriteProtected | Error::ManagementKeyNotProtected => {
+                CKR_TOKEN_WRITE_PROTECTED
+            }
             Error::RandomNoRng => CKR_RANDOM_NO_RNG,
             Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
             Error::NoEvent => CKR_NO_EVENT,

@@ -11,6 +11,7 @@ pub mod fns;
 pub mod keyinfo;
 pub mod library;
 pub mod mechanism;
+pub mod names;
 pub mod object;
 pub mod pad;
 pub mod session;
@@ -26,6 +27,7 @@ mod hostile;
 pub use fns::keys::{
     CKA_UKEY_OVERWRITE, CKA_UKEY_PIN_POLICY, CKA_UKEY_PROMOTE_FROM, CKA_UKEY_TOUCH_POLICY,
 };
+pub use fns::naming::{CKA_UKEY_DESTROY, CKA_UKEY_MOVABLE};
 pub use token::{RENEWAL_APPLICATION, RENEWAL_OBJECT};
 
 use cryptoki_sys::*;

@@ -69,25 +69,43 @@ pub fn get() -> Result<Arc<Library>> {
     }
 }
 
-fn init_logging() {
+/// `restore_login` of the settings read at the last C_Initialize. Only
+/// plain data lives in statics: heap blocks held there would be lost when
+/// the application unloads the module.
+static RESTORE_LOGIN: AtomicBool = AtomicBool::new(true);
+
+/// After another application reset the card, log in again with the PIN
+/// held in memory (`UKEY_RESTORE_LOGIN`, `restore_login`).
+pub fn restore_login() -> bool {
+    RESTORE_LOGIN.load(Ordering::Relaxed)
+}
+
+fn init_logging(config: &ukey_config::Config) {
     use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UKEY_LOG") else {
+        let Some(filter) = config
+            .log
+            .as_deref()
+            .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        else {
             return;
         };
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(true);
-        let _ = match std::env::var_os("UKEY_LOG_FILE").and_then(|p| {
+        let _ = match config.log_file.as_ref().and_then(|p| {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
                 .ok()
         }) {
-            Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
+            Some(f) => builder
+                .with_ansi(false)
+                .with_writer(Mutex::new(f))
+                .try_init(),
             // Colours only for a person reading a terminal, not in a saved log.
             None => builder
                 .with_ansi(tty)
@@ -95,6 +113,23 @@ fn init_logging() {
                 .try_init(),
         };
     });
+}
+
+/// Read the configuration, start logging, report what was wrong with it:
+/// one line per problem, in the log, or on stderr when nothing is logged.
+fn load_settings() -> ukey_config::Config {
+    let loaded = ukey_config::load();
+    init_logging(&loaded.config);
+    for p in &loaded.problems {
+        if tracing::enabled!(tracing::Level::WARN) {
+            tracing::warn!("ukey configuration: {p}");
+        } else {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "libukey_pkcs11: configuration: {p}");
+        }
+    }
+    RESTORE_LOGIN.store(loaded.config.restore_login, Ordering::Relaxed);
+    loaded.config
 }
 
 /// C_Initialize.
@@ -116,12 +151,12 @@ pub fn initialize(args: Option<InitArgs>) -> Result<()> {
             tracing::debug!("C_Initialize: application mutex callbacks given; using OS locking");
         }
     }
-    init_logging();
+    let settings = load_settings();
     watch_forks();
     let lib = Library {
         pid: std::process::id(),
         forks: FORKS.load(Ordering::SeqCst),
-        slots: Slots::new()?,
+        slots: Slots::new(&settings)?,
         sessions: RwLock::new(HashMap::new()),
         next_session: AtomicU64::new(1),
         handles: Mutex::new(Handles::default()),

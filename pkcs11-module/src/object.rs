@@ -77,6 +77,11 @@ pub struct Handles {
     by_object: HashMap<(u64, TokenObject), CK_OBJECT_HANDLE>,
     by_renewal: HashMap<u64, CK_OBJECT_HANDLE>,
     next: CK_OBJECT_HANDLE,
+    /// Handles whose object this application asked to be allowed to destroy.
+    deliberate: std::collections::HashSet<CK_OBJECT_HANDLE>,
+    /// (token generation, slot) of key pairs this application generated
+    /// that have no certificate yet.
+    fresh: std::collections::HashSet<(u64, Slot)>,
 }
 
 impl Handles {
@@ -122,6 +127,7 @@ impl Handles {
     pub fn remove_token_object(&mut self, generation: u64, object: TokenObject) {
         if let Some(h) = self.by_object.remove(&(generation, object)) {
             self.by_handle.remove(&h);
+            self.deliberate.remove(&h);
         }
     }
 
@@ -170,6 +176,34 @@ impl Handles {
 
     pub fn remove(&mut self, h: CK_OBJECT_HANDLE) {
         self.by_handle.remove(&h);
+        self.deliberate.remove(&h);
+    }
+
+    /// The application means to destroy the object behind `h`.
+    pub fn mark_deliberate(&mut self, h: CK_OBJECT_HANDLE) {
+        self.deliberate.insert(h);
+    }
+
+    pub fn remove_deliberate(&mut self, h: CK_OBJECT_HANDLE) {
+        self.deliberate.remove(&h);
+    }
+
+    pub fn is_deliberate(&self, h: CK_OBJECT_HANDLE) -> bool {
+        self.deliberate.contains(&h)
+    }
+
+    /// A key pair this application just generated (`true`), or one that got
+    /// its certificate, moved or went away (`false`).
+    pub fn set_fresh(&mut self, generation: u64, slot: Slot, fresh: bool) {
+        if fresh {
+            self.fresh.insert((generation, slot));
+        } else {
+            self.fresh.remove(&(generation, slot));
+        }
+    }
+
+    pub fn is_fresh(&self, generation: u64, slot: Slot) -> bool {
+        self.fresh.contains(&(generation, slot))
     }
 
     /// The secret keys a session derived.

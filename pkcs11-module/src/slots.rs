@@ -51,12 +51,14 @@ pub struct Slots {
 }
 
 impl Slots {
-    /// Discover readers (`UKEY_NO_PCSC=1` skips PC/SC; `UKEY_SIM` adds
-    /// simulated tokens, creating missing state files as factory-fresh cards).
-    pub fn new() -> Result<Self> {
-        let use_pcsc = std::env::var("UKEY_NO_PCSC").map_or(true, |v| v != "1");
+    /// Discover readers (`no_pcsc` skips PC/SC; `sim` adds simulated
+    /// tokens, creating missing state files as factory-fresh cards), as the
+    /// configuration file and environment say.
+    pub fn new(settings: &ukey_config::Config) -> Result<Self> {
+        let use_pcsc = !settings.no_pcsc;
         let mut sims = Vec::new();
-        for path in ukey_sim::paths_from_env() {
+        // UKEY_SIM, else the configuration file's `sim` list.
+        for path in settings.sim.clone() {
             let r = ukey_sim::SimReader::open(&path)
                 .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
             sims.push(r);

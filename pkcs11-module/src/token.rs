@@ -168,6 +168,8 @@ pub struct TokenState {
     key_history: Option<Option<KeyHistory>>,
     /// What the renewal data object holds (`None`: not read yet).
     renewal: Option<RenewalData>,
+    /// Applications' CKA_ID and CKA_LABEL (`None`: not read yet).
+    pub(crate) names: Option<crate::names::NamesState>,
     pub rng: Option<bool>,
     /// The last transaction was C_Login(CKU_CONTEXT_SPECIFIC)'s successful
     /// VERIFY: the card's PIN-always verification may still be fresh.
@@ -227,12 +229,13 @@ impl Token {
                 retired_bound: None,
                 key_history: None,
                 renewal: None,
+                names: None,
                 rng: None,
                 context_verified: false,
                 pin_fresh: false,
             }),
             removed: AtomicBool::new(false),
-            restore_login: std::env::var("UKEY_RESTORE_LOGIN").map_or(true, |v| v != "0"),
+            restore_login: crate::library::restore_login(),
         }
     }
 
@@ -772,7 +775,12 @@ impl Token {
                     }
                 };
                 if !protected {
-                    return Err(Error::UserNotLoggedIn);
+                    tracing::warn!(
+                        "this token's management key is not PIN-protected, so the user's PIN \
+                         cannot authorise key generation or certificate writes: protect it once \
+                         with `ukey mgmt-key protect` (or log in as SO with the management key)"
+                    );
+                    return Err(Error::ManagementKeyNotProtected);
                 }
                 let printed = match s.get_data(ObjectId::PRINTED_INFORMATION) {
                     Ok(p) => p,
@@ -863,7 +871,7 @@ impl Token {
 
     /// Run a write that needs the management key; re-authenticates once if
     /// the card forgot (another application, a reset).
-    fn write_op<R>(
+    pub(crate) fn write_op<R>(
         &self,
         st: &mut TokenState,
         op: &mut dyn FnMut(&mut Session<'_>, &mut TokenState) -> Result<R>,

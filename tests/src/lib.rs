@@ -4,6 +4,8 @@
 //! The tests use the release build (`cargo build --release --workspace`
 //! first; `scripts/test` does both).
 
+pub mod marionette;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -326,6 +328,20 @@ pub fn public_key_info(
         Attribute::PublicKeyInfo(v) => v,
         other => panic!("{other:?}"),
     }
+}
+
+/// Set `CKA_UKEY_DESTROY` on `h`: this application means to destroy it (the
+/// module refuses C_DestroyObject of objects in 9A/9C/9D/9E otherwise).
+pub fn mean_to_destroy(s: &cryptoki::session::Session, h: cryptoki::object::ObjectHandle) {
+    use cryptoki::object::{Attribute, AttributeType};
+    s.update_attributes(
+        h,
+        &[Attribute::VendorDefined((
+            AttributeType::VendorDefined(ukey_pkcs11::CKA_UKEY_DESTROY),
+            vec![1],
+        ))],
+    )
+    .expect("CKA_UKEY_DESTROY");
 }
 
 /// A one-year signing certificate for `subject` and `spki` from the demo CA.

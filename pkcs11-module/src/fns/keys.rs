@@ -1,10 +1,12 @@
 //! Key management and random numbers (PKCS#11 v3.0 §5.14, §5.15).
 
 use super::crypto::key_of;
+use super::naming;
 use super::session;
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{Attribute, InBytes, InMechanism, MechParams, Out, OutSlice, Template};
 use crate::keyinfo::{P256_PARAMS, P384_PARAMS};
+use crate::names;
 use crate::object::{as_bool, as_ulong, find, Kind, SecretKey, TokenObject};
 use crate::token::Login;
 use apdu::piv::{Algorithm, PinPolicy, PublicKey, Slot, TouchPolicy};
@@ -71,9 +73,12 @@ fn policy<T>(
     }
 }
 
-/// §5.14.2 C_GenerateKeyPair: on the card, in the slot CKA_ID names or the
-/// first free retired slot; never over a key that still has its
-/// certificate unless the template says so (CKA_UKEY_OVERWRITE).
+/// §5.14.2 C_GenerateKeyPair: on the card, in the slot a CKA_ID naming a
+/// PIV slot names, else (no CKA_ID, or an application's own) in the first
+/// free retired slot. Never over a key unless the template says so
+/// (CKA_UKEY_OVERWRITE). The templates' CKA_LABELs and an application's
+/// CKA_ID are kept on the card ([`crate::names`]); if they cannot be, the
+/// new key is deleted again (on cards that can) and the call fails.
 #[allow(clippy::too_many_arguments)]
 pub fn generate_key_pair(
     h: CK_SESSION_HANDLE,
@@ -118,11 +123,24 @@ pub fn generate_key_pair(
         )?,
         _ => return Err(Error::MechanismInvalid),
     };
-    let slot = match (find(&public, CKA_ID), find(&private, CKA_ID)) {
+    let id = match (find(&public, CKA_ID), find(&private, CKA_ID)) {
         (Some(a), Some(b)) if a.value != b.value => return Err(Error::TemplateInconsistent),
-        (_, Some(a)) | (Some(a), None) => Some(id_slot(a)?),
+        (_, Some(a)) | (Some(a), None) => Some(a.value.to_vec()),
         (None, None) => None,
     };
+    let named_slot = match &id {
+        Some(v) if names::names_a_slot(v) => Some(id_slot(find_id(&public, &private)?)?),
+        Some(v) => {
+            names::check_id(v)?;
+            None
+        }
+        None => None,
+    };
+    let private_label = find(&private, CKA_LABEL).map(|a| a.value.to_vec());
+    let public_label = find(&public, CKA_LABEL).map(|a| a.value.to_vec());
+    for l in private_label.iter().chain(public_label.iter()) {
+        names::check_label(l)?;
+    }
     let overwrite = find(&private, CKA_UKEY_OVERWRITE)
         .and_then(as_bool)
         .unwrap_or(false);
@@ -149,15 +167,14 @@ pub fn generate_key_pair(
     if alg.is_rsa() && alg.bits() > info.max_rsa_bits() {
         return Err(Error::KeySizeRange);
     }
-    let slot = match slot {
+    let slot = match named_slot {
         Some(slot) => {
             let found = s.token.lookup(&mut st, Some(&[slot]), true, true)?;
-            if let Some((_, cert, key)) = found.first() {
-                if cert.is_some() && key.is_some() && !overwrite {
-                    return Err(Error::ActionProhibited(
-                        "the slot holds a key with its certificate; delete the certificate or set CKA_UKEY_OVERWRITE",
-                    ));
-                }
+            if found.first().is_some_and(|(_, _, key)| key.is_some()) && !overwrite {
+                tracing::warn!(%slot, "C_GenerateKeyPair refused: the slot holds a key");
+                return Err(Error::ActionProhibited(
+                    "the slot holds a key; delete it first or set CKA_UKEY_OVERWRITE",
+                ));
             }
             slot
         }
@@ -170,13 +187,44 @@ pub fn generate_key_pair(
                 .ok_or(Error::DeviceMemory)?
         }
     };
+    let custom_id = id.filter(|v| !names::names_a_slot(v));
+    let naming = move |n: &mut names::Names| {
+        n.update(slot, |e| {
+            e.id = custom_id.clone();
+            e.private_label = private_label.as_deref().and_then(|l| {
+                naming::label_to_store(slot, Kind::PrivateKey, l)
+                    .ok()
+                    .flatten()
+            });
+            e.public_label = public_label.as_deref().and_then(|l| {
+                naming::label_to_store(slot, Kind::PublicKey, l)
+                    .ok()
+                    .flatten()
+            });
+        })
+    };
+    // Room for the names: checked before the key is made.
+    let mut preview = s.token.names(&mut st)?;
+    naming(&mut preview);
+    if preview.encode().len() > names::MAX_NAMES_LEN {
+        return Err(Error::DeviceMemory);
+    }
     let key = s.token.generate(&mut st, slot, alg, pin, touch)?;
+    if let Err(e) = s.token.update_names(&mut st, &naming) {
+        // No key without the names its application asked for.
+        tracing::warn!(%slot, "storing the new key's names failed ({e}): deleting the key");
+        if let Err(d) = s.token.delete_key(&mut st, slot) {
+            tracing::warn!(%slot, "the new key could not be deleted: {d}");
+        }
+        return Err(e);
+    }
     drop(st);
     let mut table = lib.handles();
     // New key pair: handles of the previous one (if any) die.
     for kind in [Kind::PublicKey, Kind::PrivateKey] {
         table.remove_token_object(s.token.generation, TokenObject { slot, kind });
     }
+    table.set_fresh(s.token.generation, slot, true);
     tracing::info!(%slot, alg = %key.alg, "generated key pair");
     out_public.write(table.token_handle(
         s.slot_id,
@@ -194,6 +242,13 @@ pub fn generate_key_pair(
             kind: Kind::PrivateKey,
         },
     ))
+}
+
+/// The CKA_ID attribute of a key pair's templates (private first).
+fn find_id<'a>(public: &'a [Attribute], private: &'a [Attribute]) -> Result<&'a Attribute> {
+    find(private, CKA_ID)
+        .or_else(|| find(public, CKA_ID))
+        .ok_or(Error::TemplateIncomplete)
 }
 
 /// The peer's point: raw uncompressed, or wrapped in a DER OCTET STRING.

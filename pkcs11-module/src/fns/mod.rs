@@ -5,6 +5,7 @@
 pub mod crypto;
 pub mod general;
 pub mod keys;
+pub mod naming;
 pub mod object;
 pub mod session;
 pub mod slot;

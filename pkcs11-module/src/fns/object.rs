@@ -4,24 +4,12 @@ use super::session;
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{AttrAnswer, Attribute, Out, OutHandles, Template};
 use crate::fns::keys::CKA_UKEY_PROMOTE_FROM;
+use crate::fns::naming::{self, CKA_UKEY_DESTROY};
 use crate::library::Library;
 use crate::object::{self, as_bool, as_ulong, find, Kind, ObjectRef, TokenObject};
 use crate::session::{Find, Session};
 use crate::token::{Login, RenewalData};
-use apdu::piv::Slot;
 use cryptoki_sys::*;
-
-/// Which PIV slots a template can match: the one its CKA_ID names, none if
-/// the ID names no slot, all when there is no ID.
-fn slot_filter(template: &[Attribute]) -> Option<Vec<Slot>> {
-    find(template, CKA_ID).map(|a| match a.value[..] {
-        [id] => Slot::from_cka_id(id)
-            .filter(|s| *s != Slot::Attestation)
-            .into_iter()
-            .collect(),
-        _ => Vec::new(),
-    })
-}
 
 /// The objects a template can match (by CKA_CLASS).
 struct Classes {
@@ -123,8 +111,19 @@ pub(crate) fn attribute_of(
                 return Err(Error::ObjectHandleInvalid);
             }
             let destroy = s.token.info(&mut st).map(|i| i.move_key).unwrap_or(false);
+            let names = match crate::token::Token::cached_names(&st, object.slot) {
+                Some(n) => Some(n),
+                None => s.token.names(&mut st)?.get(object.slot).cloned(),
+            };
             Ok(Box::new(move |a| {
-                object::token_attribute(object, cert.as_deref(), key.as_deref(), destroy, a)
+                naming::named_attribute(
+                    object,
+                    cert.as_deref(),
+                    key.as_deref(),
+                    destroy,
+                    names.as_ref(),
+                    a,
+                )
             }))
         }
     }
@@ -143,10 +142,20 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
         secrets: secrets_too,
         renewal,
     } = kind_filter(&template);
-    let slots = slot_filter(&template);
     let mut handles = Vec::new();
+    let slots = if kinds.is_empty() {
+        None
+    } else {
+        let mut st = s.token.lock();
+        naming::slot_filter(&template, &mut || s.token.names(&mut st))?
+    };
     if !kinds.is_empty() && slots.as_ref().is_none_or(|l| !l.is_empty()) {
         let mut st = s.token.lock();
+        let names = if naming::needs_names(&template) {
+            Some(s.token.names(&mut st)?)
+        } else {
+            None
+        };
         let logged_in = st.login == Login::User;
         let want_cert = kinds.contains(&Kind::Certificate);
         let want_key = kinds.iter().any(|k| *k != Kind::Certificate);
@@ -169,9 +178,14 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
                     continue;
                 }
                 let obj = TokenObject { slot, kind };
-                let ok = object::matches(&template, |a| {
-                    object::token_attribute(obj, cert.as_deref(), key.as_deref(), destroy, a)
-                });
+                let ok = naming::named_matches(
+                    &template,
+                    obj,
+                    cert.as_deref(),
+                    key.as_deref(),
+                    destroy,
+                    names.as_ref().and_then(|n| n.get(slot)),
+                );
                 if ok {
                     handles.push(table.token_handle(s.slot_id, s.token.generation, obj));
                 }
@@ -232,12 +246,18 @@ pub fn get_attribute_value(
     template.fill(answer)
 }
 
-/// §5.7.6 C_SetAttributeValue. PIV objects have nowhere to store a label
-/// or anything else, so attributes are read-only, with two vendor
-/// extensions for renewal clients:
-/// * CKA_ID of a private key, on cards with MOVE KEY (YubiKey 5.7): the
-///   key moves to the slot that ID names, which must hold no key
-///   (certificates stay where they are); the handle follows the key.
+/// §5.7.6 C_SetAttributeValue. On a PIV card's objects:
+/// * CKA_LABEL of any key or certificate, and CKA_ID of any of them with a
+///   value that names no PIV slot: the application's name, kept on the card
+///   ([`crate::names`]); CKA_ID is one per slot (the key pair and its
+///   certificate), so setting it on one object renames the slot's three.
+///   The slot's own OpenSC ID (01..04, 05..24) clears the custom ID.
+/// * CKA_ID of a private key naming another PIV slot, on cards with MOVE
+///   KEY (YubiKey 5.7): the key moves to that slot, which must hold no key
+///   (certificates stay where they are); the handle follows the key. On a
+///   public key or certificate another slot's ID is CKR_ATTRIBUTE_VALUE_INVALID.
+/// * [`CKA_UKEY_DESTROY`] = CK_TRUE on a key or certificate: this application
+///   may destroy it (see [`naming`]); nothing is written.
 /// * CKA_VALUE of the renewal data object: replaced in one PUT DATA.
 pub fn set_attribute_value(
     h: CK_SESSION_HANDLE,
@@ -251,10 +271,10 @@ pub fn set_attribute_value(
         return Ok(());
     }
     let last = |kind| attrs.iter().rev().find(|a| a.kind == kind);
-    let only = |kind| attrs.iter().all(|a| a.kind == kind);
+    let only = |kinds: &[CK_ATTRIBUTE_TYPE]| attrs.iter().all(|a| kinds.contains(&a.kind));
     let target = lib.handles().get(obj);
     match target {
-        Some(ObjectRef::Renewal { .. }) if only(CKA_VALUE) => {
+        Some(ObjectRef::Renewal { .. }) if only(&[CKA_VALUE]) => {
             let value = last(CKA_VALUE).ok_or(Error::TemplateIncomplete)?;
             let mut st = s.token.lock();
             require_rw_login(&s, st.login)?;
@@ -263,14 +283,28 @@ pub fn set_attribute_value(
             forget_if_changed(&lib, &r, |h| h.remove_renewal(s.token.generation));
             r
         }
+        Some(ObjectRef::Token { object, .. })
+            if object.kind != Kind::PublicKey && only(&[CKA_UKEY_DESTROY]) =>
+        {
+            let a = last(CKA_UKEY_DESTROY).ok_or(Error::TemplateIncomplete)?;
+            match as_bool(a) {
+                Some(true) => lib.handles().mark_deliberate(obj),
+                Some(false) => lib.handles().remove_deliberate(obj),
+                None => return Err(Error::AttributeValueInvalid),
+            }
+            Ok(())
+        }
         Some(ObjectRef::Token {
             generation, object, ..
-        }) if object.kind == Kind::PrivateKey && only(CKA_ID) => {
+        }) if object.kind == Kind::PrivateKey
+            && only(&[CKA_ID])
+            && crate::names::names_a_slot(
+                &last(CKA_ID).ok_or(Error::TemplateIncomplete)?.value,
+            )
+            && last(CKA_ID).is_some_and(|a| *a.value != [object.slot.cka_id()]) =>
+        {
             let id = last(CKA_ID).ok_or(Error::TemplateIncomplete)?;
             let to = super::keys::id_slot(id)?;
-            if to == object.slot {
-                return Ok(());
-            }
             let mut st = s.token.lock();
             require_rw_login(&s, st.login)?;
             if !s.token.info(&mut st)?.move_key {
@@ -282,17 +316,68 @@ pub fn set_attribute_value(
                 ));
             }
             let r = s.token.move_key(&mut st, to, object.slot);
+            if r.is_err() {
+                drop(st);
+                forget_if_changed(&lib, &r, |h| h.remove_token_object(generation, object));
+                return r;
+            }
+            // The key's labels go with it; CKA_IDs stay with the slots.
+            let from = object.slot;
+            let moved = s.token.update_names(&mut st, &|n| {
+                let (pl, ul) = n
+                    .get(from)
+                    .map(|f| (f.private_label.clone(), f.public_label.clone()))
+                    .unwrap_or_default();
+                n.update(from, |f| {
+                    f.private_label = None;
+                    f.public_label = None;
+                });
+                n.update(to, |t| {
+                    t.private_label = pl.clone();
+                    t.public_label = ul.clone();
+                });
+            });
             drop(st);
-            forget_if_changed(&lib, &r, |h| h.remove_token_object(generation, object));
-            r?;
-            tracing::info!(from = %object.slot, %to, "moved private key");
-            lib.handles().retarget(
+            tracing::info!(%from, %to, "moved private key");
+            let mut table = lib.handles();
+            table.set_fresh(generation, from, false);
+            table.retarget(
                 generation,
                 object,
                 TokenObject {
                     slot: to,
                     kind: Kind::PrivateKey,
                 },
+            );
+            moved
+        }
+        Some(ObjectRef::Token { object, .. }) if only(&[CKA_ID, CKA_LABEL]) => {
+            let slot = object.slot;
+            let id = last(CKA_ID)
+                .map(|a| naming::id_to_store(slot, &a.value))
+                .transpose()?;
+            let label = last(CKA_LABEL)
+                .map(|a| naming::label_to_store(slot, object.kind, &a.value))
+                .transpose()?;
+            let mut st = s.token.lock();
+            require_rw_login(&s, st.login)?;
+            s.token.update_names(&mut st, &|n| {
+                n.update(slot, |e| {
+                    if let Some(id) = &id {
+                        e.id = id.clone();
+                    }
+                    if let Some(label) = &label {
+                        e.set_label(object.kind, label.clone());
+                    }
+                })
+            })?;
+            drop(st);
+            tracing::info!(
+                %slot,
+                kind = ?object.kind,
+                id = ?id.as_ref().map(|i| i.as_ref().map(hex::encode)),
+                label = ?label.as_ref().map(|l| l.as_ref().map(|l| String::from_utf8_lossy(l).into_owned())),
+                "names set"
             );
             Ok(())
         }
@@ -379,10 +464,15 @@ fn create_renewal(
 }
 
 /// §5.7.1 C_CreateObject: an X.509 certificate goes into the container of
-/// the slot its CKA_ID names (or of the key it certifies), after checking
-/// that it certifies the key in that slot — or, with the vendor attribute
-/// CKA_UKEY_PROMOTE_FROM, the key in the slot that attribute names (a key
-/// about to be moved into this slot). CKO_DATA: the renewal data object.
+/// the slot whose key it certifies (found by its public key), whatever
+/// CKA_ID the template carries; a certificate for no key on the token is
+/// CKR_TEMPLATE_INCONSISTENT (PKCS#11 3.0 §5.7.1: attributes that cannot
+/// go together on this token). The template's CKA_LABEL becomes the
+/// certificate's label and a CKA_ID that names no PIV slot the slot's ID
+/// ([`crate::names`]). With the vendor attribute CKA_UKEY_PROMOTE_FROM the
+/// certificate goes into the slot its CKA_ID names and must certify the key
+/// in the slot that attribute names (a key about to be moved in: renewal).
+/// CKO_DATA: the renewal data object.
 pub fn create_object(
     h: CK_SESSION_HANDLE,
     template: Template,
@@ -417,25 +507,25 @@ pub fn create_object(
     let cert = crate::keyinfo::CertInfo::parse(&der).map_err(|_| Error::AttributeValueInvalid)?;
     let mut st = s.token.lock();
     require_rw_login(&s, st.login)?;
-    let slot = match slot_filter(&template) {
-        Some(list) => *list.first().ok_or(Error::AttributeValueInvalid)?,
+    let (slot, key_slot) = match find(&template, CKA_UKEY_PROMOTE_FROM) {
+        Some(a) => {
+            let id = find(&template, CKA_ID).ok_or(Error::TemplateIncomplete)?;
+            (super::keys::id_slot(id)?, super::keys::id_slot(a)?)
+        }
         None => {
             let found = s.token.lookup(&mut st, None, false, true)?;
-            found
+            let slot = found
                 .into_iter()
                 .find(|(_, _, k)| k.as_ref().is_some_and(|k| k.public == cert.public))
-                .map(|(slot, _, _)| slot)
-                .ok_or(Error::TemplateIncomplete)?
+                .map(|(slot, _, _)| slot);
+            let Some(slot) = slot else {
+                tracing::warn!(
+                    "C_CreateObject: the certificate certifies no key on the token: refused"
+                );
+                return Err(Error::TemplateInconsistent);
+            };
+            (slot, slot)
         }
-    };
-    let key_slot = match find(&template, CKA_UKEY_PROMOTE_FROM) {
-        Some(a) => {
-            if find(&template, CKA_ID).is_none() {
-                return Err(Error::TemplateIncomplete);
-            }
-            super::keys::id_slot(a)?
-        }
-        None => slot,
     };
     let key = s
         .token
@@ -444,10 +534,36 @@ pub fn create_object(
     if key.public != cert.public {
         return Err(Error::TemplateInconsistent);
     }
+    let id = match find(&template, CKA_ID) {
+        Some(a) if !crate::names::names_a_slot(&a.value) => {
+            Some(naming::id_to_store(slot, &a.value)?)
+        }
+        _ => None,
+    };
+    let label = find(&template, CKA_LABEL)
+        .map(|a| naming::label_to_store(slot, Kind::Certificate, &a.value))
+        .transpose()?;
+    let rename = move |n: &mut crate::names::Names| {
+        n.update(slot, |e| {
+            if let Some(id) = &id {
+                e.id = id.clone();
+            }
+            e.cert_label = label.clone().flatten();
+        })
+    };
+    // Room for the names first: nothing is written if they cannot be kept.
+    let mut preview = s.token.names(&mut st)?;
+    rename(&mut preview);
+    if preview.encode().len() > crate::names::MAX_NAMES_LEN {
+        return Err(Error::DeviceMemory);
+    }
     // Checked again against the card in the write's own transaction.
     s.token.write_cert(&mut st, slot, &der, key_slot)?;
+    s.token.update_names(&mut st, &rename)?;
     drop(st);
+    tracing::info!(%slot, "certificate written");
     let mut table = lib.handles();
+    table.set_fresh(s.token.generation, slot, false);
     let obj = TokenObject {
         slot,
         kind: Kind::Certificate,
@@ -457,7 +573,7 @@ pub fn create_object(
     out.write(table.token_handle(s.slot_id, s.token.generation, obj))
 }
 
-/// §5.7.4 C_DestroyObject.
+/// §5.7.4 C_DestroyObject, under the destroy policy of [`naming`].
 pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     let target = lib.handles().get(obj).ok_or(Error::ObjectHandleInvalid)?;
@@ -488,27 +604,67 @@ pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()>
             if generation != s.token.generation {
                 return Err(Error::ObjectHandleInvalid);
             }
+            if object.kind == Kind::PublicKey {
+                return Err(Error::ActionProhibited(
+                    "a public key goes with its private key",
+                ));
+            }
+            let (deliberate, fresh) = {
+                let t = lib.handles();
+                (t.is_deliberate(obj), t.is_fresh(generation, object.slot))
+            };
             let mut st = s.token.lock();
-            require_rw_login(&s, st.login)?;
+            if let Some(e) = naming::destroy_refusal(object, st.login, s.rw, deliberate, fresh) {
+                return Err(e);
+            }
+            let slot = object.slot;
+            // A refusal because the card changed since the handle was shown
+            // kills the handle (see token/guard.rs).
             let forget = |r: &Result<()>| {
                 forget_if_changed(&lib, r, |h| h.remove_token_object(generation, object))
             };
             match object.kind {
                 Kind::Certificate => {
-                    let r = s.token.delete_cert(&mut st, object.slot);
-                    drop(st);
-                    forget(&r);
-                    r?
+                    let r = s.token.delete_cert(&mut st, slot);
+                    if r.is_err() {
+                        drop(st);
+                        forget(&r);
+                        return r;
+                    }
+                    let key_left = s.token.key(&mut st, slot)?.is_some();
+                    s.token.update_names(&mut st, &|n| {
+                        n.update(slot, |e| {
+                            e.cert_label = None;
+                            if !key_left {
+                                e.id = None;
+                            }
+                        })
+                    })?;
                 }
                 Kind::PrivateKey => {
-                    let r = s.token.delete_key(&mut st, object.slot);
+                    let r = s.token.delete_key(&mut st, slot);
+                    if r.is_err() {
+                        drop(st);
+                        forget(&r);
+                        return r;
+                    }
+                    let cert_left = s.token.cert(&mut st, slot)?.is_some();
+                    s.token.update_names(&mut st, &|n| {
+                        n.update(slot, |e| {
+                            e.private_label = None;
+                            e.public_label = None;
+                            if !cert_left {
+                                e.id = None;
+                            }
+                        })
+                    })?;
                     drop(st);
-                    forget(&r);
-                    r?;
-                    lib.handles().remove_token_object(
+                    let mut table = lib.handles();
+                    table.set_fresh(generation, slot, false);
+                    table.remove_token_object(
                         generation,
                         TokenObject {
-                            slot: object.slot,
+                            slot,
                             kind: Kind::PublicKey,
                         },
                     );
@@ -516,9 +672,10 @@ pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()>
                 Kind::PublicKey => {
                     return Err(Error::ActionProhibited(
                         "a public key goes with its private key",
-                    ));
+                    ))
                 }
             }
+            tracing::info!(%slot, kind = ?object.kind, "destroyed");
             lib.handles().remove_token_object(generation, object);
             Ok(())
         }

@@ -339,7 +339,8 @@ fn candidates(known: Option<Algorithm>, len: usize) -> Vec<Algorithm> {
 
 /// Second transaction of a write (after SELECT): verify the PIN if given,
 /// then authenticate with the management key. The key is never printed.
-pub fn authorize(s: &mut Session<'_>, auth: &WriteAuth) -> Result<()> {
+/// Returns the key's algorithm (the one the card accepted).
+pub fn authorize(s: &mut Session<'_>, auth: &WriteAuth) -> Result<Algorithm> {
     if let Some(pin) = &auth.pin {
         verify_pin(s, pin)?;
     }
@@ -374,7 +375,7 @@ pub fn authorize(s: &mut Session<'_>, auth: &WriteAuth) -> Result<()> {
     for alg in algs {
         let mk = ManagementKey::new(alg, &key)?;
         match s.authenticate(&mk) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(alg),
             Err(apdu::Error::Transport(t)) => return Err(apdu::Error::Transport(t).into()),
             Err(_) => continue,
         }

@@ -95,6 +95,10 @@ pub enum Command {
     },
     /// Sign and verify with every key, and a decrypt / ECDH round trip.
     Selftest,
+    /// The management key: `protect` keeps a new random one behind the PIN,
+    /// so the PIN alone authorises writes (ukey and PKCS#11 clients).
+    #[command(subcommand, name = "mgmt-key")]
+    MgmtKey(MgmtKeyCommand),
     /// Factory reset of the PIV application (only when PIN and PUK are both blocked).
     Reset {
         /// Do not ask for confirmation.
@@ -165,6 +169,14 @@ pub enum RenewCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum MgmtKeyCommand {
+    /// Replace the management key with a random one stored on the token
+    /// behind the PIN (PIN-protected, as ykman does); asks the current key
+    /// (--mgmt-key) unless it is the factory default.
+    Protect,
 }
 
 #[derive(Subcommand)]

@@ -26,6 +26,7 @@ mod marker;
 mod output;
 mod p11;
 mod secrets;
+mod settings;
 mod token;
 mod verdict;
 
@@ -34,7 +35,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn init_tracing(trace: bool) {
-    let user = std::env::var("UKEY_LOG").ok().filter(|s| !s.is_empty());
+    let user = settings::get().log.clone();
     if !trace && user.is_none() {
         return;
     }
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     init_tracing(cli.global.trace);
+    settings::report_problems();
     let json = cli.global.json;
     let e = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd::run(cli))) {
         Ok(Ok(())) => return ExitCode::SUCCESS,

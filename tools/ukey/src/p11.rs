@@ -33,21 +33,26 @@ pub const MODULE_NAME: &str = "libukey_pkcs11.so";
 pub const CKA_UKEY_PIN_POLICY: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0002;
 pub const CKA_UKEY_TOUCH_POLICY: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0003;
 pub const CKA_UKEY_PROMOTE_FROM: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0004;
+/// Set on a primary-slot key or certificate: ukey means to destroy it.
+pub const CKA_UKEY_DESTROY: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0005;
+/// Read-only on private keys: the card can move the key (MOVE KEY).
+pub const CKA_UKEY_MOVABLE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x554B_0006;
 /// CKA_APPLICATION of the module's renewal data object.
 pub const RENEWAL_APPLICATION: &str = "ukey renewal";
 
-/// Where the module is: `UKEY_MODULE`, next to this binary, or the
+/// Where the module is: `UKEY_MODULE` (or `module` in the configuration
+/// file), next to this binary, or the
 /// multiarch PKCS#11 directory (where a Debian package installs it).
 pub fn module_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("UKEY_MODULE").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
+    if let Some(p) = crate::settings::get().module.clone() {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(
-                CliError::new(format!("UKEY_MODULE={}: no such file", p.display()))
-                    .with_kind(ErrorKind::Module),
-            )
+            Err(CliError::new(format!(
+                "UKEY_MODULE (or `module` in ukey.toml) = {}: no such file",
+                p.display()
+            ))
+            .with_kind(ErrorKind::Module))
         };
     }
     let mut candidates = Vec::new();
@@ -254,6 +259,9 @@ impl P11Token {
         Ok(matches!(
             attrs.first(),
             Some(Attribute::Modifiable(true) | Attribute::AlwaysAuthenticate(true))
+        ) || matches!(
+            attrs.first(),
+            Some(Attribute::VendorDefined((_, v))) if v.as_slice() == [1]
         ))
     }
 
@@ -293,11 +301,25 @@ impl P11Token {
             .ok_or_else(|| CliError::new(format!("slot {slot} holds no private key")))
     }
 
-    /// Whether the module can move the key in `slot` (CKA_MODIFIABLE: the
+    /// Whether the module can move the key in `slot` (CKA_UKEY_MOVABLE: the
     /// card has MOVE KEY). Needs the login.
     pub fn can_move(&self, slot: Slot) -> Result<bool> {
         let h = self.require_private_key(slot)?;
-        self.flag(h, AttributeType::Modifiable)
+        self.flag(h, AttributeType::VendorDefined(CKA_UKEY_MOVABLE))
+    }
+
+    /// Tell the module this object is to be destroyed on purpose (objects
+    /// in 9A/9C/9D/9E are protected from clients that delete by subject).
+    fn mean_to_destroy(&self, h: ObjectHandle, what: &str) -> Result<()> {
+        self.session
+            .update_attributes(
+                h,
+                &[Attribute::VendorDefined((
+                    AttributeType::VendorDefined(CKA_UKEY_DESTROY),
+                    vec![1],
+                ))],
+            )
+            .map_err(|e| fail(what, e))
     }
 
     // ---- keys and signatures ----------------------------------------------
@@ -435,9 +457,9 @@ impl P11Token {
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::Id(vec![slot.cka_id()]),
         ])? {
-            self.session
-                .destroy_object(h)
-                .map_err(|e| fail(&format!("deleting the certificate of slot {slot}"), e))?;
+            let what = format!("deleting the certificate of slot {slot}");
+            self.mean_to_destroy(h, &what)?;
+            self.session.destroy_object(h).map_err(|e| fail(&what, e))?;
         }
         Ok(())
     }
@@ -445,9 +467,9 @@ impl P11Token {
     /// C_DestroyObject of the private key in `slot` (DELETE KEY, 5.7).
     pub fn delete_key(&self, slot: Slot) -> Result<()> {
         let h = self.require_private_key(slot)?;
-        self.session
-            .destroy_object(h)
-            .map_err(|e| fail(&format!("deleting the key in slot {slot}"), e))
+        let what = format!("deleting the key in slot {slot}");
+        self.mean_to_destroy(h, &what)?;
+        self.session.destroy_object(h).map_err(|e| fail(&what, e))
     }
 
     /// Move the private key of `from` into the empty `to` (C_SetAttributeValue
@@ -518,6 +540,8 @@ mod tests {
         assert_eq!(CKA_UKEY_PIN_POLICY, ukey_pkcs11::CKA_UKEY_PIN_POLICY);
         assert_eq!(CKA_UKEY_TOUCH_POLICY, ukey_pkcs11::CKA_UKEY_TOUCH_POLICY);
         assert_eq!(CKA_UKEY_PROMOTE_FROM, ukey_pkcs11::CKA_UKEY_PROMOTE_FROM);
+        assert_eq!(CKA_UKEY_DESTROY, ukey_pkcs11::CKA_UKEY_DESTROY);
+        assert_eq!(CKA_UKEY_MOVABLE, ukey_pkcs11::CKA_UKEY_MOVABLE);
         assert_eq!(RENEWAL_APPLICATION, ukey_pkcs11::RENEWAL_APPLICATION);
     }
 

@@ -26,14 +26,13 @@ pub struct Selection {
 
 impl Selection {
     pub fn from_global(g: &Global) -> Self {
+        let settings = crate::settings::get();
         let sims = if g.sim.is_empty() {
-            ukey_sim::paths_from_env()
+            settings.sim.clone()
         } else {
             g.sim.clone()
         };
-        let no_pcsc = std::env::var("UKEY_NO_PCSC")
-            .map(|v| !v.is_empty() && v != "0")
-            .unwrap_or(false);
+        let no_pcsc = settings.no_pcsc;
         Self {
             reader: g.reader.clone(),
             serial: g.serial,

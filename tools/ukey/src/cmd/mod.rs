@@ -4,6 +4,7 @@ mod apdu_raw;
 mod cert;
 pub mod csr;
 mod keygen;
+mod mgmt;
 mod pin;
 mod readers;
 pub mod renew;
@@ -11,7 +12,7 @@ mod reset;
 mod selftest;
 pub mod status;
 
-use crate::cli::{CertCommand, Cli, Command, PinCommand, PukCommand, RenewCommand};
+use crate::cli::{CertCommand, Cli, Command, MgmtKeyCommand, PinCommand, PukCommand, RenewCommand};
 use crate::error::{CliError, Result};
 use crate::output::Out;
 use crate::secrets::Secrets;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
             csr::run(&mut ctx, slot, subject.as_deref(), out.as_deref())
         }
         Command::Selftest => selftest::run(&mut ctx),
+        Command::MgmtKey(MgmtKeyCommand::Protect) => mgmt::protect(&mut ctx),
         Command::Reset { yes } => reset::run(&ctx, yes),
         Command::Apdu { apdus } => apdu_raw::run(&ctx, &apdus),
         Command::Renew(RenewCommand::Request {

@@ -1,0 +1,343 @@
+//! ukey's configuration file, read by `libukey_pkcs11.so` and `ukey`.
+//!
+//! Daemons such as certmonger clear their environment before running their
+//! helpers, so everything an environment variable sets can also be set in
+//! a file:
+//!
+//! ```toml
+//! # /etc/ukey/ukey.toml (system-wide), then $XDG_CONFIG_HOME/ukey/ukey.toml
+//! # (default ~/.config/ukey/ukey.toml): the user's file wins key by key,
+//! # and an environment variable wins over both.
+//! sim = ["/var/lib/ukey/token.json"]  # UKEY_SIM: simulated tokens
+//! no_pcsc = false                       # UKEY_NO_PCSC: skip PC/SC readers
+//! log = "info"                          # UKEY_LOG: tracing filter
+//! log_file = "/var/log/ukey.log"        # UKEY_LOG_FILE
+//! restore_login = true                  # UKEY_RESTORE_LOGIN
+//! module = "/usr/lib/x86_64-linux-gnu/pkcs11/libukey_pkcs11.so"  # UKEY_MODULE (ukey)
+//! ```
+//!
+//! A file that cannot be read or parsed, or has an unknown key or a value of
+//! the wrong type, is ignored as a whole and reported as one line in
+//! [`Loaded::problems`]: a typo never turns PC/SC readers off.
+//! `UKEY_CONFIG=/path/file.toml` reads that file instead of the two
+//! standard ones (`UKEY_CONFIG=` with an empty value reads none).
+
+use serde::Deserialize;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The settings, after files and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Simulated tokens' state files.
+    pub sim: Vec<PathBuf>,
+    /// Skip PC/SC.
+    pub no_pcsc: bool,
+    /// A tracing filter (`debug`, `apdu=debug,ukey_pkcs11=info`).
+    pub log: Option<String>,
+    /// Log there instead of stderr.
+    pub log_file: Option<PathBuf>,
+    /// After another application reset the card, log in again with the PIN
+    /// held in memory.
+    pub restore_login: bool,
+    /// The PKCS#11 module `ukey` loads.
+    pub module: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sim: Vec::new(),
+            no_pcsc: false,
+            log: None,
+            log_file: None,
+            restore_login: true,
+            module: None,
+        }
+    }
+}
+
+/// A list of paths: a TOML array, or one string separated like `PATH`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PathList {
+    One(String),
+    Many(Vec<PathBuf>),
+}
+
+impl PathList {
+    fn paths(self) -> Vec<PathBuf> {
+        match self {
+            PathList::One(s) => split(s.as_ref()),
+            PathList::Many(v) => v
+                .into_iter()
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+        }
+    }
+}
+
+/// One file's contents: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    sim: Option<PathList>,
+    no_pcsc: Option<bool>,
+    log: Option<String>,
+    log_file: Option<PathBuf>,
+    restore_login: Option<bool>,
+    module: Option<PathBuf>,
+}
+
+/// What [`load`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub config: Config,
+    /// The files read (in order; later ones won).
+    pub files: Vec<PathBuf>,
+    /// One line per file that was ignored, and per environment variable
+    /// whose value was not understood.
+    pub problems: Vec<String>,
+}
+
+fn split(v: &std::ffi::OsStr) -> Vec<PathBuf> {
+    std::env::split_paths(v)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect()
+}
+
+/// A yes/no environment value: `1`, `true`, `yes`, `on` or `0`, `false`,
+/// `no`, `off`, empty.
+fn flag(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "" | "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The files read, in order: `UKEY_CONFIG` if set, else
+/// `/etc/ukey/ukey.toml` and the user's `ukey/ukey.toml` under
+/// `$XDG_CONFIG_HOME` (or `~/.config`).
+pub fn standard_files(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    if let Some(one) = env("UKEY_CONFIG") {
+        return if one.is_empty() {
+            Vec::new()
+        } else {
+            vec![PathBuf::from(one)]
+        };
+    }
+    let mut files = vec![PathBuf::from("/etc/ukey/ukey.toml")];
+    let user_dir = env("XDG_CONFIG_HOME")
+        .filter(|d| Path::new(d).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| {
+            env("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        });
+    if let Some(d) = user_dir {
+        files.push(d.join("ukey").join("ukey.toml"));
+    }
+    files
+}
+
+/// Read the standard files, then the environment.
+pub fn load() -> Loaded {
+    let env = |k: &str| std::env::var_os(k);
+    load_from(&standard_files(&env), &env)
+}
+
+/// Read `files` (missing ones are skipped), then let `env` override.
+pub fn load_from(files: &[PathBuf], env: &dyn Fn(&str) -> Option<OsString>) -> Loaded {
+    let mut out = Loaded::default();
+    let c = &mut out.config;
+    for path in files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.problems
+                    .push(format!("{}: cannot be read ({e}): ignored", path.display()));
+                continue;
+            }
+        };
+        let f: File = match toml::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                let why = e.message().replace('\n', " ");
+                let at = e
+                    .span()
+                    .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
+                    .unwrap_or_default();
+                out.problems.push(format!(
+                    "{}: {why}{at}: the whole file is ignored",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        out.files.push(path.clone());
+        if let Some(s) = f.sim {
+            c.sim = s.paths();
+        }
+        if let Some(v) = f.no_pcsc {
+            c.no_pcsc = v;
+        }
+        if let Some(v) = f.log {
+            c.log = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = f.log_file {
+            c.log_file = Some(v).filter(|v| !v.as_os_str().is_empty());
+        }
+        if let Some(v) = f.restore_login {
+            c.restore_login = v;
+        }
+        if let Some(v) = f.module {
+            c.module = Some(v).filter(|v| !v.as_os_str().is_empty());
+        }
+    }
+    if let Some(v) = env("UKEY_SIM") {
+        c.sim = split(&v);
+    }
+    let mut env_flag = |name: &str, target: &mut bool| {
+        if let Some(v) = env(name) {
+            match flag(&v.to_string_lossy()) {
+                Some(b) => *target = b,
+                None => out.problems.push(format!(
+                    "{name}={}: not a yes/no value (1 or 0): ignored",
+                    v.to_string_lossy()
+                )),
+            }
+        }
+    };
+    env_flag("UKEY_NO_PCSC", &mut c.no_pcsc);
+    env_flag("UKEY_RESTORE_LOGIN", &mut c.restore_login);
+    if let Some(v) = env("UKEY_LOG") {
+        c.log = Some(v.to_string_lossy().into_owned()).filter(|v| !v.is_empty());
+    }
+    if let Some(v) = env("UKEY_LOG_FILE") {
+        c.log_file = Some(PathBuf::from(v)).filter(|v| !v.as_os_str().is_empty());
+    }
+    if let Some(v) = env("UKEY_MODULE") {
+        c.module = Some(PathBuf::from(v)).filter(|v| !v.as_os_str().is_empty());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let m: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_users_file_wins_key_by_key_and_the_environment_wins_over_both() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = write(
+            d.path(),
+            "sys.toml",
+            "sim = [\"/a.json\", \"/b.json\"]\nlog = \"info\"\nrestore_login = false\n",
+        );
+        let user = write(d.path(), "user.toml", "log = \"debug\"\nno_pcsc = true\n");
+        let l = load_from(&[sys.clone(), user.clone()], &env_of(&[]));
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        assert_eq!(l.files, [sys.clone(), user.clone()]);
+        assert_eq!(
+            l.config,
+            Config {
+                sim: vec!["/a.json".into(), "/b.json".into()],
+                no_pcsc: true,
+                log: Some("debug".into()),
+                log_file: None,
+                restore_login: false,
+                module: None,
+            }
+        );
+        let l = load_from(
+            &[sys, user],
+            &env_of(&[
+                ("UKEY_SIM", "/c.json:/d.json"),
+                ("UKEY_NO_PCSC", "0"),
+                ("UKEY_LOG", "warn"),
+                ("UKEY_RESTORE_LOGIN", "1"),
+                ("UKEY_LOG_FILE", "/tmp/l"),
+            ]),
+        );
+        assert_eq!(l.config.sim, [PathBuf::from("/c.json"), "/d.json".into()]);
+        assert!(!l.config.no_pcsc && l.config.restore_login);
+        assert_eq!(l.config.log.as_deref(), Some("warn"));
+        assert_eq!(l.config.log_file, Some("/tmp/l".into()));
+    }
+
+    #[test]
+    fn a_bad_file_is_one_problem_and_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text, why) in [
+            (
+                "typo.toml",
+                "no_pcsc = true\nsimm = [\"/x\"]\n",
+                "unknown field `simm`",
+            ),
+            ("type.toml", "no_pcsc = \"yes\"\n", "invalid type"),
+            ("syntax.toml", "no_pcsc = true\nsim = [\n", "invalid array"),
+        ] {
+            let f = write(d.path(), name, text);
+            let l = load_from(&[f], &env_of(&[]));
+            assert_eq!(l.config, Config::default(), "{name}");
+            assert_eq!(l.problems.len(), 1, "{name}: {:?}", l.problems);
+            assert!(
+                l.problems[0].contains(name) && l.problems[0].contains(why),
+                "{name}: {}",
+                l.problems[0]
+            );
+            assert!(!l.problems[0].contains('\n'));
+        }
+        // A missing file is no problem; an unreadable one is.
+        let l = load_from(&[d.path().join("none.toml")], &env_of(&[]));
+        assert!(l.problems.is_empty());
+        let l = load_from(&[d.path().to_path_buf()], &env_of(&[]));
+        assert_eq!(l.problems.len(), 1);
+    }
+
+    #[test]
+    fn sim_may_be_one_string_and_flags_read_like_the_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(d.path(), "one.toml", "sim = \"/a.json:/b.json\"\n");
+        let l = load_from(&[f], &env_of(&[("UKEY_NO_PCSC", "maybe")]));
+        assert_eq!(l.config.sim, [PathBuf::from("/a.json"), "/b.json".into()]);
+        assert!(!l.config.no_pcsc);
+        assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+        assert!(flag("TRUE") == Some(true) && flag("off") == Some(false));
+    }
+
+    #[test]
+    fn standard_files_follow_xdg() {
+        let f = standard_files(&env_of(&[("HOME", "/home/u")]));
+        assert_eq!(
+            f,
+            [
+                PathBuf::from("/etc/ukey/ukey.toml"),
+                "/home/u/.config/ukey/ukey.toml".into()
+            ]
+        );
+        let f = standard_files(&env_of(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/x")]));
+        assert_eq!(f[1], PathBuf::from("/x/ukey/ukey.toml"));
+        let f = standard_files(&env_of(&[("UKEY_CONFIG", "/etc/other.toml")]));
+        assert_eq!(f, [PathBuf::from("/etc/other.toml")]);
+        assert!(standard_files(&env_of(&[("UKEY_CONFIG", "")])).is_empty());
+    }
+}
