@@ -391,6 +391,7 @@ fn a_key_replaced_by_another_process_is_not_deleted() {
     let env = ModuleEnv::new(vec![Start::Demo]);
     let s = user(&env);
     let h = private_key(&s, 0x01).unwrap();
+    mean_to_destroy(&s, h);
     // Another process puts another key into 9A.
     meanwhile(&env, |p| {
         let other = p.keys["9d"].clone();
@@ -409,6 +410,7 @@ fn a_key_replaced_by_another_process_is_not_deleted() {
     );
     let now = private_key(&s, 0x01).unwrap();
     assert_ne!(now, h);
+    mean_to_destroy(&s, now);
     s.destroy_object(now).unwrap();
     assert!(!env.state(0).keys.contains_key("9a"));
     assert_eq!(env.tries(0), (3, 3));
@@ -473,6 +475,7 @@ fn a_certificate_replaced_by_another_process_is_not_deleted() {
         ])
         .unwrap()[0];
     value(&s, h);
+    mean_to_destroy(&s, h);
     let tag_9c = apdu::piv::ObjectId::CERT_9C.0;
     let tag_9d = apdu::piv::ObjectId::CERT_9D.0;
     meanwhile(&env, |p| {
