@@ -4,6 +4,8 @@
 //! The tests use the release build (`cargo build --release --workspace`
 //! first; `scripts/test` does both).
 
+pub mod skf;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
