@@ -1169,7 +1169,7 @@ fn hostile_pointers_lengths_and_handles_get_sar_codes() {
                 SAR_INDATALENERR
             );
             // An ECCCIPHERBLOB claiming more cipher text than it carries.
-            let mut blob = vec![0u8; 180];
+            let mut blob = [0u8; 180];
             blob[160..164].copy_from_slice(&1_000_000u32.to_le_bytes());
             let mut hk: H = null_mut();
             assert_eq!(

@@ -62,9 +62,7 @@ pub fn spki(p: &PublicPoint) -> Result<SubjectPublicKeyInfoOwned, CaError> {
     Ok(SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: ID_EC_PUBLIC_KEY,
-            parameters: Some(der::Any::from(
-                SM2_CURVE.to_der().and_then(|d| der::Any::from_der(&d))?,
-            )),
+            parameters: Some(der::Any::from_der(&SM2_CURVE.to_der()?)?),
         },
         subject_public_key: BitString::from_bytes(&p.sec1())?,
     })

@@ -6,10 +6,9 @@
 //! C3 = SM3(x2‖M‖y2)) is written here on its group arithmetic; OpenSSL's
 //! `pkeyutl -encrypt`/`-decrypt` checks it in the tests.
 
-use sm2::elliptic_curve::ops::Reduce;
 use sm2::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use sm2::elliptic_curve::{Field, PrimeField};
-use sm2::{AffinePoint, EncodedPoint, NonZeroScalar, ProjectivePoint, Scalar, U256};
+use sm2::{AffinePoint, EncodedPoint, NonZeroScalar, ProjectivePoint, Scalar};
 use sm3::{Digest, Sm3};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -255,11 +254,6 @@ pub fn sm3_e(z: &[u8; 32], msg: &[u8]) -> [u8; 32] {
         .into()
 }
 
-/// Reduce bytes mod n (used by tests to check scalars).
-pub fn reduce(b: &[u8; 32]) -> Scalar {
-    <Scalar as Reduce<U256>>::reduce_bytes(b.into())
-}
-
 /// SM4 in ECB or CBC, streaming, with optional PKCS#5 padding.
 pub mod sm4mode {
     use cipher::generic_array::GenericArray;
@@ -334,7 +328,7 @@ pub mod sm4mode {
             let total = self.pending.len() + n;
             let mut blocks = total / BLOCK;
             // Decrypting with padding keeps the last full block for final.
-            if !self.encrypt && self.pad && total % BLOCK == 0 && blocks > 0 {
+            if !self.encrypt && self.pad && total.is_multiple_of(BLOCK) && blocks > 0 {
                 blocks -= 1;
             }
             blocks * BLOCK
@@ -462,7 +456,7 @@ mod tests {
         let msg = b"message digest";
         let sig: sm2::dsa::Signature = sk.sign(msg);
         let e = sm3_e(&pubp.z(b"1234567812345678").unwrap(), msg);
-        let rs: [u8; 64] = sig.to_bytes().into();
+        let rs: [u8; 64] = sig.to_bytes();
         assert!(pubp.verify_e(&e, &rs));
         // And our signature over e verifies with the crate's own verifier.
         let ours = key.sign_e(&e).unwrap();

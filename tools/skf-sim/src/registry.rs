@@ -399,3 +399,22 @@ fn unreachable_registry() -> ! {
     // the FFI guard as SAR_UNKNOWNERR.
     panic!("SKF registry missing")
 }
+
+/// Runs when the library is unloaded (`dlclose`, or the process exits):
+/// the registry is dropped, so no memory and no secret (PINs, keys, all in
+/// zeroizing buffers) outlives the library. A registry in use by another
+/// thread at that moment is left alone.
+extern "C" fn unload() {
+    let _ = std::panic::catch_unwind(|| {
+        let taken = match REGISTRY.try_lock() {
+            Ok(mut g) => g.take(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        drop(taken);
+    });
+}
+
+#[used]
+#[link_section = ".fini_array"]
+static UNLOAD: extern "C" fn() = unload;
