@@ -1293,3 +1293,48 @@ fn an_unreadable_state_file_is_listed_but_cannot_be_connected() {
         },
     );
 }
+
+#[test]
+fn two_instances_on_one_device_lose_no_pin_try() {
+    isolated(
+        "two_instances_on_one_device_lose_no_pin_try",
+        &["demo"],
+        |dir| {
+            init(dir, "demo", &["--demo"]);
+        },
+        |dir| {
+            // A second copy of the library is a second instance with its own
+            // memory, as a second process would be; both share the state file.
+            let copy = dir.join("libcopy.so");
+            std::fs::copy(library(), &copy).unwrap();
+            let apis = [
+                std::sync::Arc::new(api()),
+                std::sync::Arc::new(Api::load(&copy)),
+            ];
+            let threads: Vec<_> = apis
+                .iter()
+                .map(|a| {
+                    let a = a.clone();
+                    std::thread::spawn(move || {
+                        let h = connect(&a, "demo");
+                        let ha = open_app(&a, h, "UKEY_APP");
+                        for _ in 0..4 {
+                            assert_eq!(
+                                verify_pin(&a, ha, USER_TYPE, "000000").0,
+                                SAR_PIN_INCORRECT
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let saved = &state_json(&dir.join("demo.json"))["applications"]["UKEY_APP"]["user_pin"];
+            assert_eq!(saved["remaining"], 2, "8 wrong PINs, 8 tries spent");
+            let h = connect(&apis[1], "demo");
+            let ha = open_app(&apis[1], h, "UKEY_APP");
+            assert_eq!(pin_info(&apis[1], ha, USER_TYPE).1, 2);
+        },
+    );
+}

@@ -208,11 +208,13 @@ fn need_dev_auth(dev: &Device) -> Result<(), Sar> {
     }
 }
 
-/// Change the device's state and save it (all or nothing).
+/// Change the device's state and save it (all or nothing), under the
+/// state file's lock and from its latest content.
 fn update<R>(
     dev: &mut Device,
     f: impl FnOnce(&mut DeviceState) -> Result<R, Sar>,
 ) -> Result<R, Sar> {
+    let _lock = dev.lock_file()?;
     let mut s = dev.state()?.clone();
     let r = f(&mut s)?;
     dev.commit(s)?;
@@ -264,29 +266,17 @@ fn pin_mut(a: &mut Application, acct: u32) -> &mut Pin {
 /// Check a PIN as a card does: the try is spent (and saved) before the
 /// comparison and given back on success. Returns the tries left.
 fn check_pin(dev: &mut Device, app: &str, acct: u32, given: &[u8]) -> Result<u32, (Sar, u32)> {
-    let before = {
-        let s = dev.state().map_err(|e| (e, 0))?;
-        let a = s
-            .applications
-            .get(app)
-            .ok_or((SAR_APPLICATION_NOT_EXISTS, 0))?;
-        let p = if acct == SECURE_ADM_ACCOUNT {
-            &a.admin_pin
-        } else {
-            &a.user_pin
-        };
-        p.clone()
-    };
-    if before.remaining == 0 {
-        return Err((SAR_PIN_LOCKED, 0));
-    }
-    let left = before.remaining - 1;
-    update(dev, |s| {
-        pin_mut(app_mut(s, app)?, acct).remaining = left;
-        Ok(())
+    // Spend the try first (saved), as a card does against tearing.
+    let (value, left) = update(dev, |s| {
+        let p = pin_mut(app_mut(s, app)?, acct);
+        if p.remaining == 0 {
+            return Err(SAR_PIN_LOCKED);
+        }
+        p.remaining -= 1;
+        Ok((p.value.clone(), p.remaining))
     })
-    .map_err(|e| (e, before.remaining))?;
-    let right = given.len() == before.value.0.len() && bool::from(given.ct_eq(&before.value.0));
+    .map_err(|e| (e, 0))?;
+    let right = given.len() == value.0.len() && bool::from(given.ct_eq(&value.0));
     if let Some(r) = dev.vol.rights.get_mut(app) {
         *r &= !acct;
     }
@@ -657,8 +647,9 @@ skf_export! {
         ptr::write(pDevInfo, info)
     }
 
-    /// §7.1.10: exclusive use; the holder may lock again (a depth count),
-    /// another handle waits up to `ulTimeOut` ms (`SAR_TIMEOUTERR`).
+    /// §7.1.10: exclusive use within this process; the holder may lock
+    /// again (a depth count), another connection's `SKF_LockDev` waits up
+    /// to `ulTimeOut` ms (`SAR_TIMEOUTERR`); its other calls are not held up.
     fn SKF_LockDev(hDev: DEVHANDLE, ulTimeOut: ULONG) {
         let h = handle(hDev);
         let deadline = (ulTimeOut != DEV_LOCK_FOREVER)

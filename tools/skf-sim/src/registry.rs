@@ -172,6 +172,31 @@ impl Device {
         self.state.as_mut().ok_or(SAR_FILEERR)
     }
 
+    /// Hold `<state>.lock` (an advisory `flock`, as `ukey-sim` does) and
+    /// bring the state up to date under it, so a read-modify-write by two
+    /// processes cannot lose a change (a PIN try, say).
+    pub fn lock_file(&mut self) -> Result<std::fs::File, Sar> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(sibling(&self.path, ".lock"))
+            .map_err(|_| SAR_FILEERR)?;
+        f.lock().map_err(|_| SAR_FILEERR)?;
+        if !self.refresh() {
+            return Err(SAR_DEVICE_REMOVED);
+        }
+        // Read the file itself: a rename may reuse an inode number within
+        // the clock's granularity, so the stamp alone can miss a change.
+        let s = DeviceState::load(&self.path).map_err(|_| SAR_FILEERR)?;
+        self.state = Some(s);
+        self.stamp = stamp(&self.path);
+        Ok(f)
+    }
+
     /// Save a changed state; on failure the device keeps what the file has.
     pub fn commit(&mut self, new: DeviceState) -> Result<(), Sar> {
         match new.save(&self.path) {

@@ -232,14 +232,17 @@ impl DeviceState {
     }
 }
 
+/// A fresh temp name: process, counter and a random part (two copies of
+/// the library in one process have counters of their own).
 fn tmp_path(path: &Path) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut name = std::ffi::OsString::from(".");
     name.push(path.file_name().unwrap_or_default());
     name.push(format!(
-        ".tmp.{}.{}",
+        ".tmp.{}.{}.{:016x}",
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        rand::RngCore::next_u64(&mut rand::rngs::OsRng)
     ));
     path.with_file_name(name)
 }
