@@ -20,29 +20,11 @@ use crate::Sar;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::SystemTime;
 use ukey_skf_sys::*;
 use zeroize::Zeroizing;
 
 /// Environment variable listing the state files (separated like `PATH`).
 pub const ENV_DEVICES: &str = "UKEY_SKF_SIM";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    ino: u64,
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        ino: m.ino(),
-    })
-}
 
 /// What a pulled device forgets.
 #[derive(Default)]
@@ -65,7 +47,6 @@ pub struct Device {
     ctl: PathBuf,
     /// The state, while present.
     pub state: Option<DeviceState>,
-    stamp: Option<Stamp>,
     pulled: bool,
     fault_after: Option<u32>,
     ctl_seq: u64,
@@ -83,7 +64,6 @@ impl Device {
             path,
             ctl,
             state: None,
-            stamp: None,
             pulled: false,
             fault_after: None,
             ctl_seq,
@@ -120,13 +100,16 @@ impl Device {
     /// another process made. Returns whether it is present.
     pub fn refresh(&mut self) -> bool {
         self.poll_control();
-        let now = stamp(&self.path);
-        let present = now.is_some() && !self.pulled;
+        let loaded = (!self.pulled).then(|| DeviceState::load(&self.path));
+        let present = match &loaded {
+            None => false,
+            Some(Err(e)) => e.kind() != std::io::ErrorKind::NotFound,
+            Some(Ok(_)) => true,
+        };
         if !present {
             if self.was_present {
                 self.was_present = false;
                 self.state = None;
-                self.stamp = None;
                 self.vol = Volatile::default();
             }
             return false;
@@ -135,20 +118,17 @@ impl Device {
             self.was_present = true;
             self.insertion += 1;
             self.vol = Volatile::default();
-            self.stamp = None;
         }
-        if now != self.stamp || self.state.is_none() {
-            match DeviceState::load(&self.path) {
-                Ok(s) => {
-                    self.state = Some(s);
-                    self.stamp = now;
-                }
-                Err(e) => {
-                    tracing::warn!("{}: {e}", self.path.display());
-                    self.state = None;
-                    self.stamp = None;
-                }
+        // Read the file on every look: another process may have changed it,
+        // and a rename can reuse an inode number within the clock's
+        // granularity, so no stamp tells reliably (a few KiB of JSON).
+        match loaded {
+            Some(Ok(s)) => self.state = Some(s),
+            Some(Err(e)) => {
+                tracing::warn!("{}: {e}", self.path.display());
+                self.state = None;
             }
+            None => self.state = None,
         }
         true
     }
@@ -189,11 +169,8 @@ impl Device {
         if !self.refresh() {
             return Err(SAR_DEVICE_REMOVED);
         }
-        // Read the file itself: a rename may reuse an inode number within
-        // the clock's granularity, so the stamp alone can miss a change.
-        let s = DeviceState::load(&self.path).map_err(|_| SAR_FILEERR)?;
-        self.state = Some(s);
-        self.stamp = stamp(&self.path);
+        // `refresh` read the file under the lock.
+        self.state.as_ref().ok_or(SAR_FILEERR)?;
         Ok(f)
     }
 
@@ -202,7 +179,6 @@ impl Device {
         match new.save(&self.path) {
             Ok(()) => {
                 self.state = Some(new);
-                self.stamp = stamp(&self.path);
                 Ok(())
             }
             Err(e) => {
