@@ -1091,6 +1091,11 @@ fn wait_for_dev_event_reports_removal_and_insertion_and_cancel_ends_it() {
                 skf!(api.WaitForDevEvent(name.as_mut_ptr(), null_mut(), &mut ev)),
                 SAR_INVALIDPARAMERR
             );
+            let mut n: U = 64;
+            assert_eq!(
+                skf!(api.WaitForDevEvent(null_mut(), &mut n, &mut ev)),
+                SAR_INVALIDPARAMERR
+            );
             // The library starts no thread: unloading it here is safe.
             drop(std::sync::Arc::try_unwrap(api).ok().expect("last user"));
         },

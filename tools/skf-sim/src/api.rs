@@ -494,10 +494,13 @@ skf_export! {
     /// §7.1.2: block until a listed device appears or disappears (polled
     /// every 50 ms in the caller's thread: the library runs no thread of
     /// its own). `SKF_CancelWaitForDevEvent` ends the wait with `SAR_OK`,
-    /// event 0 and an empty name.
+    /// event 0 and an empty name. A name buffer too short for the device's
+    /// name is `SAR_BUFFER_TOO_SMALL` with the size, and the event stays
+    /// to be reported.
     fn SKF_WaitForDevEvent(szDevName: LPSTR, pulDevNameLen: *mut ULONG, pulEvent: *mut ULONG) {
+        // No size query here: the name of an event must be delivered with it.
         ptr::read(pulDevNameLen)?;
-        if pulEvent.is_null() {
+        if pulEvent.is_null() || szDevName.is_null() {
             return Err(SAR_INVALIDPARAMERR);
         }
         let mut g = registry::lock();
