@@ -5,6 +5,7 @@
 //! first; `scripts/test` does both).
 
 pub mod marionette;
+pub mod skf;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

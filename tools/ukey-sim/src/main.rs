@@ -73,6 +73,9 @@ enum Cmd {
     /// A throw-away CA (the demo CA that `init --demo` writes).
     #[command(subcommand)]
     Ca(CaCmd),
+    /// GM/T 0016 (SKF) soft tokens for libukey_skf_sim.so, and their SM2 demo CA.
+    #[command(subcommand)]
+    Skf(ukey_skf_sim::cli::SkfCmd),
     /// Pull, insert or reset the card of every process using this state file.
     Control {
         #[arg(long)]
@@ -337,6 +340,7 @@ fn run(cli: Cli) -> Result<(), String> {
             out,
             der,
         }) => issue(&ca_dir, &csr, days, &usage, out.as_deref(), der),
+        Cmd::Skf(cmd) => ukey_skf_sim::cli::run(cmd),
         Cmd::Control { state, command } => {
             let line = command.join(" ");
             let c =
