@@ -788,7 +788,8 @@ case!(login_edge_cases, tokens = 1, |m| {
     );
     assert_eq!(
         call!(m, C_Login(h, CKU_USER, pin.as_mut_ptr(), 0)),
-        CKR_PIN_LEN_RANGE
+        CKR_PIN_INCORRECT,
+        "a login PIN of the wrong length is simply not the PIN"
     );
     let mut ff = [0xFFu8; 6];
     assert_eq!(
@@ -798,6 +799,275 @@ case!(login_edge_cases, tokens = 1, |m| {
     assert_eq!(call!(m, C_Logout(h)), CKR_USER_NOT_LOGGED_IN);
     let p = ukey_sim::state::Persistent::load(&m.states[0]).unwrap();
     assert_eq!(p.pin.tries_left, 3, "none of these reached the card");
+});
+
+// ---- absurd PIN lengths ------------------------------------------------------
+//
+// Each PIN-taking function and user type gets lengths of 2^40 (an allocation
+// of that size aborts the process) and 2^32 + 6 (a 32-bit truncation would
+// read "123456" and log in) on a 7-byte heap buffer holding "1234567"
+// (valgrind sees any read past it). The answer is an error code, and no
+// VERIFY reaches the card: the counters stay full.
+
+const HUGE_LENGTHS: [CK_ULONG; 2] = [1 << 40, (1 << 32) + 6];
+
+/// A 7-byte buffer on the heap, where memcheck notices a read past its end.
+fn short_pin() -> Box<[u8]> {
+    b"1234567".to_vec().into_boxed_slice()
+}
+
+/// Nothing was spent: the card's PIN and PUK counters are full.
+fn no_try_spent(m: &RawModule) {
+    let p = ukey_sim::state::Persistent::load(&m.states[0]).unwrap();
+    assert_eq!((p.pin.tries_left, p.puk.tries_left), (3, 3));
+}
+
+/// A read-write session on the first token, logged in as `user` with
+/// `secret` (no login for `None`).
+fn session_as(m: &RawModule, user: Option<(CK_USER_TYPE, &str)>) -> CK_SESSION_HANDLE {
+    init(m);
+    let h = open(m, slots(m)[0]);
+    if let Some((user, secret)) = user {
+        let mut s = secret.as_bytes().to_vec();
+        let rv = call!(m, C_Login(h, user, s.as_mut_ptr(), s.len() as CK_ULONG));
+        assert_eq!(rv, CKR_OK);
+    }
+    h
+}
+
+/// The demo token's management key (random, PIN-protected), in hex.
+fn mgmt_key(m: &RawModule) -> String {
+    let p = ukey_sim::state::Persistent::load(&m.states[0]).unwrap();
+    hex::encode(&p.management_key.key.0[..])
+}
+
+/// A signature with the PIN-always 9C key initialised, waiting for
+/// C_Login(CKU_CONTEXT_SPECIFIC); its first use spent by a signature.
+fn context_login_pending(m: &RawModule) -> CK_SESSION_HANDLE {
+    let h = ready(m);
+    let key = private_key(m, h, 2);
+    let mut mm = mech(CKM_ECDSA);
+    let mut digest = [0x5Au8; 32];
+    let mut sig = [0u8; 64];
+    let mut n: CK_ULONG = 64;
+    assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+    assert_eq!(
+        call!(m, C_Sign(h, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut n)),
+        CKR_OK,
+        "the login's own PIN authorises the first use"
+    );
+    assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+    h
+}
+
+case!(huge_pin_length_c_login_user, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_Login(h, CKU_USER, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_so, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_Login(h, CKU_SO, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_context_specific, tokens = 1, |m| {
+    let h = context_login_pending(&m);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_Login(h, CKU_CONTEXT_SPECIFIC, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_user_3_0, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call3!(
+            m,
+            C_LoginUser(h, CKU_USER, pin.as_mut_ptr(), len, null_mut(), 0)
+        );
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+        // A user name of an absurd length is not read either.
+        let mut name = short_pin();
+        let rv = call3!(
+            m,
+            C_LoginUser(h, CKU_USER, pin.as_mut_ptr(), 6, name.as_mut_ptr(), len)
+        );
+        assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED, "user name length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_user_3_0_so, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call3!(m, C_LoginUser(h, CKU_SO, pin.as_mut_ptr(), len, null_mut(), 0));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(
+    huge_pin_length_c_login_user_3_0_context_specific,
+    tokens = 1,
+    |m| {
+        let h = context_login_pending(&m);
+        for len in HUGE_LENGTHS {
+            let mut pin = short_pin();
+            let rv = call3!(
+                m,
+                C_LoginUser(h, CKU_CONTEXT_SPECIFIC, pin.as_mut_ptr(), len, null_mut(), 0)
+            );
+            assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+        }
+        no_try_spent(&m);
+    }
+);
+
+/// C_SetPIN with the old, then the new value of an absurd length.
+fn set_pin_refuses_huge_lengths(m: &RawModule, h: CK_SESSION_HANDLE, good_old: &str) {
+    let mut old = good_old.as_bytes().to_vec();
+    let old_len = old.len() as CK_ULONG;
+    for len in HUGE_LENGTHS {
+        let mut huge = short_pin();
+        let mut new = *b"654321";
+        let rv = call!(m, C_SetPIN(h, huge.as_mut_ptr(), len, new.as_mut_ptr(), 6));
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "old length {len:#x}");
+        let rv = call!(
+            m,
+            C_SetPIN(h, old.as_mut_ptr(), old_len, huge.as_mut_ptr(), len)
+        );
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "new length {len:#x}");
+    }
+}
+
+case!(huge_pin_length_c_set_pin_user, tokens = 1, |m| {
+    let h = session_as(&m, Some((CKU_USER, "123456")));
+    set_pin_refuses_huge_lengths(&m, h, "123456");
+    no_try_spent(&m);
+    assert_eq!(
+        ukey_sim::state::Persistent::load(&m.states[0]).unwrap().pin.value.0[..6],
+        *b"123456",
+        "the PIN is unchanged"
+    );
+});
+
+case!(huge_pin_length_c_set_pin_public_session, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    set_pin_refuses_huge_lengths(&m, h, "123456");
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_set_pin_so_puk, tokens = 1, |m| {
+    let h = session_as(&m, Some((CKU_SO, "12345678")));
+    set_pin_refuses_huge_lengths(&m, h, "12345678");
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_set_pin_so_management_key, tokens = 1, |m| {
+    let key = mgmt_key(&m);
+    let h = session_as(&m, Some((CKU_SO, &key)));
+    set_pin_refuses_huge_lengths(&m, h, &key);
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_init_pin_so_puk, tokens = 1, |m| {
+    let h = session_as(&m, Some((CKU_SO, "12345678")));
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_InitPIN(h, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_init_pin_so_management_key, tokens = 1, |m| {
+    let key = mgmt_key(&m);
+    let h = session_as(&m, Some((CKU_SO, &key)));
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_InitPIN(h, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_init_token, tokens = 1, |m| {
+    init(&m);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let mut label = [b' '; 32];
+        let rv = call!(
+            m,
+            C_InitToken(slots(&m)[0], pin.as_mut_ptr(), len, label.as_mut_ptr())
+        );
+        assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_data_and_template_lengths, tokens = 1, |m| {
+    let h = ready(&m);
+    let key = private_key(&m, h, 1);
+    for len in HUGE_LENGTHS {
+        // Data to sign (hashing and raw), to verify and to decrypt.
+        for kind in [CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS] {
+            let mut mm = mech(kind);
+            let mut data = short_pin();
+            let mut sig = [0u8; 256];
+            let mut n: CK_ULONG = 256;
+            assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+            let rv = call!(m, C_Sign(h, data.as_mut_ptr(), len, sig.as_mut_ptr(), &mut n));
+            assert_ne!(rv, CKR_OK, "sign {kind:#x}, length {len:#x}");
+            assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+            let rv = call!(m, C_SignUpdate(h, data.as_mut_ptr(), len));
+            assert_ne!(rv, CKR_OK, "sign update {kind:#x}, length {len:#x}");
+        }
+        let mut mm = mech(CKM_RSA_PKCS);
+        let mut data = short_pin();
+        let mut out = [0u8; 256];
+        let mut n: CK_ULONG = 256;
+        assert_eq!(call!(m, C_DecryptInit(h, &mut mm, key)), CKR_OK);
+        let rv = call!(m, C_Decrypt(h, data.as_mut_ptr(), len, out.as_mut_ptr(), &mut n));
+        assert_ne!(rv, CKR_OK, "decrypt, length {len:#x}");
+        // A template value and a template count.
+        let mut value = short_pin();
+        let mut t = [CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: value.as_mut_ptr() as *mut c_void,
+            ulValueLen: len,
+        }];
+        assert_eq!(
+            call!(m, C_FindObjectsInit(h, t.as_mut_ptr(), 1)),
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "template value length {len:#x}"
+        );
+        assert_eq!(
+            call!(m, C_FindObjectsInit(h, t.as_mut_ptr(), len)),
+            CKR_ARGUMENTS_BAD,
+            "template count {len:#x}"
+        );
+        let mut random = short_pin();
+        assert_eq!(
+            call!(m, C_GenerateRandom(h, random.as_mut_ptr(), len)),
+            CKR_ARGUMENTS_BAD,
+            "random length {len:#x}"
+        );
+    }
+    no_try_spent(&m);
 });
 
 // ---- templates -------------------------------------------------------------

@@ -701,14 +701,16 @@ fn pin_flags_walk_count_low_final_try_locked() {
 fn pin_length_and_wrong_pin_errors_are_exact() {
     let env = ModuleEnv::new(vec![Start::Demo]);
     let s = env.p11.open_ro_session(slot(&env, 0)).unwrap();
+    // C_Login answers CKR_PIN_INCORRECT (CKR_PIN_LEN_RANGE is for the
+    // functions that set a PIN), without a VERIFY.
     assert_eq!(
         rv(s.login(UserType::User, Some(&pin("12345"))).unwrap_err()),
-        RvError::PinLenRange
+        RvError::PinIncorrect
     );
     assert_eq!(
         rv(s.login(UserType::User, Some(&pin("123456789")))
             .unwrap_err()),
-        RvError::PinLenRange
+        RvError::PinIncorrect
     );
     assert_eq!(
         env.tries(0),

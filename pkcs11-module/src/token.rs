@@ -599,13 +599,15 @@ impl Token {
                 },
             );
         }
+        // C_Login answers a secret that cannot be right by its length with
+        // CKR_PIN_INCORRECT (CKR_PIN_LEN_RANGE is for setting a PIN).
         if !matches!(secret.len(), 32 | 48 | 64) {
-            return Err(Error::PinLenRange);
+            return Err(Error::PinIncorrect);
         }
         let text = std::str::from_utf8(secret).map_err(|_| Error::PinInvalid)?;
         let bytes = Zeroizing::new(hex::decode(text).map_err(|_| Error::PinInvalid)?);
         let alg = self.management_algorithm(st, &info, bytes.len())?;
-        let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinLenRange)?;
+        let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinIncorrect)?;
         self.transact(st, &mut |s, st| match s.authenticate(&key) {
             Ok(()) => {
                 st.mgmt_authenticated = true;

@@ -154,7 +154,7 @@ fn sign_finish(s: &Session, out: &OutBytes, data: Option<&[u8]>) -> Result<()> {
 /// §5.9.2 C_Sign.
 pub fn sign(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().sign = None)?;
     {
         let ops = s.ops();
         let op = ops.sign.as_ref().ok_or(Error::OperationNotInitialized)?;
@@ -168,7 +168,7 @@ pub fn sign(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
 /// §5.9.3 C_SignUpdate.
 pub fn sign_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().sign = None)?;
     let mut ops = s.ops();
     let op = ops.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
     op.multipart = true;
@@ -220,7 +220,13 @@ fn verify_finish(s: &Session, data: Option<&[u8]>, signature: &[u8]) -> Result<(
 /// §5.11.2 C_Verify.
 pub fn verify(h: CK_SESSION_HANDLE, data: InBytes, signature: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let (data, signature) = (data.get()?, signature.get()?);
+    let (data, signature) = match (data.get(), signature.get()) {
+        (Ok(d), Ok(sig)) => (d, sig),
+        (Err(e), _) | (_, Err(e)) => {
+            s.ops().verify = None;
+            return Err(e);
+        }
+    };
     if s.ops()
         .verify
         .as_ref()
@@ -235,7 +241,7 @@ pub fn verify(h: CK_SESSION_HANDLE, data: InBytes, signature: InBytes) -> Result
 /// §5.11.3 C_VerifyUpdate.
 pub fn verify_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().verify = None)?;
     let mut ops = s.ops();
     let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
     op.multipart = true;
@@ -249,7 +255,8 @@ pub fn verify_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
 /// §5.11.4 C_VerifyFinal.
 pub fn verify_final(h: CK_SESSION_HANDLE, signature: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    verify_finish(&s, None, signature.get()?)
+    let signature = signature.get().inspect_err(|_| s.ops().verify = None)?;
+    verify_finish(&s, None, signature)
 }
 
 /// §5.8.5 C_DecryptInit (RSA keys).
@@ -279,7 +286,7 @@ pub fn decrypt_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HAND
 /// operation, so a short buffer keeps the result for the next call.
 pub fn decrypt(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().decrypt = None)?;
     let mut ops = s.ops();
     let op = ops.decrypt.as_mut().ok_or(Error::OperationNotInitialized)?;
     if let Some(plain) = &op.result {

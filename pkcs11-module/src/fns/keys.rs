@@ -299,10 +299,14 @@ pub fn derive_key(
     out.write(handle)
 }
 
+/// Most random bytes given in one call (the card makes them 256 bytes per
+/// APDU); a larger request is refused before anything is allocated.
+const MAX_RANDOM_LEN: usize = 1 << 20;
+
 /// §5.15.2 C_GenerateRandom: GET CHALLENGE where the card offers it.
 pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
     let (_, s) = session(h)?;
-    let len = out.size()?;
+    let len = out.size(MAX_RANDOM_LEN)?;
     if len == 0 {
         return Ok(());
     }

@@ -138,19 +138,24 @@ pub fn init_token(id: CK_SLOT_ID) -> Result<()> {
     Err(Error::FunctionNotSupported)
 }
 
-/// A PIN or PUK from the caller: 6–8 bytes, no FF.
-pub(crate) fn pin_arg(b: &InBytes) -> Result<Pin> {
-    let v = b.secret()?;
-    if !(6..=8).contains(&v.len()) {
-        return Err(Error::PinLenRange);
+/// Longest secret a caller gives: a 256-bit management key in hex.
+pub(crate) const MAX_SECRET_LEN: usize = 64;
+
+/// A PIN or PUK from the caller: 6–8 bytes, no FF. Another length is
+/// `wrong_len` (`CKR_PIN_LEN_RANGE` where a PIN is set, `CKR_PIN_INCORRECT`
+/// at a login), decided before the caller's buffer is read.
+pub(crate) fn pin_arg(b: &InBytes, wrong_len: Error) -> Result<Pin> {
+    if !(6..=8).contains(&b.len()?) {
+        return Err(wrong_len);
     }
+    let v = b.secret(8, wrong_len)?;
     Pin::new(&v).map_err(|_| Error::PinInvalid)
 }
 
 /// §5.5.8 C_InitPIN: as SO with the PUK, unblock and set the user PIN.
 pub fn init_pin(h: CK_SESSION_HANDLE, new_pin: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let pin = pin_arg(&new_pin)?;
+    let pin = pin_arg(&new_pin, Error::PinLenRange)?;
     let mut st = s.token.lock();
     if !matches!(st.login, Login::SoPuk | Login::SoManagementKey) {
         return Err(Error::UserNotLoggedIn);
@@ -171,15 +176,20 @@ pub fn set_pin(h: CK_SESSION_HANDLE, old: InBytes, new: InBytes) -> Result<()> {
     let mut st = s.token.lock();
     match st.login {
         Login::SoManagementKey => {
-            let (old, new) = (old.secret()?, new.secret()?);
+            let (old, new) = (
+                old.secret(MAX_SECRET_LEN, Error::PinLenRange)?,
+                new.secret(MAX_SECRET_LEN, Error::PinLenRange)?,
+            );
             s.token.change_management_key(&mut st, &old, &new)
         }
         Login::SoPuk => {
-            let (old, new) = (pin_arg(&old)?, pin_arg(&new)?);
+            let old = pin_arg(&old, Error::PinLenRange)?;
+            let new = pin_arg(&new, Error::PinLenRange)?;
             s.token.change_puk(&mut st, &old, &new)
         }
         Login::User | Login::None => {
-            let (old, new) = (pin_arg(&old)?, pin_arg(&new)?);
+            let old = pin_arg(&old, Error::PinLenRange)?;
+            let new = pin_arg(&new, Error::PinLenRange)?;
             s.token.change_pin(&mut st, &old, &new)
         }
     }
