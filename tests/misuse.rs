@@ -852,7 +852,10 @@ fn context_login_pending(m: &RawModule) -> CK_SESSION_HANDLE {
     let mut n: CK_ULONG = 64;
     assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
     assert_eq!(
-        call!(m, C_Sign(h, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut n)),
+        call!(
+            m,
+            C_Sign(h, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut n)
+        ),
         CKR_OK,
         "the login's own PIN authorises the first use"
     );
@@ -914,7 +917,10 @@ case!(huge_pin_length_c_login_user_3_0_so, tokens = 1, |m| {
     let h = session_as(&m, None);
     for len in HUGE_LENGTHS {
         let mut pin = short_pin();
-        let rv = call3!(m, C_LoginUser(h, CKU_SO, pin.as_mut_ptr(), len, null_mut(), 0));
+        let rv = call3!(
+            m,
+            C_LoginUser(h, CKU_SO, pin.as_mut_ptr(), len, null_mut(), 0)
+        );
         assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
     }
     no_try_spent(&m);
@@ -929,7 +935,14 @@ case!(
             let mut pin = short_pin();
             let rv = call3!(
                 m,
-                C_LoginUser(h, CKU_CONTEXT_SPECIFIC, pin.as_mut_ptr(), len, null_mut(), 0)
+                C_LoginUser(
+                    h,
+                    CKU_CONTEXT_SPECIFIC,
+                    pin.as_mut_ptr(),
+                    len,
+                    null_mut(),
+                    0
+                )
             );
             assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
         }
@@ -959,7 +972,11 @@ case!(huge_pin_length_c_set_pin_user, tokens = 1, |m| {
     set_pin_refuses_huge_lengths(&m, h, "123456");
     no_try_spent(&m);
     assert_eq!(
-        ukey_sim::state::Persistent::load(&m.states[0]).unwrap().pin.value.0[..6],
+        ukey_sim::state::Persistent::load(&m.states[0])
+            .unwrap()
+            .pin
+            .value
+            .0[..6],
         *b"123456",
         "the PIN is unchanged"
     );
@@ -977,12 +994,16 @@ case!(huge_pin_length_c_set_pin_so_puk, tokens = 1, |m| {
     no_try_spent(&m);
 });
 
-case!(huge_pin_length_c_set_pin_so_management_key, tokens = 1, |m| {
-    let key = mgmt_key(&m);
-    let h = session_as(&m, Some((CKU_SO, &key)));
-    set_pin_refuses_huge_lengths(&m, h, &key);
-    no_try_spent(&m);
-});
+case!(
+    huge_pin_length_c_set_pin_so_management_key,
+    tokens = 1,
+    |m| {
+        let key = mgmt_key(&m);
+        let h = session_as(&m, Some((CKU_SO, &key)));
+        set_pin_refuses_huge_lengths(&m, h, &key);
+        no_try_spent(&m);
+    }
+);
 
 case!(huge_pin_length_c_init_pin_so_puk, tokens = 1, |m| {
     let h = session_as(&m, Some((CKU_SO, "12345678")));
@@ -994,16 +1015,20 @@ case!(huge_pin_length_c_init_pin_so_puk, tokens = 1, |m| {
     no_try_spent(&m);
 });
 
-case!(huge_pin_length_c_init_pin_so_management_key, tokens = 1, |m| {
-    let key = mgmt_key(&m);
-    let h = session_as(&m, Some((CKU_SO, &key)));
-    for len in HUGE_LENGTHS {
-        let mut pin = short_pin();
-        let rv = call!(m, C_InitPIN(h, pin.as_mut_ptr(), len));
-        assert_eq!(rv, CKR_PIN_LEN_RANGE, "length {len:#x}");
+case!(
+    huge_pin_length_c_init_pin_so_management_key,
+    tokens = 1,
+    |m| {
+        let key = mgmt_key(&m);
+        let h = session_as(&m, Some((CKU_SO, &key)));
+        for len in HUGE_LENGTHS {
+            let mut pin = short_pin();
+            let rv = call!(m, C_InitPIN(h, pin.as_mut_ptr(), len));
+            assert_eq!(rv, CKR_PIN_LEN_RANGE, "length {len:#x}");
+        }
+        no_try_spent(&m);
     }
-    no_try_spent(&m);
-});
+);
 
 case!(huge_pin_length_c_init_token, tokens = 1, |m| {
     init(&m);
@@ -1030,7 +1055,10 @@ case!(huge_data_and_template_lengths, tokens = 1, |m| {
             let mut sig = [0u8; 256];
             let mut n: CK_ULONG = 256;
             assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
-            let rv = call!(m, C_Sign(h, data.as_mut_ptr(), len, sig.as_mut_ptr(), &mut n));
+            let rv = call!(
+                m,
+                C_Sign(h, data.as_mut_ptr(), len, sig.as_mut_ptr(), &mut n)
+            );
             assert_ne!(rv, CKR_OK, "sign {kind:#x}, length {len:#x}");
             assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
             let rv = call!(m, C_SignUpdate(h, data.as_mut_ptr(), len));
@@ -1041,7 +1069,10 @@ case!(huge_data_and_template_lengths, tokens = 1, |m| {
         let mut out = [0u8; 256];
         let mut n: CK_ULONG = 256;
         assert_eq!(call!(m, C_DecryptInit(h, &mut mm, key)), CKR_OK);
-        let rv = call!(m, C_Decrypt(h, data.as_mut_ptr(), len, out.as_mut_ptr(), &mut n));
+        let rv = call!(
+            m,
+            C_Decrypt(h, data.as_mut_ptr(), len, out.as_mut_ptr(), &mut n)
+        );
         assert_ne!(rv, CKR_OK, "decrypt, length {len:#x}");
         // A template value and a template count.
         let mut value = short_pin();

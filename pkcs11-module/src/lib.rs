@@ -10,6 +10,7 @@ pub mod ffi;
 pub mod fns;
 pub mod keyinfo;
 pub mod library;
+pub mod log;
 pub mod mechanism;
 pub mod object;
 pub mod pad;

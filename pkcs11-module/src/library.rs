@@ -69,34 +69,6 @@ pub fn get() -> Result<Arc<Library>> {
     }
 }
 
-fn init_logging() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UKEY_LOG") else {
-            return;
-        };
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(true);
-        let _ = match std::env::var_os("UKEY_LOG_FILE").and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        }) {
-            Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
-            // Colours only for a person reading a terminal, not in a saved log.
-            None => builder
-                .with_ansi(tty)
-                .with_writer(std::io::stderr)
-                .try_init(),
-        };
-    });
-}
-
 /// C_Initialize.
 pub fn initialize(args: Option<InitArgs>) -> Result<()> {
     let mut guard = LIBRARY.write().unwrap_or_else(|e| e.into_inner());
@@ -116,7 +88,7 @@ pub fn initialize(args: Option<InitArgs>) -> Result<()> {
             tracing::debug!("C_Initialize: application mutex callbacks given; using OS locking");
         }
     }
-    init_logging();
+    crate::log::init();
     watch_forks();
     let lib = Library {
         pid: std::process::id(),

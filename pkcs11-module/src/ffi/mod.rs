@@ -6,23 +6,29 @@ pub mod entry;
 pub mod ptr;
 
 use crate::error::Result;
+use crate::log::quietly;
 use cryptoki_sys::*;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Run a safe inner function: panics never cross the FFI boundary.
+/// Run a safe inner function: panics never cross the FFI boundary. The
+/// guard's own log lines run under `catch_unwind` too (see [`crate::log`]):
+/// a failing logger must not turn a caught panic into an abort.
 pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => {
-            tracing::trace!(target: "pkcs11", "{name} -> CKR_OK");
+            quietly(|| tracing::trace!(target: "pkcs11", "{name} -> CKR_OK"));
             CKR_OK
         }
         Ok(Err(e)) => {
-            tracing::debug!(target: "pkcs11", "{name} -> {e} ({:#x})", e.rv());
-            e.rv()
+            let rv = e.rv();
+            quietly(|| tracing::debug!(target: "pkcs11", "{name} -> {e} ({rv:#x})"));
+            rv
         }
         Err(panic) => {
-            tracing::error!(target: "pkcs11", "{name} panicked; returning CKR_GENERAL_ERROR");
+            quietly(
+                || tracing::error!(target: "pkcs11", "{name} panicked; returning CKR_GENERAL_ERROR"),
+            );
             // Under a fuzzer a panic is a finding, not something to hide.
             if cfg!(fuzzing) {
                 std::panic::resume_unwind(panic);

@@ -84,7 +84,9 @@ impl InBytes {
     /// anything is read or allocated), copied into a buffer that zeroizes
     /// on drop (PINs, PUKs, management keys).
     pub fn secret(&self, max: usize, too_long: Error) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(Zeroizing::new(self.get_max(max.min(MAX_IN_LEN), too_long)?.to_vec()))
+        Ok(Zeroizing::new(
+            self.get_max(max.min(MAX_IN_LEN), too_long)?.to_vec(),
+        ))
     }
 
     pub fn is_null(&self) -> bool {
