@@ -5,6 +5,9 @@
 use std::path::Path;
 use ukey_tests::*;
 
+/// OpenSC's PKCS#11 call tracer (Debian package opensc).
+const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
+
 fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     require_tools(&["pkcs11-tool", "openssl", "yubico-piv-tool"]);
     let dir = tempfile::tempdir().unwrap();
@@ -73,6 +76,59 @@ fn listing_objects_and_token_info_spends_no_pin_try() {
            done"#,
     );
     assert_eq!(tries(&card), (2, 3), "only the one wrong login counted");
+}
+
+/// OpenSC's pkcs11-spy, the usual way to trace PKCS#11 calls, wrapped
+/// around our module: it writes into the CK_INTERFACE that C_GetInterface
+/// returns (a segfault while that lived in read-only memory). pkcs11-tool
+/// lists, logs in and signs through it; openssl verifies the signature and
+/// the spy's log shows every call with its result.
+#[test]
+fn pkcs11_spy_wraps_the_module() {
+    require_files(&[SPY]);
+    let (dir, card) = setup();
+    let out = run(
+        dir.path(),
+        &card,
+        &format!(
+            r#"export PKCS11SPY="$UKEY" PKCS11SPY_OUTPUT=$PWD/spy.log
+               echo "tender document" > msg.txt
+               pkcs11-tool --module {SPY} -L
+               pkcs11-tool --module {SPY} -O --login --pin 123456 --sign --id 01 -m SHA256-RSA-PKCS -i msg.txt -o sig.bin
+               unset PKCS11SPY
+               pkcs11-tool --module $UKEY --read-object --type cert --id 01 -o cert.der
+               openssl x509 -inform der -in cert.der -pubkey -noout > pub.pem
+               openssl dgst -sha256 -verify pub.pem -signature sig.bin msg.txt
+               echo "=== spy"
+               grep -E '^[0-9]+: C_|^Returned:' spy.log"#
+        ),
+    );
+    assert!(out.contains("token label        : UKey PIV #"), "{out}");
+    assert!(out.contains("Verified OK"), "{out}");
+    let (_, spy) = out.split_once("=== spy").unwrap();
+    for call in [
+        "C_GetInterface",
+        "C_Initialize",
+        "C_GetSlotList",
+        "C_GetTokenInfo",
+        "C_OpenSession",
+        "C_Login",
+        "C_FindObjectsInit",
+        "C_GetAttributeValue",
+        "C_SignInit",
+        "C_Sign",
+        "C_Finalize",
+    ] {
+        assert!(
+            spy.contains(&format!(": {call}\n")),
+            "{call} in the spy log:\n{spy}"
+        );
+    }
+    assert!(
+        spy.matches("Returned:  0 CKR_OK").count() > 20,
+        "the spy logged the results:\n{spy}"
+    );
+    assert_eq!(tries(&card), (3, 3));
 }
 
 /// Issue 4 over PC/SC: pkcs11-tool generates a key and writes its

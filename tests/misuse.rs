@@ -208,6 +208,27 @@ case!(get_interface_by_name_and_version, tokens = 0, |m| {
     );
 });
 
+case!(the_interface_returned_can_be_written, tokens = 0, |m| {
+    // OpenSC's pkcs11-spy replaces pFunctionList in the CK_INTERFACE it gets
+    // back; in read-only memory that write was a segfault.
+    for version in [None, Some((2, 40)), Some((3, 0))] {
+        let mut v = version.map(|(major, minor)| CK_VERSION { major, minor });
+        let vp = v.as_mut().map_or(null_mut(), |v| v as *mut CK_VERSION);
+        let mut iface: *mut CK_INTERFACE = null_mut();
+        assert_eq!(
+            call3!(m, C_GetInterface(null_mut(), vp, &mut iface, 0)),
+            CKR_OK
+        );
+        // SAFETY: the module returned a valid interface pointer; the spec
+        // lets the caller write there, and we write back what was read.
+        unsafe {
+            let saved = (*iface).pFunctionList;
+            (*iface).pFunctionList = null_mut();
+            (*iface).pFunctionList = saved;
+        }
+    }
+});
+
 case!(get_interface_list_sizes, tokens = 0, |m| {
     let mut n: CK_ULONG = 0;
     assert_eq!(call3!(m, C_GetInterfaceList(null_mut(), &mut n)), CKR_OK);
