@@ -131,6 +131,79 @@ fn pkcs11_spy_wraps_the_module() {
     assert_eq!(tries(&card), (3, 3));
 }
 
+/// A bad `UKEY_SIM` (a file that is not a token, a directory, a path in a
+/// missing directory, a missing file, a path with `:` in it) is one log line
+/// each: the real token over pcscd is still listed and signs, and the module
+/// never creates a state file (it used to make a token of a missing path,
+/// and to fail C_Initialize, hiding every real token, on the others).
+#[test]
+fn a_bad_ukey_sim_never_hides_the_real_token_nor_creates_a_file() {
+    let (dir, card) = setup();
+    let sims = dir.path().join("sims");
+    std::fs::create_dir_all(sims.join("a-directory")).unwrap();
+    std::fs::write(sims.join("junk.json"), b"{\"not\": \"a token\"}").unwrap();
+    // A real token whose path has a colon: UKEY_SIM splits it in two, like PATH.
+    let colon = init_token(&sims, "odd:name", &[]);
+    let before = std::fs::read_dir(&sims).unwrap().count();
+    let bad = [
+        sims.join("junk.json"),
+        sims.join("a-directory"),
+        sims.join("no-such-dir/card.json"),
+        sims.join("missing.json"),
+        colon.clone(),
+    ];
+    let mut script = String::from("echo \"tender document\" > msg.txt\n");
+    for (i, path) in bad.iter().enumerate() {
+        script += &format!(
+            r#"export UKEY_SIM='{path}' UKEY_LOG=warn
+               echo "=== case {i}"
+               pkcs11-tool --module $UKEY -L 2>&1 | grep -E "Slot|token label|UKEY_SIM"
+               pkcs11-tool --module $UKEY --login --pin 123456 --sign --id 01 -m SHA256-RSA-PKCS -i msg.txt -o sig{i}.bin
+               unset UKEY_SIM UKEY_LOG
+               pkcs11-tool --module $UKEY --read-object --type cert --id 01 -o cert.der
+               openssl x509 -inform der -in cert.der -pubkey -noout > pub.pem
+               openssl dgst -sha256 -verify pub.pem -signature sig{i}.bin msg.txt
+"#,
+            path = path.display()
+        );
+    }
+    let out = run(dir.path(), &card, &script);
+    for i in 0..bad.len() {
+        let case = out
+            .split(&format!("=== case {i}\n"))
+            .nth(1)
+            .unwrap()
+            .split("=== case")
+            .next()
+            .unwrap();
+        assert!(case.contains("Virtual PCD 00 00"), "case {i}:\n{out}");
+        assert!(
+            case.contains("token label        : UKey PIV #"),
+            "case {i}:\n{out}"
+        );
+        assert!(
+            !case.contains("ukey-sim /"),
+            "no simulated slot, case {i}:\n{out}"
+        );
+        assert!(
+            case.contains("UKEY_SIM entry"),
+            "a log line, case {i}:\n{out}"
+        );
+        assert!(case.contains("Verified OK"), "case {i}:\n{out}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&sims).unwrap().count(),
+        before,
+        "no file was created next to the bad paths"
+    );
+    assert!(!sims.join("no-such-dir").exists());
+    assert!(
+        !dir.path().join("name.json").exists(),
+        "nor in the working directory"
+    );
+    assert_eq!(tries(&card), (3, 3));
+}
+
 /// Issue 4 over PC/SC: pkcs11-tool generates a key and writes its
 /// certificate through our module; OpenSC's module and yubico-piv-tool
 /// then read the same key and certificate from the card.

@@ -52,14 +52,17 @@ pub struct Slots {
 
 impl Slots {
     /// Discover readers (`UKEY_NO_PCSC=1` skips PC/SC; `UKEY_SIM` adds
-    /// simulated tokens, creating missing state files as factory-fresh cards).
+    /// simulated tokens). A state file that cannot be opened (missing, a
+    /// directory, not a token, a symbolic link) is one log line and no slot:
+    /// it never hides the real tokens, and it is never created.
     pub fn new() -> Result<Self> {
         let use_pcsc = std::env::var("UKEY_NO_PCSC").map_or(true, |v| v != "1");
         let mut sims = Vec::new();
         for path in ukey_sim::paths_from_env() {
-            let r = ukey_sim::SimReader::open(&path)
-                .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
-            sims.push(r);
+            match ukey_sim::SimReader::open(&path) {
+                Ok(r) => sims.push(r),
+                Err(e) => tracing::warn!("UKEY_SIM entry skipped: {e}"),
+            }
         }
         let slots = Slots {
             table: Mutex::new(Table {

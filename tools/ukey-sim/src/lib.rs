@@ -18,6 +18,7 @@
 pub mod applet;
 pub mod ca;
 pub mod demo;
+pub mod files;
 pub mod keys;
 pub mod state;
 pub mod vpcd;
@@ -121,19 +122,24 @@ impl Control {
     /// Each command file gets a fresh name so none is missed.
     pub fn send(self, state: &Path) -> std::io::Result<()> {
         let ctl = control_path(state);
-        let seq = std::fs::read_to_string(&ctl)
+        let seq = files::read_regular(&ctl, MAX_CONTROL_FILE)
             .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
             .and_then(|s| s.lines().next().and_then(|l| l.parse::<u64>().ok()))
             .unwrap_or(0)
             + 1;
-        let tmp = ctl.with_extension("ctl.tmp");
-        std::fs::write(&tmp, format!("{seq}\n{}\n", self.to_line()))?;
-        std::fs::rename(tmp, ctl)
+        files::write_atomic(
+            &ctl,
+            format!("{seq}\n{}\n", self.to_line()).as_bytes(),
+            0o644,
+        )
     }
 }
 
-/// The state files `UKEY_SIM` names (separated like `PATH`), as the module
-/// and the CLI read them.
+/// The state files `UKEY_SIM` names, as the module and the CLI read them:
+/// split at every `:` like `PATH`, with no escape (a path containing `:`
+/// cannot be listed here; each piece is then a path that is most likely
+/// missing, and opening a missing path never creates a token).
 pub fn paths_from_env() -> Vec<PathBuf> {
     std::env::var_os("UKEY_SIM")
         .map(|v| {
@@ -219,27 +225,26 @@ impl SimCard {
         }
     }
 
-    /// Open the card whose memory is `path`; a missing file becomes a
-    /// factory-fresh card with a random serial.
+    /// Open the card whose memory is the state file `path`. The file must
+    /// exist and hold a token: a card is made with `ukey-sim init`, never by
+    /// opening a path (a mistyped or half path must not become a token).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let persistent = match Persistent::load(path) {
-            Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let p = Persistent::factory(random_serial());
-                p.save(path)?;
-                p
+        let persistent = Persistent::load(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: no token state file there (make one with `ukey-sim init --state {0}`)",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
             }
-            Err(e) => return Err(e),
-        };
+        })?;
         let mut card = Self::new(persistent);
         card.file_stamp = stamp(path);
-        card.lock = Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(lock_path(path))?,
-        );
+        card.lock = Some(files::open_lock(&lock_path(path))?);
         card.path = Some(path.to_path_buf());
         card.control = Some(control_path(path));
         // Commands left over from an earlier run are history, not orders.
@@ -430,17 +435,15 @@ impl StatusWordBytes {
     const MEMORY_FAILURE: [u8; 2] = [0x65, 0x81];
 }
 
+/// A control file is a sequence number and a few commands.
+const MAX_CONTROL_FILE: u64 = 4096;
+
 fn read_control(ctl: &Path) -> Option<(u64, Vec<Control>)> {
-    let text = std::fs::read_to_string(ctl).ok()?;
+    let bytes = files::read_regular(ctl, MAX_CONTROL_FILE).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
     let mut lines = text.lines();
     let seq = lines.next()?.trim().parse().ok()?;
     Some((seq, lines.filter_map(Control::parse).collect()))
-}
-
-fn random_serial() -> u32 {
-    let mut b = [0u8; 4];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    10_000_000 + u32::from_be_bytes(b) % 80_000_000
 }
 
 /// Whether a command carries secrets in its data field.
