@@ -92,9 +92,14 @@ pub fn generate_key_pair(
     if mech.params != MechParams::None {
         return Err(Error::MechanismParamInvalid);
     }
+    // A card holds no session objects, and CKA_TOKEN defaults to false: a
+    // template without CKA_TOKEN = true asks for what the token cannot do
+    // (v3.0 §4.1.1: inconsistent with the token's requirements).
     for t in [&public, &private] {
-        if find(t, CKA_TOKEN).is_some_and(|a| as_bool(a) == Some(false)) {
-            return Err(Error::TemplateInconsistent);
+        match find(t, CKA_TOKEN).map(as_bool) {
+            Some(Some(true)) => {}
+            Some(None) => return Err(Error::AttributeValueInvalid),
+            _ => return Err(Error::TemplateInconsistent),
         }
     }
     let alg = match mech.kind {
