@@ -277,3 +277,62 @@ fn card_pulled_and_reinserted_through_pcsc() {
     );
     assert!(out.contains("HOTPLUG OK"), "{out}");
 }
+
+/// Inside the namespace: after the token was looked at once, 100 rounds of
+/// C_GetMechanismList and C_GetMechanismInfo for every mechanism (what
+/// some clients do in a loop) send pcscd no command at all: counted in
+/// pcscd's own debug log, every "Received command" line.
+fn mechanism_queries_inside() {
+    std::env::remove_var("UKEY_SIM");
+    std::env::remove_var("UKEY_NO_PCSC");
+    let log = std::path::PathBuf::from(std::env::var("WITH_PCSCD_LOG").unwrap()).join("pcscd.log");
+    let commands = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("Received command:"))
+            .count()
+    };
+    let p11 = Pkcs11::new(module()).unwrap();
+    p11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = p11.get_slots_with_token().unwrap()[0];
+    p11.get_token_info(slot).unwrap();
+    let before = commands();
+    let mut answers = 0;
+    for _ in 0..100 {
+        for m in p11.get_mechanism_list(slot).unwrap() {
+            p11.get_mechanism_info(slot, m).unwrap();
+            answers += 1;
+        }
+    }
+    let after = commands();
+    println!(
+        "MECHANISM QUERIES: {answers} answers, {} pcscd commands",
+        after - before
+    );
+}
+
+#[test]
+fn mechanism_queries_send_pcscd_nothing() {
+    if inner() {
+        if std::env::var("UKEY_MECHANISM_QUERIES").is_ok() {
+            mechanism_queries_inside();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let card = init_token(dir.path(), "card", &["--demo"]);
+    let me = std::env::current_exe().unwrap();
+    let out = with_pcscd(
+        dir.path(),
+        &[&card],
+        &format!(
+            r#"UKEY_STRESS_INNER=1 UKEY_MECHANISM_QUERIES=1 "{me}" mechanism_queries_send_pcscd_nothing --exact --nocapture --test-threads 1"#,
+            me = me.display()
+        ),
+    );
+    assert!(
+        out.contains("answers, 0 pcscd commands"),
+        "no PC/SC traffic for mechanism queries:\n{out}"
+    );
+}

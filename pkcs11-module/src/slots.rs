@@ -306,6 +306,19 @@ impl Slots {
         }
     }
 
+    /// The token in slot `id` as the last poll saw it: no reader is polled
+    /// and no card touched (mechanism queries, which clients repeat in
+    /// loops, need neither). Slots are polled by C_GetSlotList, C_GetSlotInfo,
+    /// C_OpenSession and friends.
+    pub fn known_token(&self, id: CK_SLOT_ID) -> Result<Arc<Token>> {
+        let t = self.lock();
+        let entry = t.slots.get(id as usize).ok_or(Error::SlotIdInvalid)?;
+        match &entry.token {
+            Some(tok) if !tok.is_removed() => Ok(tok.clone()),
+            _ => Err(Error::TokenNotPresent),
+        }
+    }
+
     /// C_WaitForSlotEvent: the next slot whose state changed.
     pub fn wait_event(&self, block: bool) -> Result<CK_SLOT_ID> {
         loop {

@@ -109,21 +109,23 @@ pub fn get_token_info(id: CK_SLOT_ID, out: Out<CK_TOKEN_INFO>) -> Result<()> {
     })
 }
 
-/// §5.5.5 C_GetMechanismList.
+/// §5.5.5 C_GetMechanismList: no reader polling, no card traffic.
 pub fn get_mechanism_list(id: CK_SLOT_ID, out: OutArray<CK_MECHANISM_TYPE>) -> Result<()> {
     let lib = library::get()?;
-    lib.slots.token(id)?;
+    lib.slots.known_token(id)?;
     out.write(&mechanism::list())
 }
 
-/// §5.5.6 C_GetMechanismInfo.
+/// §5.5.6 C_GetMechanismInfo: no reader polling; the card's identity (its
+/// largest RSA key) is read once per insertion, as C_GetTokenInfo reads it,
+/// and kept.
 pub fn get_mechanism_info(
     id: CK_SLOT_ID,
     kind: CK_MECHANISM_TYPE,
     out: Out<CK_MECHANISM_INFO>,
 ) -> Result<()> {
     let lib = library::get()?;
-    let token = lib.slots.token(id)?;
+    let token = lib.slots.known_token(id)?;
     let max_rsa = {
         let mut st = token.lock();
         token.info(&mut st)?.max_rsa_bits()
