@@ -136,6 +136,8 @@ fn killing_the_simulator_mid_write_leaves_a_valid_state_file() {
                  openssl x509 -new -force_pubkey pub.pem -subj "/CN=cert $i/" -CA {ca}/ca.pem -CAkey {ca}/ca.key -days 30 -outform der -out c$i.der
                done
                sim_pid=$(echo $UKEY_SIM_PIDS | awk '{{print $1}}')
+               # The simulator restarted below is this script's to stop.
+               trap 'kill $sim_pid 2>/dev/null || true' EXIT
                for round in 1 2 3 4 5 6; do
                  ( for i in 1 2 3 4 5 6 7 8; do pkcs11-tool --module $U --write-object c$i.der --type cert --id 05 --login --pin 123456 >/dev/null 2>&1; done ) &
                  writer=$!
