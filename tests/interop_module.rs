@@ -59,7 +59,32 @@ fn pkcs11_tool_test_suite_passes() {
     );
     assert!(out.contains("No errors"), "{out}");
     assert!(!out.contains("failed"), "{out}");
+    // Its digest tests (MD5, SHA-1, RIPEMD-160 and SHA-256 where listed).
+    assert!(
+        out.contains("Digests:\n  all 4 digest functions seem to work\n  SHA-1: OK\n  SHA256: OK"),
+        "{out}"
+    );
     assert_eq!(tries(&card), (3, 3));
+}
+
+/// `pkcs11-tool --hash` with every digest mechanism: the module's digest
+/// of a file equals `openssl dgst`'s.
+#[test]
+fn pkcs11_tool_hashes_agree_with_openssl() {
+    let (dir, card) = setup();
+    let out = run(
+        dir.path(),
+        &card,
+        r#"head -c 100003 /dev/urandom > data.bin
+           for m in SHA-1:sha1 SHA224:sha224 SHA256:sha256 SHA384:sha384 SHA512:sha512; do
+             pkcs11-tool --module $UKEY --hash -m ${m%%:*} -i data.bin -o p11.bin
+             openssl dgst -${m##*:} -binary data.bin > ossl.bin
+             cmp p11.bin ossl.bin && echo "${m%%:*} agrees with openssl"
+           done"#,
+    );
+    for m in ["SHA-1", "SHA224", "SHA256", "SHA384", "SHA512"] {
+        assert!(out.contains(&format!("{m} agrees with openssl")), "{out}");
+    }
 }
 
 #[test]

@@ -822,6 +822,186 @@ case!(login_edge_cases, tokens = 1, |m| {
     assert_eq!(p.pin.tries_left, 3, "none of these reached the card");
 });
 
+// ---- digests -------------------------------------------------------------------
+
+const DIGESTS: [(CK_MECHANISM_TYPE, usize); 5] = [
+    (CKM_SHA_1, 20),
+    (CKM_SHA224, 28),
+    (CKM_SHA256, 32),
+    (CKM_SHA384, 48),
+    (CKM_SHA512, 64),
+];
+
+case!(
+    digest_mechanisms_are_listed_with_their_info,
+    tokens = 1,
+    |m| {
+        init(&m);
+        let slot = slots(&m)[0];
+        let mut n: CK_ULONG = 0;
+        assert_eq!(
+            call!(m, C_GetMechanismList(slot, null_mut(), &mut n)),
+            CKR_OK
+        );
+        let mut list = vec![0; n as usize];
+        assert_eq!(
+            call!(m, C_GetMechanismList(slot, list.as_mut_ptr(), &mut n)),
+            CKR_OK
+        );
+        for (kind, _) in DIGESTS {
+            assert!(list.contains(&kind), "{kind:#x} listed");
+            let mut info: CK_MECHANISM_INFO = unsafe_zeroed();
+            assert_eq!(call!(m, C_GetMechanismInfo(slot, kind, &mut info)), CKR_OK);
+            assert_eq!(
+                (info.ulMinKeySize, info.ulMaxKeySize, info.flags),
+                (0, 0, CKF_DIGEST)
+            );
+        }
+    }
+);
+
+case!(
+    /// v3.0 §5.2 and §5.12 on one session: a size query and a short buffer
+    /// keep the operation (the length is set both times), a result ends it,
+    /// C_Digest after C_DigestUpdate is CKR_OPERATION_ACTIVE (the multi-part
+    /// operation stays), other errors end it, C_SessionCancel(CKF_DIGEST)
+    /// ends it.
+    digest_buffer_sizes_and_operation_state, tokens = 1, |m| {
+    init(&m);
+    let h = open(&m, slots(&m)[0]);
+    let mut data = *b"abc";
+    for (kind, len) in DIGESTS {
+        let mut mm = mech(kind);
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OPERATION_ACTIVE);
+        // One-shot: size query, short buffer, then the result.
+        let mut n: CK_ULONG = 0;
+        assert_eq!(
+            call!(m, C_Digest(h, data.as_mut_ptr(), 3, null_mut(), &mut n)),
+            CKR_OK
+        );
+        assert_eq!(n as usize, len, "{kind:#x} size query");
+        let mut out = vec![0u8; 64];
+        n = len as CK_ULONG - 1;
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(n as usize, len);
+        n = 64;
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_OK,
+            "still active after the size query and the short buffer"
+        );
+        assert_eq!(n as usize, len);
+        let one_shot = out[..len].to_vec();
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_OPERATION_NOT_INITIALIZED,
+            "the result ended it"
+        );
+        // Multi-part: C_Digest is refused, C_DigestFinal follows the same rules.
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(call!(m, C_DigestUpdate(h, data.as_mut_ptr(), 1)), CKR_OK);
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!(
+            call!(m, C_DigestUpdate(h, data.as_mut_ptr().add(1), 2)),
+            CKR_OK
+        );
+        n = 0;
+        assert_eq!(call!(m, C_DigestFinal(h, null_mut(), &mut n)), CKR_OK);
+        assert_eq!(n as usize, len);
+        n = 1;
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(n as usize, len);
+        n = 64;
+        assert_eq!(call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)), CKR_OK);
+        assert_eq!(out[..len], one_shot[..], "{kind:#x} multi-part = one-shot");
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        // Other errors end the operation.
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(
+            call!(m, C_DigestUpdate(h, null_mut(), 5)),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), null_mut())),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(call3!(m, C_SessionCancel(h, CKF_DIGEST)), CKR_OK);
+        assert_eq!(
+            call!(m, C_DigestUpdate(h, data.as_mut_ptr(), 3)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+    // Without C_DigestInit, with a mechanism that is no digest, with parameters.
+    let mut out = [0u8; 64];
+    let mut n: CK_ULONG = 64;
+    assert_eq!(
+        call!(
+            m,
+            C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+        ),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    assert_eq!(call!(m, C_DigestKey(h, 1)), CKR_OPERATION_NOT_INITIALIZED);
+    let mut rsa = mech(CKM_RSA_PKCS);
+    assert_eq!(call!(m, C_DigestInit(h, &mut rsa)), CKR_MECHANISM_INVALID);
+    let mut param = [0u8; 4];
+    let mut with_param = CK_MECHANISM {
+        mechanism: CKM_SHA256,
+        pParameter: param.as_mut_ptr() as *mut c_void,
+        ulParameterLen: 4,
+    };
+    assert_eq!(
+        call!(m, C_DigestInit(h, &mut with_param)),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(call!(m, C_DigestInit(h, null_mut())), CKR_ARGUMENTS_BAD);
+    // The digest mechanisms do not sign.
+    let key = {
+        login(&m, h);
+        private_key(&m, h, 1)
+    };
+    let mut sha = mech(CKM_SHA256);
+    assert_eq!(
+        call!(m, C_SignInit(h, &mut sha, key)),
+        CKR_MECHANISM_INVALID
+    );
+});
+
 // ---- absurd PIN lengths ------------------------------------------------------
 //
 // Each PIN-taking function and user type gets lengths of 2^40 (an allocation
@@ -1253,7 +1433,10 @@ case!(unsupported_functions_say_so, tokens = 1, |m| {
         CKR_FUNCTION_NOT_SUPPORTED
     );
     assert_eq!(
-        call!(m, C_DigestInit(h, null_mut())),
+        call!(
+            m,
+            C_DigestEncryptUpdate(h, null_mut(), 0, null_mut(), &mut n)
+        ),
         CKR_FUNCTION_NOT_SUPPORTED
     );
     assert_eq!(

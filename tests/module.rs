@@ -661,6 +661,129 @@ fn ecdh_derive_agrees_with_the_host() {
     assert_eq!(v, host.raw_secret_bytes().to_vec());
 }
 
+/// A digest mechanism, its type, and the RustCrypto hash that must agree with it.
+type DigestCase = (Mechanism<'static>, MechanismType, fn(&[u8]) -> Vec<u8>);
+
+fn digest_cases() -> Vec<DigestCase> {
+    vec![
+        (Mechanism::Sha1, MechanismType::SHA1, |d| {
+            sha1::Sha1::digest(d).to_vec()
+        }),
+        (Mechanism::Sha224, MechanismType::SHA224, |d| {
+            sha2::Sha224::digest(d).to_vec()
+        }),
+        (Mechanism::Sha256, MechanismType::SHA256, |d| {
+            sha2::Sha256::digest(d).to_vec()
+        }),
+        (Mechanism::Sha384, MechanismType::SHA384, |d| {
+            sha2::Sha384::digest(d).to_vec()
+        }),
+        (Mechanism::Sha512, MechanismType::SHA512, |d| {
+            sha2::Sha512::digest(d).to_vec()
+        }),
+    ]
+}
+
+/// C_Digest and C_DigestUpdate/C_DigestFinal for every digest mechanism
+/// agree with RustCrypto, for empty, block-edge and long inputs cut into
+/// uneven parts; C_GetMechanismInfo says CKF_DIGEST only (the raw list is
+/// checked in misuse.rs: `cryptoki` drops CKM_SHA224 from lists). Digests
+/// need no login.
+#[test]
+fn digests_agree_with_rustcrypto_one_shot_and_multi_part() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let slot = slot(&env, 0);
+    let s = env.p11.open_ro_session(slot).unwrap();
+    let inputs: Vec<Vec<u8>> = [0usize, 1, 55, 56, 63, 64, 65, 111, 112, 128, 1000, 100_003]
+        .iter()
+        .map(|&n| (0..n).map(|i| (i * 7 + n) as u8).collect())
+        .collect();
+    for (mech, kind, host) in digest_cases() {
+        let info = env.p11.get_mechanism_info(slot, kind).unwrap();
+        assert!(info.digest(), "{kind}: CKF_DIGEST");
+        assert!(
+            !info.hardware() && !info.sign() && !info.encrypt(),
+            "{kind}: {info:?}"
+        );
+        assert_eq!((info.min_key_size(), info.max_key_size()), (0, 0), "{kind}");
+        for data in &inputs {
+            assert_eq!(
+                s.digest(&mech, data).unwrap(),
+                host(data),
+                "{kind} one-shot, {} bytes",
+                data.len()
+            );
+            s.digest_init(&mech).unwrap();
+            for part in data.chunks(37).chain(std::iter::once(&[][..])) {
+                s.digest_update(part).unwrap();
+            }
+            assert_eq!(
+                s.digest_final().unwrap(),
+                host(data),
+                "{kind} multi-part, {} bytes",
+                data.len()
+            );
+        }
+    }
+    let sent = env.state(0);
+    assert_eq!((sent.pin.tries_left, sent.puk.tries_left), (3, 3));
+}
+
+/// C_DigestKey digests the value of a secret key (an ECDH secret); the
+/// card's keys never leave it (CKR_KEY_INDIGESTIBLE), a certificate is not
+/// a key (CKR_KEY_HANDLE_INVALID), and either error ends the operation.
+#[test]
+fn digest_key_takes_secret_keys_only() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 4);
+    let eph = p384::SecretKey::random(&mut rand::rngs::OsRng);
+    let eph_point = p384::EncodedPoint::from(eph.public_key());
+    let secret = s
+        .derive_key(
+            &Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), eph_point.as_bytes())),
+            key,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let Attribute::Value(value) = s
+        .get_attributes(secret, &[AttributeType::Value])
+        .unwrap()
+        .remove(0)
+    else {
+        panic!()
+    };
+    s.digest_init(&Mechanism::Sha256).unwrap();
+    s.digest_update(b"prefix").unwrap();
+    s.digest_key(secret).unwrap();
+    let expect = sha2::Sha256::digest([&b"prefix"[..], &value].concat()).to_vec();
+    assert_eq!(s.digest_final().unwrap(), expect);
+
+    let cert = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    for (object, expected) in [
+        (key, RvError::KeyIndigestible),
+        (cert, RvError::KeyHandleInvalid),
+    ] {
+        s.digest_init(&Mechanism::Sha256).unwrap();
+        assert_eq!(rv(s.digest_key(object).unwrap_err()), expected);
+        assert_eq!(
+            rv(s.digest_final().unwrap_err()),
+            RvError::OperationNotInitialized,
+            "the error ended the operation"
+        );
+    }
+}
+
 #[test]
 fn pin_flags_walk_count_low_final_try_locked() {
     let env = ModuleEnv::new(vec![Start::Demo]);

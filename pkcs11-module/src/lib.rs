@@ -5,6 +5,7 @@
 //! [`ffi::ptr`]; the functions in [`fns`] are safe Rust working on
 //! [`slots`], [`token`]s and [`session`]s.
 
+pub mod digest;
 pub mod error;
 pub mod ffi;
 pub mod fns;

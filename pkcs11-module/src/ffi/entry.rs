@@ -6,7 +6,7 @@
 use super::ptr::*;
 use super::shims;
 use crate::error::{Error, Result};
-use crate::fns::{crypto, general, keys, object, session, slot};
+use crate::fns::{crypto, digest, general, keys, object, session, slot};
 use cryptoki_sys::*;
 use std::ffi::c_void;
 
@@ -107,16 +107,16 @@ shims! {
     fn C_DecryptUpdate(_h: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _l: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG) safe => unsupported();
     /// §5.9.4 C_DecryptFinal.
     fn C_DecryptFinal(_h: CK_SESSION_HANDLE, _o: *mut CK_BYTE, _ol: *mut CK_ULONG) safe => unsupported();
-    /// §5.10.1 C_DigestInit: digests are the host's job.
-    fn C_DigestInit(_h: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM) safe => unsupported();
-    /// §5.10.2 C_Digest.
-    fn C_Digest(_h: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _l: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG) safe => unsupported();
-    /// §5.10.3 C_DigestUpdate.
-    fn C_DigestUpdate(_h: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _l: CK_ULONG) safe => unsupported();
-    /// §5.10.4 C_DigestKey.
-    fn C_DigestKey(_h: CK_SESSION_HANDLE, _k: CK_OBJECT_HANDLE) safe => unsupported();
-    /// §5.10.5 C_DigestFinal.
-    fn C_DigestFinal(_h: CK_SESSION_HANDLE, _o: *mut CK_BYTE, _ol: *mut CK_ULONG) safe => unsupported();
+    /// §5.12.1 C_DigestInit.
+    fn C_DigestInit(h: CK_SESSION_HANDLE, m: *mut CK_MECHANISM) unsafe => digest::digest_init(h, InMechanism::new(m));
+    /// §5.12.2 C_Digest.
+    fn C_Digest(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG, o: *mut CK_BYTE, ol: *mut CK_ULONG) unsafe => digest::digest(h, InBytes::new(d, l), OutBytes::new(o, ol));
+    /// §5.12.3 C_DigestUpdate.
+    fn C_DigestUpdate(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) unsafe => digest::digest_update(h, InBytes::new(d, l));
+    /// §5.12.4 C_DigestKey.
+    fn C_DigestKey(h: CK_SESSION_HANDLE, k: CK_OBJECT_HANDLE) safe => digest::digest_key(h, k);
+    /// §5.12.5 C_DigestFinal.
+    fn C_DigestFinal(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) unsafe => digest::digest_final(h, OutBytes::new(o, ol));
     /// §5.11.1 C_SignInit.
     fn C_SignInit(h: CK_SESSION_HANDLE, m: *mut CK_MECHANISM, k: CK_OBJECT_HANDLE) unsafe => crypto::sign_init(h, InMechanism::new(m), k);
     /// §5.11.2 C_Sign.

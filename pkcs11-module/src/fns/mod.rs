@@ -3,6 +3,7 @@
 //! §5.8–§5.13 crypto, §5.14 key management, §5.15 random).
 
 pub mod crypto;
+pub mod digest;
 pub mod general;
 pub mod keys;
 pub mod object;

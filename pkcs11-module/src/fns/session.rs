@@ -138,6 +138,9 @@ pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     if flags & CKF_FIND_OBJECTS != 0 {
         ops.find = None;
     }
+    if flags & CKF_DIGEST != 0 {
+        ops.digest = None;
+    }
     if flags & CKF_SIGN != 0 {
         ops.sign = None;
     }
