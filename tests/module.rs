@@ -981,6 +981,69 @@ fn card_reset_by_another_application_restores_the_login() {
     assert_eq!(env.tries(0), (3, 3));
 }
 
+/// Another application logs the card out (VERIFY P1=FF, card-wide) while
+/// we are logged in. The next signature with a PIN-once key used to fail
+/// with CKR_USER_NOT_LOGGED_IN while C_GetSessionInfo still said "user";
+/// now the PIN held in memory is verified again in the same transaction,
+/// as after a reset: no failure, no try spent. A key generation (which
+/// reads the PIN-protected management key) recovers the same way.
+#[test]
+fn another_applications_logout_is_recovered_with_the_pin_held() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = env.p11.open_rw_session(slot(&env, 0)).unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    let key = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
+    for round in 0..3 {
+        env.control(0, ukey_sim::Control::Logout);
+        s.sign(&Mechanism::Sha256RsaPkcs, key, b"after a logout elsewhere")
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(
+            s.get_session_info().unwrap().session_state(),
+            cryptoki::session::SessionState::RwUser
+        );
+    }
+    env.control(0, ukey_sim::Control::Logout);
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::EcParams(vec![
+                0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07,
+            ]),
+        ],
+        &[Attribute::Token(true), Attribute::Id(vec![5])],
+    )
+    .unwrap();
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+/// With UKEY_RESTORE_LOGIN=0 the module does not log in again by itself:
+/// after another application's logout the signature fails with
+/// CKR_USER_NOT_LOGGED_IN, C_GetSessionInfo says so too, and C_Login works
+/// again (it used to answer CKR_USER_ALREADY_LOGGED_IN: only C_Logout and
+/// C_Login helped).
+#[test]
+fn without_restoring_logins_another_applications_logout_ends_ours_truthfully() {
+    std::env::set_var("UKEY_RESTORE_LOGIN", "0");
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    std::env::remove_var("UKEY_RESTORE_LOGIN");
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
+    env.control(0, ukey_sim::Control::Logout);
+    let e = s.sign(&Mechanism::Sha256RsaPkcs, key, b"x").unwrap_err();
+    assert_eq!(rv(e), RvError::UserNotLoggedIn);
+    assert_eq!(
+        s.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoPublic
+    );
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"logged in again")
+        .unwrap();
+    assert_eq!(env.tries(0), (3, 3));
+}
+
 #[test]
 fn removal_gives_device_removed_and_reinsertion_a_new_token() {
     let env = ModuleEnv::new(vec![Start::Demo]);

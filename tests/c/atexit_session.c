@@ -4,10 +4,11 @@
  *
  *   atexit_session MODULE.so PIN
  *
- * Logs in as the user on the first slot with a token, signs nothing, and
- * leaves C_CloseSession (the last session: the token's login ends there)
- * and C_Finalize to the atexit handler. Exit status 0 means the module
- * survived; the handler reports failures with _exit(10 + step). */
+ * Logs in as the user on the first slot with a token and leaves the rest to
+ * the atexit handler: C_GenerateRandom (an APDU, traced when logging is on),
+ * C_CloseSession (the last session: the token's login ends there) and
+ * C_Finalize. Exit status 0 means the module survived; the handler reports
+ * failures with _exit(10 + step). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +22,14 @@ typedef struct { unsigned char major, minor; } CK_VERSION;
  * standard order (only the ones used here are named by index). */
 typedef struct { CK_VERSION version; void *fn[68]; } FUNCTION_LIST;
 enum { F_INITIALIZE = 0, F_FINALIZE = 1, F_GET_SLOT_LIST = 4, F_OPEN_SESSION = 12,
-       F_CLOSE_SESSION = 13, F_LOGIN = 18 };
+       F_CLOSE_SESSION = 13, F_LOGIN = 18, F_GENERATE_RANDOM = 64 };
 typedef CK_RV (*get_list_fn)(FUNCTION_LIST **);
 typedef CK_RV (*init_fn)(void *);
 typedef CK_RV (*slot_list_fn)(unsigned char, CK_ULONG *, CK_ULONG *);
 typedef CK_RV (*open_fn)(CK_ULONG, CK_ULONG, void *, void *, CK_ULONG *);
 typedef CK_RV (*close_fn)(CK_ULONG);
 typedef CK_RV (*login_fn)(CK_ULONG, CK_ULONG, unsigned char *, CK_ULONG);
+typedef CK_RV (*random_fn)(CK_ULONG, unsigned char *, CK_ULONG);
 
 #define CKF_RW_SESSION 2UL
 #define CKF_SERIAL_SESSION 4UL
@@ -37,7 +39,13 @@ static FUNCTION_LIST *f;
 static CK_ULONG session;
 
 static void at_exit(void) {
-    CK_RV rv = ((close_fn)f->fn[F_CLOSE_SESSION])(session);
+    unsigned char random[8];
+    CK_RV rv = ((random_fn)f->fn[F_GENERATE_RANDOM])(session, random, sizeof random);
+    if (rv != 0) {
+        fprintf(stderr, "C_GenerateRandom in atexit: 0x%lx\n", rv);
+        _exit(13);
+    }
+    rv = ((close_fn)f->fn[F_CLOSE_SESSION])(session);
     if (rv != 0) {
         fprintf(stderr, "C_CloseSession in atexit: 0x%lx\n", rv);
         _exit(11);

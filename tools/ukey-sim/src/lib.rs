@@ -89,6 +89,9 @@ pub enum Control {
     Remove,
     Insert,
     Reset,
+    /// Another application logs the card out (VERIFY P1=FF): the PIN is no
+    /// longer verified for anyone, and no connection is told.
+    Logout,
     RemoveAfter(u32),
     RemoveAfterProcessing(u32),
 }
@@ -102,6 +105,7 @@ impl Control {
             ("remove", None) => Some(Control::Remove),
             ("insert", None) => Some(Control::Insert),
             ("reset", None) => Some(Control::Reset),
+            ("logout", None) => Some(Control::Logout),
             ("remove-after", Some(n)) => Some(Control::RemoveAfter(n)),
             ("remove-after-processing", Some(n)) => Some(Control::RemoveAfterProcessing(n)),
             _ => None,
@@ -113,6 +117,7 @@ impl Control {
             Control::Remove => "remove".into(),
             Control::Insert => "insert".into(),
             Control::Reset => "reset".into(),
+            Control::Logout => "logout".into(),
             Control::RemoveAfter(n) => format!("remove-after {n}"),
             Control::RemoveAfterProcessing(n) => format!("remove-after-processing {n}"),
         }
@@ -344,6 +349,7 @@ impl SimCard {
                 Control::Remove => self.remove(),
                 Control::Insert => self.insert(),
                 Control::Reset => self.reset(),
+                Control::Logout => self.applet.forget_pin(),
                 Control::RemoveAfter(n) => self.inject(Fault {
                     after: n,
                     lose_response: false,
