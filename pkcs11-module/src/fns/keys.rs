@@ -1,4 +1,4 @@
-//! Key management and random numbers (PKCS#11 v3.0 §5.14, §5.15).
+//! Key management and random numbers (PKCS#11 v3.0 §5.18, §5.19).
 
 use super::crypto::key_of;
 use super::session;
@@ -71,7 +71,7 @@ fn policy<T>(
     }
 }
 
-/// §5.14.2 C_GenerateKeyPair: on the card, in the slot CKA_ID names or the
+/// §5.18.2 C_GenerateKeyPair: on the card, in the slot CKA_ID names or the
 /// first free retired slot; never over a key that still has its
 /// certificate unless the template says so (CKA_UKEY_OVERWRITE).
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +215,7 @@ fn peer_point(alg: Algorithm, public: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// §5.14.5 C_DeriveKey: ECDH (null KDF) on the card; the shared secret
+/// §5.18.5 C_DeriveKey: ECDH (null KDF) on the card; the shared secret
 /// becomes a session secret-key object.
 pub fn derive_key(
     h: CK_SESSION_HANDLE,
@@ -308,7 +308,7 @@ pub fn derive_key(
 /// APDU); a larger request is refused before anything is allocated.
 const MAX_RANDOM_LEN: usize = 1 << 20;
 
-/// §5.15.2 C_GenerateRandom: GET CHALLENGE where the card offers it.
+/// §5.19.2 C_GenerateRandom: GET CHALLENGE where the card offers it.
 pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
     let (_, s) = session(h)?;
     let len = out.size(MAX_RANDOM_LEN)?;
@@ -322,7 +322,7 @@ pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
     out.fill(&bytes)
 }
 
-/// §5.15.1 C_SeedRandom: the card's generator takes no seed.
+/// §5.19.1 C_SeedRandom: the card's generator takes no seed.
 pub fn seed_random(h: CK_SESSION_HANDLE, seed: InBytes) -> Result<()> {
     session(h)?;
     seed.get()?;

@@ -36,7 +36,7 @@ pub fn close_all_sessions(id: CK_SLOT_ID) -> Result<()> {
     Ok(())
 }
 
-/// §5.6.5 C_GetSessionInfo (no card traffic).
+/// §5.6.4 C_GetSessionInfo (no card traffic).
 pub fn get_session_info(h: CK_SESSION_HANDLE, out: Out<CK_SESSION_INFO>) -> Result<()> {
     let (_, s) = session(h)?;
     let login = s.token.lock().login;
@@ -131,7 +131,7 @@ pub fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
     s.token.logout(&mut st)
 }
 
-/// §5.6.6 C_SessionCancel: drop the operations named in `flags`.
+/// §5.6.5 C_SessionCancel: drop the operations named in `flags`.
 pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     let (_, s) = session(h)?;
     let mut ops = s.ops();
@@ -153,7 +153,7 @@ pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     Ok(())
 }
 
-/// §5.6.6 C_GetOperationState / C_SetOperationState: card operations have
+/// §5.6.6 C_GetOperationState / §5.6.7 C_SetOperationState: card operations have
 /// no state that could be saved.
 pub fn operation_state(h: CK_SESSION_HANDLE) -> Result<()> {
     session(h)?;
