@@ -16,39 +16,18 @@
 //! namespace (`UKEY_STRESS_INNER=1`), loading the module `SIGNER_MODULE`,
 //! and goes on for a second after the last `pkcs11-tool` run.
 
-use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use ukey_tests::*;
 
-fn inner() -> bool {
-    std::env::var("UKEY_STRESS_INNER").is_ok_and(|v| v == "1")
-}
-
 /// Inside the namespace: log in once, sign until the other process is done.
 fn signer_inside() {
-    std::env::remove_var("UKEY_SIM");
-    std::env::remove_var("UKEY_NO_PCSC");
-    let module = std::env::var("SIGNER_MODULE").unwrap();
+    let module = PathBuf::from(std::env::var("SIGNER_MODULE").unwrap());
     let stop = PathBuf::from(std::env::var("SIGNER_STOP").unwrap());
     let ready = PathBuf::from(std::env::var("SIGNER_READY").unwrap());
-    let p11 = Pkcs11::new(module).unwrap();
-    p11.initialize(CInitializeArgs::OsThreads).unwrap();
-    let slot = p11.get_slots_with_token().unwrap()[0];
-    let s = p11.open_ro_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
-        .unwrap();
-    let key = s
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![1]),
-        ])
-        .unwrap()[0];
+    let (_p11, s, key) = pcsc_login_9a(&module);
     std::fs::write(&ready, b"").unwrap();
     let (mut ok, mut failed) = (0u64, 0u64);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -118,7 +97,7 @@ fn ukey() -> String {
 
 #[test]
 fn ukey_signer_while_ukey_logs_in_and_out() {
-    if inner() {
+    if inside_pcscd() {
         return signer_inside();
     }
     let (_, failed) = run("ukey_signer_while_ukey_logs_in_and_out", &ukey(), &ukey());
@@ -127,7 +106,7 @@ fn ukey_signer_while_ukey_logs_in_and_out() {
 
 #[test]
 fn ukey_signer_while_opensc_logs_in_and_out() {
-    if inner() {
+    if inside_pcscd() {
         return signer_inside();
     }
     let (_, failed) = run(
@@ -140,7 +119,7 @@ fn ukey_signer_while_opensc_logs_in_and_out() {
 
 #[test]
 fn opensc_signer_while_ukey_logs_in_and_out() {
-    if inner() {
+    if inside_pcscd() {
         return signer_inside();
     }
     let (_, failed) = run(

@@ -15,10 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ukey_tests::*;
 
-fn inner() -> bool {
-    std::env::var("UKEY_STRESS_INNER").is_ok_and(|v| v == "1")
-}
-
 /// Inside the namespace: 6 threads sign for a few seconds over PC/SC while
 /// another process resets the card. Every signature must succeed: the
 /// module recovers from each reset (re-SELECT, same serial, PIN restored).
@@ -70,7 +66,7 @@ fn stress_inside() {
 
 #[test]
 fn signing_over_pcsc_while_another_process_resets_the_card() {
-    if inner() {
+    if inside_pcscd() {
         if std::env::var("UKEY_CARD_STATE").is_err() {
             stress_inside();
         }
@@ -118,7 +114,7 @@ fn signing_over_pcsc_while_another_process_resets_the_card() {
 /// holding the old or the new certificate.
 #[test]
 fn killing_the_simulator_mid_write_leaves_a_valid_state_file() {
-    if inner() {
+    if inside_pcscd() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -202,18 +198,8 @@ fn hotplug_inside() {
         .unwrap()
         .parse()
         .unwrap();
-    let p11 = Pkcs11::new(module()).unwrap();
-    p11.initialize(CInitializeArgs::OsThreads).unwrap();
-    let slot = p11.get_slots_with_token().unwrap()[0];
-    let s = p11.open_ro_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
-        .unwrap();
-    let key = s
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![1]),
-        ])
-        .unwrap()[0];
+    let (p11, s, key) = pcsc_login_9a(&module());
+    let slot = s.get_session_info().unwrap().slot_id();
     s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
     // Pull the card: the simulator's socket to vpcd closes.
     // SAFETY: signalling our own child process by pid.
@@ -259,7 +245,7 @@ fn hotplug_inside() {
 
 #[test]
 fn card_pulled_and_reinserted_through_pcsc() {
-    if inner() {
+    if inside_pcscd() {
         if std::env::var("UKEY_CARD_STATE").is_ok() {
             hotplug_inside();
         }
@@ -267,15 +253,11 @@ fn card_pulled_and_reinserted_through_pcsc() {
     }
     let dir = tempfile::tempdir().unwrap();
     let card = init_token(dir.path(), "card", &["--demo"]);
-    let me = std::env::current_exe().unwrap();
-    let out = with_pcscd(
+    let out = rerun_inside_pcscd(
         dir.path(),
         &[&card],
-        &format!(
-            r#"UKEY_STRESS_INNER=1 UKEY_CARD_STATE="{card}" "{me}" card_pulled_and_reinserted_through_pcsc --exact --nocapture --test-threads 1"#,
-            card = card.display(),
-            me = me.display()
-        ),
+        "card_pulled_and_reinserted_through_pcsc",
+        &format!(r#"UKEY_CARD_STATE="{}""#, card.display()),
     );
     assert!(out.contains("HOTPLUG OK"), "{out}");
 }
@@ -316,7 +298,7 @@ fn mechanism_queries_inside() {
 
 #[test]
 fn mechanism_queries_send_pcscd_nothing() {
-    if inner() {
+    if inside_pcscd() {
         if std::env::var("UKEY_MECHANISM_QUERIES").is_ok() {
             mechanism_queries_inside();
         }
@@ -324,14 +306,11 @@ fn mechanism_queries_send_pcscd_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let card = init_token(dir.path(), "card", &["--demo"]);
-    let me = std::env::current_exe().unwrap();
-    let out = with_pcscd(
+    let out = rerun_inside_pcscd(
         dir.path(),
         &[&card],
-        &format!(
-            r#"UKEY_STRESS_INNER=1 UKEY_MECHANISM_QUERIES=1 "{me}" mechanism_queries_send_pcscd_nothing --exact --nocapture --test-threads 1"#,
-            me = me.display()
-        ),
+        "mechanism_queries_send_pcscd_nothing",
+        "UKEY_MECHANISM_QUERIES=1",
     );
     assert!(
         out.contains("answers, 0 pcscd commands"),

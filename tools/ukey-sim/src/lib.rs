@@ -14,6 +14,10 @@
 //!
 //! Tests control a card through `<state>.ctl` (see [`Control`]): remove it
 //! (after N more APDUs), insert it again, or reset it.
+//!
+//! Safe Rust only (the fuzz harness relies on it to run without
+//! AddressSanitizer).
+#![forbid(unsafe_code)]
 
 pub mod applet;
 pub mod ca;
