@@ -155,3 +155,48 @@ pub fn get_interface(
     };
     out.write(INTERFACES[idx].0.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// A logger that fails on every line, as tracing-subscriber's `fmt`
+    /// layer did once the thread-local destructors had run.
+    struct Broken;
+
+    impl Subscriber for Broken {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {
+            panic!("the logger is broken");
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// The guard answers with the right CK_RV whatever the logger does,
+    /// a caught panic included (a second panic there used to abort).
+    #[test]
+    fn the_guard_survives_a_logger_that_panics() {
+        tracing::subscriber::with_default(Broken, || {
+            assert_eq!(guard("C_Ok", || Ok(())), CKR_OK);
+            assert_eq!(
+                guard("C_Err", || Err(Error::ArgumentsBad)),
+                CKR_ARGUMENTS_BAD
+            );
+            assert_eq!(
+                guard("C_Panics", || panic!("a bug in the module")),
+                CKR_GENERAL_ERROR
+            );
+        });
+    }
+}
