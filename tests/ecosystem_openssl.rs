@@ -17,9 +17,14 @@ fn setup() -> DemoCard {
 /// `engine.cnf`: OpenSSL loads the libp11 engine with our module (no PIN
 /// in it: each command says where its PIN comes from). Also the card's
 /// certificates as OpenSC reads them: cert-01.pem .. cert-04.pem.
+///
+/// The module logs at debug level on stderr throughout: OpenSSL closes its
+/// sessions from an `atexit` handler, which must survive the logging (it
+/// used to abort with exit 134 there).
 fn prelude() -> String {
     format!(
-        r#"cat > engine.cnf <<EOF
+        r#"export UKEY_LOG=debug
+cat > engine.cnf <<EOF
 openssl_conf = openssl_init
 [openssl_init]
 engines = engine_section
@@ -86,6 +91,7 @@ fn openssl_pkeyutl_signs_with_pkcs11_uris_and_verifies_against_the_certificates(
         "{out}"
     );
     assert!(out.contains("public key 04 matches"), "{out}");
+    assert!(out.contains("DEBUG apdu:"), "the module logged: {out}");
     assert_eq!(card.tries(), (3, 3));
 }
 
@@ -125,5 +131,6 @@ fn openssl_req_makes_requests_signed_on_the_token() {
         "{out}"
     );
     assert!(out.contains("self.pem: OK"), "{out}");
+    assert!(out.contains("DEBUG apdu:"), "the module logged: {out}");
     assert_eq!(card.tries(), (3, 3));
 }

@@ -5,6 +5,9 @@
 use std::path::Path;
 use ukey_tests::*;
 
+/// OpenSC's PKCS#11 call tracer (Debian package opensc).
+const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
+
 fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     require_tools(&["pkcs11-tool", "openssl", "yubico-piv-tool"]);
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +59,32 @@ fn pkcs11_tool_test_suite_passes() {
     );
     assert!(out.contains("No errors"), "{out}");
     assert!(!out.contains("failed"), "{out}");
+    // Its digest tests (MD5, SHA-1, RIPEMD-160 and SHA-256 where listed).
+    assert!(
+        out.contains("Digests:\n  all 4 digest functions seem to work\n  SHA-1: OK\n  SHA256: OK"),
+        "{out}"
+    );
     assert_eq!(tries(&card), (3, 3));
+}
+
+/// `pkcs11-tool --hash` with every digest mechanism: the module's digest
+/// of a file equals `openssl dgst`'s.
+#[test]
+fn pkcs11_tool_hashes_agree_with_openssl() {
+    let (dir, card) = setup();
+    let out = run(
+        dir.path(),
+        &card,
+        r#"head -c 100003 /dev/urandom > data.bin
+           for m in SHA-1:sha1 SHA224:sha224 SHA256:sha256 SHA384:sha384 SHA512:sha512; do
+             pkcs11-tool --module $UKEY --hash -m ${m%%:*} -i data.bin -o p11.bin
+             openssl dgst -${m##*:} -binary data.bin > ossl.bin
+             cmp p11.bin ossl.bin && echo "${m%%:*} agrees with openssl"
+           done"#,
+    );
+    for m in ["SHA-1", "SHA224", "SHA256", "SHA384", "SHA512"] {
+        assert!(out.contains(&format!("{m} agrees with openssl")), "{out}");
+    }
 }
 
 #[test]
@@ -73,6 +101,132 @@ fn listing_objects_and_token_info_spends_no_pin_try() {
            done"#,
     );
     assert_eq!(tries(&card), (2, 3), "only the one wrong login counted");
+}
+
+/// OpenSC's pkcs11-spy, the usual way to trace PKCS#11 calls, wrapped
+/// around our module: it writes into the CK_INTERFACE that C_GetInterface
+/// returns (a segfault while that lived in read-only memory). pkcs11-tool
+/// lists, logs in and signs through it; openssl verifies the signature and
+/// the spy's log shows every call with its result.
+#[test]
+fn pkcs11_spy_wraps_the_module() {
+    require_files(&[SPY]);
+    let (dir, card) = setup();
+    let out = run(
+        dir.path(),
+        &card,
+        &format!(
+            r#"export PKCS11SPY="$UKEY" PKCS11SPY_OUTPUT=$PWD/spy.log
+               echo "tender document" > msg.txt
+               pkcs11-tool --module {SPY} -L
+               pkcs11-tool --module {SPY} -O --login --pin 123456 --sign --id 01 -m SHA256-RSA-PKCS -i msg.txt -o sig.bin
+               unset PKCS11SPY
+               pkcs11-tool --module $UKEY --read-object --type cert --id 01 -o cert.der
+               openssl x509 -inform der -in cert.der -pubkey -noout > pub.pem
+               openssl dgst -sha256 -verify pub.pem -signature sig.bin msg.txt
+               echo "=== spy"
+               grep -E '^[0-9]+: C_|^Returned:' spy.log"#
+        ),
+    );
+    assert!(out.contains("token label        : UKey PIV #"), "{out}");
+    assert!(out.contains("Verified OK"), "{out}");
+    let (_, spy) = out.split_once("=== spy").unwrap();
+    for call in [
+        "C_GetInterface",
+        "C_Initialize",
+        "C_GetSlotList",
+        "C_GetTokenInfo",
+        "C_OpenSession",
+        "C_Login",
+        "C_FindObjectsInit",
+        "C_GetAttributeValue",
+        "C_SignInit",
+        "C_Sign",
+        "C_Finalize",
+    ] {
+        assert!(
+            spy.contains(&format!(": {call}\n")),
+            "{call} in the spy log:\n{spy}"
+        );
+    }
+    assert!(
+        spy.matches("Returned:  0 CKR_OK").count() > 20,
+        "the spy logged the results:\n{spy}"
+    );
+    assert_eq!(tries(&card), (3, 3));
+}
+
+/// A bad `UKEY_SIM` (a file that is not a token, a directory, a path in a
+/// missing directory, a missing file, a path with `:` in it) is one log line
+/// each: the real token over pcscd is still listed and signs, and the module
+/// never creates a state file (it used to make a token of a missing path,
+/// and to fail C_Initialize, hiding every real token, on the others).
+#[test]
+fn a_bad_ukey_sim_never_hides_the_real_token_nor_creates_a_file() {
+    let (dir, card) = setup();
+    let sims = dir.path().join("sims");
+    std::fs::create_dir_all(sims.join("a-directory")).unwrap();
+    std::fs::write(sims.join("junk.json"), b"{\"not\": \"a token\"}").unwrap();
+    // A real token whose path has a colon: UKEY_SIM splits it in two, like PATH.
+    let colon = init_token(&sims, "odd:name", &[]);
+    let before = std::fs::read_dir(&sims).unwrap().count();
+    let bad = [
+        sims.join("junk.json"),
+        sims.join("a-directory"),
+        sims.join("no-such-dir/card.json"),
+        sims.join("missing.json"),
+        colon.clone(),
+    ];
+    let mut script = String::from("echo \"tender document\" > msg.txt\n");
+    for (i, path) in bad.iter().enumerate() {
+        script += &format!(
+            r#"export UKEY_SIM='{path}' UKEY_LOG=warn
+               echo "=== case {i}"
+               pkcs11-tool --module $UKEY -L 2>&1 | grep -E "Slot|token label|UKEY_SIM"
+               pkcs11-tool --module $UKEY --login --pin 123456 --sign --id 01 -m SHA256-RSA-PKCS -i msg.txt -o sig{i}.bin
+               unset UKEY_SIM UKEY_LOG
+               pkcs11-tool --module $UKEY --read-object --type cert --id 01 -o cert.der
+               openssl x509 -inform der -in cert.der -pubkey -noout > pub.pem
+               openssl dgst -sha256 -verify pub.pem -signature sig{i}.bin msg.txt
+"#,
+            path = path.display()
+        );
+    }
+    let out = run(dir.path(), &card, &script);
+    for i in 0..bad.len() {
+        let case = out
+            .split(&format!("=== case {i}\n"))
+            .nth(1)
+            .unwrap()
+            .split("=== case")
+            .next()
+            .unwrap();
+        assert!(case.contains("Virtual PCD 00 00"), "case {i}:\n{out}");
+        assert!(
+            case.contains("token label        : UKey PIV #"),
+            "case {i}:\n{out}"
+        );
+        assert!(
+            !case.contains("ukey-sim /"),
+            "no simulated slot, case {i}:\n{out}"
+        );
+        assert!(
+            case.contains("UKEY_SIM entry"),
+            "a log line, case {i}:\n{out}"
+        );
+        assert!(case.contains("Verified OK"), "case {i}:\n{out}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&sims).unwrap().count(),
+        before,
+        "no file was created next to the bad paths"
+    );
+    assert!(!sims.join("no-such-dir").exists());
+    assert!(
+        !dir.path().join("name.json").exists(),
+        "nor in the working directory"
+    );
+    assert_eq!(tries(&card), (3, 3));
 }
 
 /// Issue 4 over PC/SC: pkcs11-tool generates a key and writes its

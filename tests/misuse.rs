@@ -208,6 +208,27 @@ case!(get_interface_by_name_and_version, tokens = 0, |m| {
     );
 });
 
+case!(the_interface_returned_can_be_written, tokens = 0, |m| {
+    // OpenSC's pkcs11-spy replaces pFunctionList in the CK_INTERFACE it gets
+    // back; in read-only memory that write was a segfault.
+    for version in [None, Some((2, 40)), Some((3, 0))] {
+        let mut v = version.map(|(major, minor)| CK_VERSION { major, minor });
+        let vp = v.as_mut().map_or(null_mut(), |v| v as *mut CK_VERSION);
+        let mut iface: *mut CK_INTERFACE = null_mut();
+        assert_eq!(
+            call3!(m, C_GetInterface(null_mut(), vp, &mut iface, 0)),
+            CKR_OK
+        );
+        // SAFETY: the module returned a valid interface pointer; the spec
+        // lets the caller write there, and we write back what was read.
+        unsafe {
+            let saved = (*iface).pFunctionList;
+            (*iface).pFunctionList = null_mut();
+            (*iface).pFunctionList = saved;
+        }
+    }
+});
+
 case!(get_interface_list_sizes, tokens = 0, |m| {
     let mut n: CK_ULONG = 0;
     assert_eq!(call3!(m, C_GetInterfaceList(null_mut(), &mut n)), CKR_OK);
@@ -788,7 +809,8 @@ case!(login_edge_cases, tokens = 1, |m| {
     );
     assert_eq!(
         call!(m, C_Login(h, CKU_USER, pin.as_mut_ptr(), 0)),
-        CKR_PIN_LEN_RANGE
+        CKR_PIN_INCORRECT,
+        "a login PIN of the wrong length is simply not the PIN"
     );
     let mut ff = [0xFFu8; 6];
     assert_eq!(
@@ -798,6 +820,486 @@ case!(login_edge_cases, tokens = 1, |m| {
     assert_eq!(call!(m, C_Logout(h)), CKR_USER_NOT_LOGGED_IN);
     let p = ukey_sim::state::Persistent::load(&m.states[0]).unwrap();
     assert_eq!(p.pin.tries_left, 3, "none of these reached the card");
+});
+
+// ---- digests -------------------------------------------------------------------
+
+const DIGESTS: [(CK_MECHANISM_TYPE, usize); 5] = [
+    (CKM_SHA_1, 20),
+    (CKM_SHA224, 28),
+    (CKM_SHA256, 32),
+    (CKM_SHA384, 48),
+    (CKM_SHA512, 64),
+];
+
+case!(
+    digest_mechanisms_are_listed_with_their_info,
+    tokens = 1,
+    |m| {
+        init(&m);
+        let slot = slots(&m)[0];
+        let mut n: CK_ULONG = 0;
+        assert_eq!(
+            call!(m, C_GetMechanismList(slot, null_mut(), &mut n)),
+            CKR_OK
+        );
+        let mut list = vec![0; n as usize];
+        assert_eq!(
+            call!(m, C_GetMechanismList(slot, list.as_mut_ptr(), &mut n)),
+            CKR_OK
+        );
+        for (kind, _) in DIGESTS {
+            assert!(list.contains(&kind), "{kind:#x} listed");
+            let mut info: CK_MECHANISM_INFO = unsafe_zeroed();
+            assert_eq!(call!(m, C_GetMechanismInfo(slot, kind, &mut info)), CKR_OK);
+            assert_eq!(
+                (info.ulMinKeySize, info.ulMaxKeySize, info.flags),
+                (0, 0, CKF_DIGEST)
+            );
+        }
+    }
+);
+
+case!(
+    /// v3.0 §5.2 and §5.12 on one session: a size query and a short buffer
+    /// keep the operation (the length is set both times), a result ends it,
+    /// C_Digest after C_DigestUpdate is CKR_OPERATION_ACTIVE (the multi-part
+    /// operation stays), other errors end it, C_SessionCancel(CKF_DIGEST)
+    /// ends it.
+    digest_buffer_sizes_and_operation_state, tokens = 1, |m| {
+    init(&m);
+    let h = open(&m, slots(&m)[0]);
+    let mut data = *b"abc";
+    for (kind, len) in DIGESTS {
+        let mut mm = mech(kind);
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OPERATION_ACTIVE);
+        // One-shot: size query, short buffer, then the result.
+        let mut n: CK_ULONG = 0;
+        assert_eq!(
+            call!(m, C_Digest(h, data.as_mut_ptr(), 3, null_mut(), &mut n)),
+            CKR_OK
+        );
+        assert_eq!(n as usize, len, "{kind:#x} size query");
+        let mut out = vec![0u8; 64];
+        n = len as CK_ULONG - 1;
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(n as usize, len);
+        n = 64;
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_OK,
+            "still active after the size query and the short buffer"
+        );
+        assert_eq!(n as usize, len);
+        let one_shot = out[..len].to_vec();
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_OPERATION_NOT_INITIALIZED,
+            "the result ended it"
+        );
+        // Multi-part: C_Digest is refused, C_DigestFinal follows the same rules.
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(call!(m, C_DigestUpdate(h, data.as_mut_ptr(), 1)), CKR_OK);
+        assert_eq!(
+            call!(
+                m,
+                C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+            ),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!(
+            call!(m, C_DigestUpdate(h, data.as_mut_ptr().add(1), 2)),
+            CKR_OK
+        );
+        n = 0;
+        assert_eq!(call!(m, C_DigestFinal(h, null_mut(), &mut n)), CKR_OK);
+        assert_eq!(n as usize, len);
+        n = 1;
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(n as usize, len);
+        n = 64;
+        assert_eq!(call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)), CKR_OK);
+        assert_eq!(out[..len], one_shot[..], "{kind:#x} multi-part = one-shot");
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        // Other errors end the operation.
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(
+            call!(m, C_DigestUpdate(h, null_mut(), 5)),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), null_mut())),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            call!(m, C_DigestFinal(h, out.as_mut_ptr(), &mut n)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(call!(m, C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(call3!(m, C_SessionCancel(h, CKF_DIGEST)), CKR_OK);
+        assert_eq!(
+            call!(m, C_DigestUpdate(h, data.as_mut_ptr(), 3)),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+    // Without C_DigestInit, with a mechanism that is no digest, with parameters.
+    let mut out = [0u8; 64];
+    let mut n: CK_ULONG = 64;
+    assert_eq!(
+        call!(
+            m,
+            C_Digest(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n)
+        ),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    assert_eq!(call!(m, C_DigestKey(h, 1)), CKR_OPERATION_NOT_INITIALIZED);
+    let mut rsa = mech(CKM_RSA_PKCS);
+    assert_eq!(call!(m, C_DigestInit(h, &mut rsa)), CKR_MECHANISM_INVALID);
+    let mut param = [0u8; 4];
+    let mut with_param = CK_MECHANISM {
+        mechanism: CKM_SHA256,
+        pParameter: param.as_mut_ptr() as *mut c_void,
+        ulParameterLen: 4,
+    };
+    assert_eq!(
+        call!(m, C_DigestInit(h, &mut with_param)),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(call!(m, C_DigestInit(h, null_mut())), CKR_ARGUMENTS_BAD);
+    // The digest mechanisms do not sign.
+    let key = {
+        login(&m, h);
+        private_key(&m, h, 1)
+    };
+    let mut sha = mech(CKM_SHA256);
+    assert_eq!(
+        call!(m, C_SignInit(h, &mut sha, key)),
+        CKR_MECHANISM_INVALID
+    );
+});
+
+// ---- absurd PIN lengths ------------------------------------------------------
+//
+// Each PIN-taking function and user type gets lengths of 2^40 (an allocation
+// of that size aborts the process) and 2^32 + 6 (a 32-bit truncation would
+// read "123456" and log in) on a 7-byte heap buffer holding "1234567"
+// (valgrind sees any read past it). The answer is an error code, and no
+// VERIFY reaches the card: the counters stay full.
+
+const HUGE_LENGTHS: [CK_ULONG; 2] = [1 << 40, (1 << 32) + 6];
+
+/// A 7-byte buffer on the heap, where memcheck notices a read past its end.
+fn short_pin() -> Box<[u8]> {
+    b"1234567".to_vec().into_boxed_slice()
+}
+
+/// Nothing was spent: the card's PIN and PUK counters are full.
+fn no_try_spent(m: &RawModule) {
+    let p = ukey_sim::state::Persistent::load(&m.states[0]).unwrap();
+    assert_eq!((p.pin.tries_left, p.puk.tries_left), (3, 3));
+}
+
+/// A read-write session on the first token, logged in as `user` with
+/// `secret` (no login for `None`).
+fn session_as(m: &RawModule, user: Option<(CK_USER_TYPE, &str)>) -> CK_SESSION_HANDLE {
+    init(m);
+    let h = open(m, slots(m)[0]);
+    if let Some((user, secret)) = user {
+        let mut s = secret.as_bytes().to_vec();
+        let rv = call!(m, C_Login(h, user, s.as_mut_ptr(), s.len() as CK_ULONG));
+        assert_eq!(rv, CKR_OK);
+    }
+    h
+}
+
+/// The demo token's management key (random, PIN-protected), in hex.
+fn mgmt_key(m: &RawModule) -> String {
+    let p = ukey_sim::state::Persistent::load(&m.states[0]).unwrap();
+    hex::encode(&p.management_key.key.0[..])
+}
+
+/// A signature with the PIN-always 9C key initialised, waiting for
+/// C_Login(CKU_CONTEXT_SPECIFIC); its first use spent by a signature.
+fn context_login_pending(m: &RawModule) -> CK_SESSION_HANDLE {
+    let h = ready(m);
+    let key = private_key(m, h, 2);
+    let mut mm = mech(CKM_ECDSA);
+    let mut digest = [0x5Au8; 32];
+    let mut sig = [0u8; 64];
+    let mut n: CK_ULONG = 64;
+    assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+    assert_eq!(
+        call!(
+            m,
+            C_Sign(h, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut n)
+        ),
+        CKR_OK,
+        "the login's own PIN authorises the first use"
+    );
+    assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+    h
+}
+
+case!(huge_pin_length_c_login_user, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_Login(h, CKU_USER, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_so, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_Login(h, CKU_SO, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_context_specific, tokens = 1, |m| {
+    let h = context_login_pending(&m);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_Login(h, CKU_CONTEXT_SPECIFIC, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_user_3_0, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call3!(
+            m,
+            C_LoginUser(h, CKU_USER, pin.as_mut_ptr(), len, null_mut(), 0)
+        );
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+        // A user name of an absurd length is not read either.
+        let mut name = short_pin();
+        let rv = call3!(
+            m,
+            C_LoginUser(h, CKU_USER, pin.as_mut_ptr(), 6, name.as_mut_ptr(), len)
+        );
+        assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED, "user name length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_login_user_3_0_so, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call3!(
+            m,
+            C_LoginUser(h, CKU_SO, pin.as_mut_ptr(), len, null_mut(), 0)
+        );
+        assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(
+    huge_pin_length_c_login_user_3_0_context_specific,
+    tokens = 1,
+    |m| {
+        let h = context_login_pending(&m);
+        for len in HUGE_LENGTHS {
+            let mut pin = short_pin();
+            let rv = call3!(
+                m,
+                C_LoginUser(
+                    h,
+                    CKU_CONTEXT_SPECIFIC,
+                    pin.as_mut_ptr(),
+                    len,
+                    null_mut(),
+                    0
+                )
+            );
+            assert_eq!(rv, CKR_PIN_INCORRECT, "length {len:#x}");
+        }
+        no_try_spent(&m);
+    }
+);
+
+/// C_SetPIN with the old, then the new value of an absurd length.
+fn set_pin_refuses_huge_lengths(m: &RawModule, h: CK_SESSION_HANDLE, good_old: &str) {
+    let mut old = good_old.as_bytes().to_vec();
+    let old_len = old.len() as CK_ULONG;
+    for len in HUGE_LENGTHS {
+        let mut huge = short_pin();
+        let mut new = *b"654321";
+        let rv = call!(m, C_SetPIN(h, huge.as_mut_ptr(), len, new.as_mut_ptr(), 6));
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "old length {len:#x}");
+        let rv = call!(
+            m,
+            C_SetPIN(h, old.as_mut_ptr(), old_len, huge.as_mut_ptr(), len)
+        );
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "new length {len:#x}");
+    }
+}
+
+case!(huge_pin_length_c_set_pin_user, tokens = 1, |m| {
+    let h = session_as(&m, Some((CKU_USER, "123456")));
+    set_pin_refuses_huge_lengths(&m, h, "123456");
+    no_try_spent(&m);
+    assert_eq!(
+        ukey_sim::state::Persistent::load(&m.states[0])
+            .unwrap()
+            .pin
+            .value
+            .0[..6],
+        *b"123456",
+        "the PIN is unchanged"
+    );
+});
+
+case!(huge_pin_length_c_set_pin_public_session, tokens = 1, |m| {
+    let h = session_as(&m, None);
+    set_pin_refuses_huge_lengths(&m, h, "123456");
+    no_try_spent(&m);
+});
+
+case!(huge_pin_length_c_set_pin_so_puk, tokens = 1, |m| {
+    let h = session_as(&m, Some((CKU_SO, "12345678")));
+    set_pin_refuses_huge_lengths(&m, h, "12345678");
+    no_try_spent(&m);
+});
+
+case!(
+    huge_pin_length_c_set_pin_so_management_key,
+    tokens = 1,
+    |m| {
+        let key = mgmt_key(&m);
+        let h = session_as(&m, Some((CKU_SO, &key)));
+        set_pin_refuses_huge_lengths(&m, h, &key);
+        no_try_spent(&m);
+    }
+);
+
+case!(huge_pin_length_c_init_pin_so_puk, tokens = 1, |m| {
+    let h = session_as(&m, Some((CKU_SO, "12345678")));
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let rv = call!(m, C_InitPIN(h, pin.as_mut_ptr(), len));
+        assert_eq!(rv, CKR_PIN_LEN_RANGE, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(
+    huge_pin_length_c_init_pin_so_management_key,
+    tokens = 1,
+    |m| {
+        let key = mgmt_key(&m);
+        let h = session_as(&m, Some((CKU_SO, &key)));
+        for len in HUGE_LENGTHS {
+            let mut pin = short_pin();
+            let rv = call!(m, C_InitPIN(h, pin.as_mut_ptr(), len));
+            assert_eq!(rv, CKR_PIN_LEN_RANGE, "length {len:#x}");
+        }
+        no_try_spent(&m);
+    }
+);
+
+case!(huge_pin_length_c_init_token, tokens = 1, |m| {
+    init(&m);
+    for len in HUGE_LENGTHS {
+        let mut pin = short_pin();
+        let mut label = [b' '; 32];
+        let rv = call!(
+            m,
+            C_InitToken(slots(&m)[0], pin.as_mut_ptr(), len, label.as_mut_ptr())
+        );
+        assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED, "length {len:#x}");
+    }
+    no_try_spent(&m);
+});
+
+case!(huge_data_and_template_lengths, tokens = 1, |m| {
+    let h = ready(&m);
+    let key = private_key(&m, h, 1);
+    for len in HUGE_LENGTHS {
+        // Data to sign (hashing and raw), to verify and to decrypt.
+        for kind in [CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS] {
+            let mut mm = mech(kind);
+            let mut data = short_pin();
+            let mut sig = [0u8; 256];
+            let mut n: CK_ULONG = 256;
+            assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+            let rv = call!(
+                m,
+                C_Sign(h, data.as_mut_ptr(), len, sig.as_mut_ptr(), &mut n)
+            );
+            assert_ne!(rv, CKR_OK, "sign {kind:#x}, length {len:#x}");
+            assert_eq!(call!(m, C_SignInit(h, &mut mm, key)), CKR_OK);
+            let rv = call!(m, C_SignUpdate(h, data.as_mut_ptr(), len));
+            assert_ne!(rv, CKR_OK, "sign update {kind:#x}, length {len:#x}");
+        }
+        let mut mm = mech(CKM_RSA_PKCS);
+        let mut data = short_pin();
+        let mut out = [0u8; 256];
+        let mut n: CK_ULONG = 256;
+        assert_eq!(call!(m, C_DecryptInit(h, &mut mm, key)), CKR_OK);
+        let rv = call!(
+            m,
+            C_Decrypt(h, data.as_mut_ptr(), len, out.as_mut_ptr(), &mut n)
+        );
+        assert_ne!(rv, CKR_OK, "decrypt, length {len:#x}");
+        // A template value and a template count.
+        let mut value = short_pin();
+        let mut t = [CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: value.as_mut_ptr() as *mut c_void,
+            ulValueLen: len,
+        }];
+        assert_eq!(
+            call!(m, C_FindObjectsInit(h, t.as_mut_ptr(), 1)),
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "template value length {len:#x}"
+        );
+        assert_eq!(
+            call!(m, C_FindObjectsInit(h, t.as_mut_ptr(), len)),
+            CKR_ARGUMENTS_BAD,
+            "template count {len:#x}"
+        );
+        let mut random = short_pin();
+        assert_eq!(
+            call!(m, C_GenerateRandom(h, random.as_mut_ptr(), len)),
+            CKR_ARGUMENTS_BAD,
+            "random length {len:#x}"
+        );
+    }
+    no_try_spent(&m);
 });
 
 // ---- templates -------------------------------------------------------------
@@ -955,7 +1457,10 @@ case!(unsupported_functions_say_so, tokens = 1, |m| {
         CKR_FUNCTION_NOT_SUPPORTED
     );
     assert_eq!(
-        call!(m, C_DigestInit(h, null_mut())),
+        call!(
+            m,
+            C_DigestEncryptUpdate(h, null_mut(), 0, null_mut(), &mut n)
+        ),
         CKR_FUNCTION_NOT_SUPPORTED
     );
     assert_eq!(

@@ -661,6 +661,129 @@ fn ecdh_derive_agrees_with_the_host() {
     assert_eq!(v, host.raw_secret_bytes().to_vec());
 }
 
+/// A digest mechanism, its type, and the RustCrypto hash that must agree with it.
+type DigestCase = (Mechanism<'static>, MechanismType, fn(&[u8]) -> Vec<u8>);
+
+fn digest_cases() -> Vec<DigestCase> {
+    vec![
+        (Mechanism::Sha1, MechanismType::SHA1, |d| {
+            sha1::Sha1::digest(d).to_vec()
+        }),
+        (Mechanism::Sha224, MechanismType::SHA224, |d| {
+            sha2::Sha224::digest(d).to_vec()
+        }),
+        (Mechanism::Sha256, MechanismType::SHA256, |d| {
+            sha2::Sha256::digest(d).to_vec()
+        }),
+        (Mechanism::Sha384, MechanismType::SHA384, |d| {
+            sha2::Sha384::digest(d).to_vec()
+        }),
+        (Mechanism::Sha512, MechanismType::SHA512, |d| {
+            sha2::Sha512::digest(d).to_vec()
+        }),
+    ]
+}
+
+/// C_Digest and C_DigestUpdate/C_DigestFinal for every digest mechanism
+/// agree with RustCrypto, for empty, block-edge and long inputs cut into
+/// uneven parts; C_GetMechanismInfo says CKF_DIGEST only (the raw list is
+/// checked in misuse.rs: `cryptoki` drops CKM_SHA224 from lists). Digests
+/// need no login.
+#[test]
+fn digests_agree_with_rustcrypto_one_shot_and_multi_part() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let slot = slot(&env, 0);
+    let s = env.p11.open_ro_session(slot).unwrap();
+    let inputs: Vec<Vec<u8>> = [0usize, 1, 55, 56, 63, 64, 65, 111, 112, 128, 1000, 100_003]
+        .iter()
+        .map(|&n| (0..n).map(|i| (i * 7 + n) as u8).collect())
+        .collect();
+    for (mech, kind, host) in digest_cases() {
+        let info = env.p11.get_mechanism_info(slot, kind).unwrap();
+        assert!(info.digest(), "{kind}: CKF_DIGEST");
+        assert!(
+            !info.hardware() && !info.sign() && !info.encrypt(),
+            "{kind}: {info:?}"
+        );
+        assert_eq!((info.min_key_size(), info.max_key_size()), (0, 0), "{kind}");
+        for data in &inputs {
+            assert_eq!(
+                s.digest(&mech, data).unwrap(),
+                host(data),
+                "{kind} one-shot, {} bytes",
+                data.len()
+            );
+            s.digest_init(&mech).unwrap();
+            for part in data.chunks(37).chain(std::iter::once(&[][..])) {
+                s.digest_update(part).unwrap();
+            }
+            assert_eq!(
+                s.digest_final().unwrap(),
+                host(data),
+                "{kind} multi-part, {} bytes",
+                data.len()
+            );
+        }
+    }
+    let sent = env.state(0);
+    assert_eq!((sent.pin.tries_left, sent.puk.tries_left), (3, 3));
+}
+
+/// C_DigestKey digests the value of a secret key (an ECDH secret); the
+/// card's keys never leave it (CKR_KEY_INDIGESTIBLE), a certificate is not
+/// a key (CKR_KEY_HANDLE_INVALID), and either error ends the operation.
+#[test]
+fn digest_key_takes_secret_keys_only() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 4);
+    let eph = p384::SecretKey::random(&mut rand::rngs::OsRng);
+    let eph_point = p384::EncodedPoint::from(eph.public_key());
+    let secret = s
+        .derive_key(
+            &Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), eph_point.as_bytes())),
+            key,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let Attribute::Value(value) = s
+        .get_attributes(secret, &[AttributeType::Value])
+        .unwrap()
+        .remove(0)
+    else {
+        panic!()
+    };
+    s.digest_init(&Mechanism::Sha256).unwrap();
+    s.digest_update(b"prefix").unwrap();
+    s.digest_key(secret).unwrap();
+    let expect = sha2::Sha256::digest([&b"prefix"[..], &value].concat()).to_vec();
+    assert_eq!(s.digest_final().unwrap(), expect);
+
+    let cert = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    for (object, expected) in [
+        (key, RvError::KeyIndigestible),
+        (cert, RvError::KeyHandleInvalid),
+    ] {
+        s.digest_init(&Mechanism::Sha256).unwrap();
+        assert_eq!(rv(s.digest_key(object).unwrap_err()), expected);
+        assert_eq!(
+            rv(s.digest_final().unwrap_err()),
+            RvError::OperationNotInitialized,
+            "the error ended the operation"
+        );
+    }
+}
+
 #[test]
 fn pin_flags_walk_count_low_final_try_locked() {
     let env = ModuleEnv::new(vec![Start::Demo]);
@@ -701,14 +824,16 @@ fn pin_flags_walk_count_low_final_try_locked() {
 fn pin_length_and_wrong_pin_errors_are_exact() {
     let env = ModuleEnv::new(vec![Start::Demo]);
     let s = env.p11.open_ro_session(slot(&env, 0)).unwrap();
+    // C_Login answers CKR_PIN_INCORRECT (CKR_PIN_LEN_RANGE is for the
+    // functions that set a PIN), without a VERIFY.
     assert_eq!(
         rv(s.login(UserType::User, Some(&pin("12345"))).unwrap_err()),
-        RvError::PinLenRange
+        RvError::PinIncorrect
     );
     assert_eq!(
         rv(s.login(UserType::User, Some(&pin("123456789")))
             .unwrap_err()),
-        RvError::PinLenRange
+        RvError::PinIncorrect
     );
     assert_eq!(
         env.tries(0),
@@ -853,6 +978,69 @@ fn card_reset_by_another_application_restores_the_login() {
         s.get_session_info().unwrap().session_state(),
         cryptoki::session::SessionState::RoUser
     );
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+/// Another application logs the card out (VERIFY P1=FF, card-wide) while
+/// we are logged in. The next signature with a PIN-once key used to fail
+/// with CKR_USER_NOT_LOGGED_IN while C_GetSessionInfo still said "user";
+/// now the PIN held in memory is verified again in the same transaction,
+/// as after a reset: no failure, no try spent. A key generation (which
+/// reads the PIN-protected management key) recovers the same way.
+#[test]
+fn another_applications_logout_is_recovered_with_the_pin_held() {
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    let s = env.p11.open_rw_session(slot(&env, 0)).unwrap();
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    let key = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
+    for round in 0..3 {
+        env.control(0, ukey_sim::Control::Logout);
+        s.sign(&Mechanism::Sha256RsaPkcs, key, b"after a logout elsewhere")
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(
+            s.get_session_info().unwrap().session_state(),
+            cryptoki::session::SessionState::RwUser
+        );
+    }
+    env.control(0, ukey_sim::Control::Logout);
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::EcParams(vec![
+                0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07,
+            ]),
+        ],
+        &[Attribute::Token(true), Attribute::Id(vec![5])],
+    )
+    .unwrap();
+    assert_eq!(env.tries(0), (3, 3));
+}
+
+/// With UKEY_RESTORE_LOGIN=0 the module does not log in again by itself:
+/// after another application's logout the signature fails with
+/// CKR_USER_NOT_LOGGED_IN, C_GetSessionInfo says so too, and C_Login works
+/// again (it used to answer CKR_USER_ALREADY_LOGGED_IN: only C_Logout and
+/// C_Login helped).
+#[test]
+fn without_restoring_logins_another_applications_logout_ends_ours_truthfully() {
+    std::env::set_var("UKEY_RESTORE_LOGIN", "0");
+    let env = ModuleEnv::new(vec![Start::Demo]);
+    std::env::remove_var("UKEY_RESTORE_LOGIN");
+    let s = user_session(&env, 0);
+    let key = private_key(&s, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
+    env.control(0, ukey_sim::Control::Logout);
+    let e = s.sign(&Mechanism::Sha256RsaPkcs, key, b"x").unwrap_err();
+    assert_eq!(rv(e), RvError::UserNotLoggedIn);
+    assert_eq!(
+        s.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoPublic
+    );
+    s.login(UserType::User, Some(&pin("123456"))).unwrap();
+    s.sign(&Mechanism::Sha256RsaPkcs, key, b"logged in again")
+        .unwrap();
     assert_eq!(env.tries(0), (3, 3));
 }
 

@@ -169,6 +169,55 @@ fn generate_in_9a_and_retired_slots_with_requests_openssl_verifies() {
     );
 }
 
+/// CKA_TOKEN defaults to false (a session object), which a card cannot
+/// hold: a template without CKA_TOKEN = true is refused with
+/// CKR_TEMPLATE_INCONSISTENT before anything reaches the card. It used to
+/// fill a retired slot with a persistent key.
+#[test]
+fn keygen_without_cka_token_is_refused_and_uses_no_slot() {
+    let env = ModuleEnv::new(vec![Start::Fresh]);
+    let so = rw(&env, UserType::So, DEFAULT_MGMT);
+    let before = env.state(0);
+    let curve = Attribute::EcParams(P256_OID.to_vec());
+    let cases: [(&str, Vec<Attribute>, Vec<Attribute>); 4] = [
+        ("neither", vec![curve.clone()], vec![Attribute::Sign(true)]),
+        (
+            "public only",
+            vec![Attribute::Token(true), curve.clone()],
+            vec![Attribute::Sign(true)],
+        ),
+        (
+            "private only",
+            vec![curve.clone()],
+            vec![Attribute::Token(true), Attribute::Sign(true)],
+        ),
+        (
+            "private false",
+            vec![Attribute::Token(true), curve.clone()],
+            vec![Attribute::Token(false)],
+        ),
+    ];
+    for (what, public, private) in cases {
+        let e = so
+            .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+            .unwrap_err();
+        assert_eq!(rv(e), RvError::TemplateInconsistent, "{what}");
+    }
+    let after = env.state(0);
+    assert_eq!(
+        after.keys.keys().collect::<Vec<_>>(),
+        before.keys.keys().collect::<Vec<_>>(),
+        "no key was generated on the card"
+    );
+    assert_eq!(
+        after.objects, before.objects,
+        "not even the key history changed"
+    );
+    // The same template with CKA_TOKEN = true in both works.
+    generate(&so, Alg::P256, None, false).unwrap();
+    assert_eq!(env.state(0).keys.len(), before.keys.len() + 1);
+}
+
 #[test]
 fn certificate_write_survives_a_restart_and_a_mismatch_is_refused() {
     let mut env = ModuleEnv::new(vec![Start::Fresh]);

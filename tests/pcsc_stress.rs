@@ -15,10 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ukey_tests::*;
 
-fn inner() -> bool {
-    std::env::var("UKEY_STRESS_INNER").is_ok_and(|v| v == "1")
-}
-
 /// Inside the namespace: 6 threads sign for a few seconds over PC/SC while
 /// another process resets the card. Every signature must succeed: the
 /// module recovers from each reset (re-SELECT, same serial, PIN restored).
@@ -70,7 +66,7 @@ fn stress_inside() {
 
 #[test]
 fn signing_over_pcsc_while_another_process_resets_the_card() {
-    if inner() {
+    if inside_pcscd() {
         if std::env::var("UKEY_CARD_STATE").is_err() {
             stress_inside();
         }
@@ -118,7 +114,7 @@ fn signing_over_pcsc_while_another_process_resets_the_card() {
 /// holding the old or the new certificate.
 #[test]
 fn killing_the_simulator_mid_write_leaves_a_valid_state_file() {
-    if inner() {
+    if inside_pcscd() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -136,6 +132,8 @@ fn killing_the_simulator_mid_write_leaves_a_valid_state_file() {
                  openssl x509 -new -force_pubkey pub.pem -subj "/CN=cert $i/" -CA {ca}/ca.pem -CAkey {ca}/ca.key -days 30 -outform der -out c$i.der
                done
                sim_pid=$(echo $UKEY_SIM_PIDS | awk '{{print $1}}')
+               # The simulator restarted below is this script's to stop.
+               trap 'kill $sim_pid 2>/dev/null || true' EXIT
                for round in 1 2 3 4 5 6; do
                  ( for i in 1 2 3 4 5 6 7 8; do pkcs11-tool --module $U --write-object c$i.der --type cert --id 05 --login --pin 123456 >/dev/null 2>&1; done ) &
                  writer=$!
@@ -200,18 +198,8 @@ fn hotplug_inside() {
         .unwrap()
         .parse()
         .unwrap();
-    let p11 = Pkcs11::new(module()).unwrap();
-    p11.initialize(CInitializeArgs::OsThreads).unwrap();
-    let slot = p11.get_slots_with_token().unwrap()[0];
-    let s = p11.open_ro_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
-        .unwrap();
-    let key = s
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![1]),
-        ])
-        .unwrap()[0];
+    let (p11, s, key) = pcsc_login_9a(&module());
+    let slot = s.get_session_info().unwrap().slot_id();
     s.sign(&Mechanism::Sha256RsaPkcs, key, b"before").unwrap();
     // Pull the card: the simulator's socket to vpcd closes.
     // SAFETY: signalling our own child process by pid.
@@ -257,7 +245,7 @@ fn hotplug_inside() {
 
 #[test]
 fn card_pulled_and_reinserted_through_pcsc() {
-    if inner() {
+    if inside_pcscd() {
         if std::env::var("UKEY_CARD_STATE").is_ok() {
             hotplug_inside();
         }
@@ -265,15 +253,67 @@ fn card_pulled_and_reinserted_through_pcsc() {
     }
     let dir = tempfile::tempdir().unwrap();
     let card = init_token(dir.path(), "card", &["--demo"]);
-    let me = std::env::current_exe().unwrap();
-    let out = with_pcscd(
+    let out = rerun_inside_pcscd(
         dir.path(),
         &[&card],
-        &format!(
-            r#"UKEY_STRESS_INNER=1 UKEY_CARD_STATE="{card}" "{me}" card_pulled_and_reinserted_through_pcsc --exact --nocapture --test-threads 1"#,
-            card = card.display(),
-            me = me.display()
-        ),
+        "card_pulled_and_reinserted_through_pcsc",
+        &format!(r#"UKEY_CARD_STATE="{}""#, card.display()),
     );
     assert!(out.contains("HOTPLUG OK"), "{out}");
+}
+
+/// Inside the namespace: after the token was looked at once, 100 rounds of
+/// C_GetMechanismList and C_GetMechanismInfo for every mechanism (what
+/// some clients do in a loop) send pcscd no command at all: counted in
+/// pcscd's own debug log, every "Received command" line.
+fn mechanism_queries_inside() {
+    std::env::remove_var("UKEY_SIM");
+    std::env::remove_var("UKEY_NO_PCSC");
+    let log = std::path::PathBuf::from(std::env::var("WITH_PCSCD_LOG").unwrap()).join("pcscd.log");
+    let commands = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("Received command:"))
+            .count()
+    };
+    let p11 = Pkcs11::new(module()).unwrap();
+    p11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = p11.get_slots_with_token().unwrap()[0];
+    p11.get_token_info(slot).unwrap();
+    let before = commands();
+    let mut answers = 0;
+    for _ in 0..100 {
+        for m in p11.get_mechanism_list(slot).unwrap() {
+            p11.get_mechanism_info(slot, m).unwrap();
+            answers += 1;
+        }
+    }
+    let after = commands();
+    println!(
+        "MECHANISM QUERIES: {answers} answers, {} pcscd commands",
+        after - before
+    );
+}
+
+#[test]
+fn mechanism_queries_send_pcscd_nothing() {
+    if inside_pcscd() {
+        if std::env::var("UKEY_MECHANISM_QUERIES").is_ok() {
+            mechanism_queries_inside();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let card = init_token(dir.path(), "card", &["--demo"]);
+    let out = rerun_inside_pcscd(
+        dir.path(),
+        &[&card],
+        "mechanism_queries_send_pcscd_nothing",
+        "UKEY_MECHANISM_QUERIES=1",
+    );
+    assert!(
+        out.contains("answers, 0 pcscd commands"),
+        "no PC/SC traffic for mechanism queries:\n{out}"
+    );
 }

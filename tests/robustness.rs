@@ -1,6 +1,7 @@
 //! Robustness through the built module: pulling the card at every APDU of
-//! every credential change, secrets never reaching the trace, and many
-//! threads on many tokens at once.
+//! every credential change, secrets never reaching the trace, many threads
+//! on many tokens at once, and a C application that ends its session from
+//! an `atexit` handler with logging on.
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -201,4 +202,59 @@ fn threads_sessions_and_tokens_hammer_the_module() {
     for i in 0..3 {
         assert_eq!(env.tries(i), (3, 3));
     }
+}
+
+/// OpenSSL's cleanup closes PKCS#11 sessions from an `atexit` handler,
+/// after the C library ran the thread-local destructors. With `UKEY_LOG`
+/// on, the logout's APDU trace used to panic in tracing-subscriber's
+/// thread-local buffer, and the FFI guard's own log line then aborted the
+/// process (exit 134). A C program doing exactly that must exit 0, with the
+/// module's lines logged from inside the handler.
+#[test]
+fn a_c_application_closing_its_session_at_exit_with_debug_logging_exits_cleanly() {
+    require_tools(&["cc"]);
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("atexit_session");
+    run_ok(
+        std::process::Command::new("cc")
+            .arg("-o")
+            .arg(&program)
+            .arg(repo_root().join("tests/c/atexit_session.c"))
+            .arg("-ldl"),
+    );
+    let state = init_token(dir.path(), "card", &["--demo"]);
+    for log_file in [false, true] {
+        let log = dir.path().join("ukey.log");
+        let mut cmd = std::process::Command::new(&program);
+        cmd.arg(module())
+            .arg("123456")
+            .env("UKEY_SIM", &state)
+            .env("UKEY_NO_PCSC", "1")
+            .env("UKEY_LOG", "debug")
+            .env_remove("UKEY_LOG_FILE");
+        if log_file {
+            cmd.env("UKEY_LOG_FILE", &log);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "log file: {log_file}\n{stderr}");
+        assert!(
+            stderr.contains("atexit: session closed, module finalized"),
+            "{stderr}"
+        );
+        let text = if log_file {
+            std::fs::read_to_string(&log).unwrap()
+        } else {
+            stderr
+                .split("main: logged in")
+                .nth(1)
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            text.contains("DEBUG apdu:"),
+            "the module logged from the atexit handler (log file: {log_file}):\n{text}"
+        );
+    }
+    assert_eq!(tries(&state), (3, 3));
 }

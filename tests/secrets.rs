@@ -33,10 +33,13 @@ fn secrets_never_reach_the_trace() {
         // Keygen reads the PIN-protected management key from the card.
         s.generate_key_pair(
             &Mechanism::EccKeyPairGen,
-            &[Attribute::EcParams(vec![
-                0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07,
-            ])],
-            &[Attribute::Id(vec![0x05])],
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(vec![
+                    0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07,
+                ]),
+            ],
+            &[Attribute::Token(true), Attribute::Id(vec![0x05])],
         )
         .unwrap();
         s.set_pin(&pin("123456"), &pin("13572468")).unwrap();

@@ -992,8 +992,9 @@ fn limits(r: &R, st: &Standing, o: &mut String) {
             "**First signature: {u:.0} APDUs, {:.2}× OpenSC's {s:.0}.** ukey sends {seq}: the token \
              opens with SELECT, GET VERSION, GET SERIAL and GET METADATA for the PIN and PUK counters \
              (C_GetTokenInfo's flags, no try spent), finds the key by CKA_ID with one GET METADATA of \
-             that slot (no certificate read), logs in with one VERIFY and signs with one GENERAL \
-             AUTHENTICATE. OpenSC reads every certificate and object of the card while binding it.",
+             that slot (no certificate read), logs in with an empty VERIFY (is the card logged in \
+             already? no try spent; a login ukey did not make is left in place when it ends) and the \
+             VERIFY, and signs with one GENERAL AUTHENTICATE. OpenSC reads every certificate and object of the card while binding it.",
             u / s
         ));
     }

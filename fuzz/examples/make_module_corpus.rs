@@ -1,6 +1,8 @@
 //! Seeds for the module targets, from real data:
 //! * `hostile_card`: the answers an honest simulated card gives to the
 //!   target's own drive (demo token, and factory token), recorded as frames;
+//!   each run must reach every decryption (PKCS#1, OAEP, raw) and the SO's
+//!   logins, or the fuzzer would start short of them;
 //! * `x509_fields`: the demo and attestation certificates;
 //! * `p11_template`: templates and mechanisms like the ones clients send.
 //!
@@ -63,7 +65,29 @@ fn main() {
             "honest",
             Arc::new(move || Ok(Box::new(RecTransport(r.clone())) as Box<dyn Transport>)),
         );
-        ukey_pkcs11::testing::drive_application();
+        let report = ukey_pkcs11::testing::drive_application();
+        // Seeds that get all the way through: every decryption and the
+        // SO's logins (the default management key only where it is set).
+        let keys = start != Start::Factory;
+        assert!(
+            report.user_logins == 1 && report.so_puk_logins == 1 && report.pins_reset == 1,
+            "{start:?}: {report:?}"
+        );
+        assert!(
+            !keys
+                || (
+                    report.decrypted_pkcs1,
+                    report.decrypted_oaep,
+                    report.decrypted_raw
+                ) == (1, 1, 1),
+            "{start:?}: {report:?}"
+        );
+        assert_eq!(
+            report.so_management_key_logins,
+            u32::from(start != Start::Demo),
+            "{start:?}: {report:?}"
+        );
+        println!("hostile_card: {start:?} reaches {report:?}");
         let answers = std::mem::take(&mut rec.lock().unwrap().answers);
         let seed = frames::encode(answers.iter().map(Vec::as_slice));
         write(

@@ -82,6 +82,8 @@ pub struct StartState {
 pub fn state(start: Start) -> &'static StartState {
     static STATES: OnceLock<Vec<StartState>> = OnceLock::new();
     let states = STATES.get_or_init(|| {
+        // Every input opens a fresh card from the same few keys.
+        ukey_sim::keys::remember_decoded_keys();
         Start::ALL
             .iter()
             .map(|s| {

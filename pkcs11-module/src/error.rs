@@ -65,6 +65,8 @@ pub enum Error {
     KeyTypeInconsistent,
     #[error("key function not permitted")]
     KeyFunctionNotPermitted,
+    #[error("the key cannot be digested")]
+    KeyIndigestible,
     #[error("key size out of range")]
     KeySizeRange,
     #[error("invalid mechanism")]
@@ -166,6 +168,7 @@ impl Error {
             Error::KeyHandleInvalid => CKR_KEY_HANDLE_INVALID,
             Error::KeyTypeInconsistent => CKR_KEY_TYPE_INCONSISTENT,
             Error::KeyFunctionNotPermitted => CKR_KEY_FUNCTION_NOT_PERMITTED,
+            Error::KeyIndigestible => CKR_KEY_INDIGESTIBLE,
             Error::KeySizeRange => CKR_KEY_SIZE_RANGE,
             Error::MechanismInvalid => CKR_MECHANISM_INVALID,
             Error::MechanismParamInvalid => CKR_MECHANISM_PARAM_INVALID,

@@ -22,6 +22,8 @@ impl Rng {
 struct Card {
     rng: Rng,
     sim: ukey_sim::SimCard,
+    /// Corrupt answers (the hostile card), or pass them on (an honest one).
+    corrupt: bool,
 }
 
 struct Hostile(Arc<Mutex<Card>>);
@@ -37,6 +39,9 @@ impl Link for Hostile {
         }
         let mut card = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut answer = card.sim.transmit(apdu)?;
+        if !card.corrupt {
+            return Ok(answer);
+        }
         let rng = &mut card.rng;
         match rng.next() % 20 {
             // Truncated anywhere, even before the status word.
@@ -89,7 +94,8 @@ impl Transport for HostileTransport {
     }
 }
 
-/// A demo card with EC keys (fast to make), made once.
+/// A demo card with EC keys (fast to make) and an RSA-1024 key in 9D (for
+/// the decryption paths), made once.
 fn demo_state() -> ukey_sim::state::Persistent {
     use std::sync::OnceLock;
     static DEMO: OnceLock<ukey_sim::state::Persistent> = OnceLock::new();
@@ -101,7 +107,7 @@ fn demo_state() -> ukey_sim::state::Persistent {
             keys: vec![
                 (Slot::Authentication, Algorithm::EccP256),
                 (Slot::Signature, Algorithm::EccP256),
-                (Slot::KeyManagement, Algorithm::EccP384),
+                (Slot::KeyManagement, Algorithm::Rsa1024),
                 (Slot::CardAuthentication, Algorithm::EccP256),
             ],
             ..Default::default()
@@ -112,31 +118,83 @@ fn demo_state() -> ukey_sim::state::Persistent {
     .clone()
 }
 
+/// Run the drive over `card`; panics are caught and reported as `None`.
+/// The module is one per process: tests take turns.
+fn drive(card: Card) -> Option<crate::testing::DriveReport> {
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let card = Arc::new(Mutex::new(card));
+    crate::testing::clear_readers();
+    crate::testing::add_reader(
+        "hostile",
+        Arc::new(move || Ok(Box::new(HostileTransport(card.clone())) as Box<dyn Transport>)),
+    );
+    let report = std::panic::catch_unwind(crate::testing::drive_application).ok();
+    crate::testing::clear_readers();
+    report
+}
+
+/// The drive against an honest card reaches every step: signatures, all
+/// three decryptions (PKCS#1, OAEP with a label, raw), the SO's logins and
+/// the PIN reset. What the hostile card then corrupts is a complete run.
+#[test]
+fn an_honest_card_takes_the_drive_all_the_way() {
+    std::env::set_var("UKEY_NO_PCSC", "1");
+    std::env::remove_var("UKEY_SIM");
+    let r = drive(Card {
+        rng: Rng(1),
+        sim: ukey_sim::SimCard::new(demo_state()),
+        corrupt: false,
+    })
+    .expect("no panic");
+    assert_eq!(r.user_logins, 1, "{r:?}");
+    assert!(r.signatures >= 4, "{r:?}");
+    assert_eq!(
+        (r.decrypted_pkcs1, r.decrypted_oaep, r.decrypted_raw),
+        (1, 1, 1),
+        "{r:?}"
+    );
+    assert_eq!(
+        (r.so_puk_logins, r.pins_reset, r.digests),
+        (1, 1, 1),
+        "{r:?}"
+    );
+    // The demo card's management key is PIN-protected and not the default.
+    assert_eq!(r.so_management_key_logins, 0, "{r:?}");
+    let mut factory = demo_state();
+    factory.management_key = ukey_sim::state::Persistent::factory(2).management_key;
+    let r = drive(Card {
+        rng: Rng(1),
+        sim: ukey_sim::SimCard::new(factory),
+        corrupt: false,
+    })
+    .expect("no panic");
+    assert_eq!(r.so_management_key_logins, 1, "{r:?}");
+}
+
 #[test]
 fn a_hostile_card_never_panics_the_module() {
     std::env::set_var("UKEY_NO_PCSC", "1");
     std::env::remove_var("UKEY_SIM");
+    let mut decrypted = 0;
     for seed in 1..=800u64 {
-        let card = Arc::new(Mutex::new(Card {
+        let report = drive(Card {
             rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             sim: ukey_sim::SimCard::new(demo_state()),
-        }));
-        crate::testing::clear_readers();
-        crate::testing::add_reader(
-            "hostile",
-            Arc::new(move || Ok(Box::new(HostileTransport(card.clone())) as Box<dyn Transport>)),
-        );
-        let result = std::panic::catch_unwind(crate::testing::drive_application);
-        assert!(result.is_ok(), "seed {seed} panicked the module");
+            corrupt: true,
+        });
+        let r = report.unwrap_or_else(|| panic!("seed {seed} panicked the module"));
+        decrypted += r.decrypted_pkcs1 + r.decrypted_oaep + r.decrypted_raw;
     }
-    crate::testing::clear_readers();
     let n = EXCHANGES.load(std::sync::atomic::Ordering::Relaxed);
     let ops = PRIVATE_OPS.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("hostile card: {n} APDUs, {ops} private-key operations over 800 rounds");
+    eprintln!(
+        "hostile card: {n} APDUs, {ops} private-key operations, {decrypted} decryptions over 800 rounds"
+    );
     // Not vacuous: the rounds get past identification, listing and login
-    // into signing, where most parsing happens.
+    // into signing and decryption, where most parsing happens.
     assert!(
-        n > 8_000 && ops > 300,
-        "the hostile card answered only {n} APDUs ({ops} signatures)"
+        n > 8_000 && ops > 300 && decrypted > 50,
+        "the hostile card answered only {n} APDUs ({ops} private-key operations, {decrypted} decryptions)"
     );
 }

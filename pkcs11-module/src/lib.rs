@@ -5,11 +5,13 @@
 //! [`ffi::ptr`]; the functions in [`fns`] are safe Rust working on
 //! [`slots`], [`token`]s and [`session`]s.
 
+pub mod digest;
 pub mod error;
 pub mod ffi;
 pub mod fns;
 pub mod keyinfo;
 pub mod library;
+pub mod log;
 pub mod mechanism;
 pub mod names;
 pub mod object;

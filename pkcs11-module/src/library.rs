@@ -80,46 +80,11 @@ pub fn restore_login() -> bool {
     RESTORE_LOGIN.load(Ordering::Relaxed)
 }
 
-fn init_logging(config: &ukey_config::Config) {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let Some(filter) = config
-            .log
-            .as_deref()
-            .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
-        else {
-            return;
-        };
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(true);
-        let _ = match config.log_file.as_ref().and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        }) {
-            Some(f) => builder
-                .with_ansi(false)
-                .with_writer(Mutex::new(f))
-                .try_init(),
-            // Colours only for a person reading a terminal, not in a saved log.
-            None => builder
-                .with_ansi(tty)
-                .with_writer(std::io::stderr)
-                .try_init(),
-        };
-    });
-}
-
 /// Read the configuration, start logging, report what was wrong with it:
 /// one line per problem, in the log, or on stderr when nothing is logged.
 fn load_settings() -> ukey_config::Config {
     let loaded = ukey_config::load();
-    init_logging(&loaded.config);
+    crate::log::init(&loaded.config);
     for p in &loaded.problems {
         if tracing::enabled!(tracing::Level::WARN) {
             tracing::warn!("ukey configuration: {p}");

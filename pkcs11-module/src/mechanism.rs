@@ -41,12 +41,25 @@ const TABLE: &[(CK_MECHANISM_TYPE, CK_FLAGS)] = &[
     (CKM_ECDH1_DERIVE, CKF_HW | CKF_DERIVE | EC_FLAGS),
 ];
 
+/// The card's mechanisms, then the digests the module computes itself.
 pub fn list() -> Vec<CK_MECHANISM_TYPE> {
-    TABLE.iter().map(|(m, _)| *m).collect()
+    TABLE
+        .iter()
+        .map(|(m, _)| *m)
+        .chain(crate::digest::DIGESTS.iter().map(|(m, _)| *m))
+        .collect()
 }
 
 /// C_GetMechanismInfo for a card whose largest RSA key is `max_rsa` bits.
+/// Digests take no key (sizes 0) and run in software (no CKF_HW).
 pub fn info(kind: CK_MECHANISM_TYPE, max_rsa: usize) -> Result<CK_MECHANISM_INFO> {
+    if crate::digest::algorithm(kind).is_some() {
+        return Ok(CK_MECHANISM_INFO {
+            ulMinKeySize: 0,
+            ulMaxKeySize: 0,
+            flags: CKF_DIGEST,
+        });
+    }
     let (_, flags) = TABLE
         .iter()
         .find(|(m, _)| *m == kind)

@@ -55,6 +55,7 @@ pub struct DecryptOp {
 #[derive(Default)]
 pub struct Ops {
     pub find: Option<Find>,
+    pub digest: Option<crate::digest::DigestOp>,
     pub sign: Option<SignOp>,
     pub verify: Option<VerifyOp>,
     pub decrypt: Option<DecryptOp>,

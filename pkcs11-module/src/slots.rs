@@ -51,17 +51,20 @@ pub struct Slots {
 }
 
 impl Slots {
-    /// Discover readers (`no_pcsc` skips PC/SC; `sim` adds simulated
-    /// tokens, creating missing state files as factory-fresh cards), as the
-    /// configuration file and environment say.
+    /// Discover readers (`no_pcsc` skips PC/SC; `sim` adds simulated tokens),
+    /// as the configuration file and environment say. A state file that
+    /// cannot be opened (missing, a directory, not a token, a symbolic link)
+    /// is one log line and no slot: it never hides the real tokens, and it
+    /// is never created.
     pub fn new(settings: &ukey_config::Config) -> Result<Self> {
         let use_pcsc = !settings.no_pcsc;
         let mut sims = Vec::new();
         // UKEY_SIM, else the configuration file's `sim` list.
-        for path in settings.sim.clone() {
-            let r = ukey_sim::SimReader::open(&path)
-                .map_err(|e| Error::General(format!("UKEY_SIM {}: {e}", path.display())))?;
-            sims.push(r);
+        for path in &settings.sim {
+            match ukey_sim::SimReader::open(path) {
+                Ok(r) => sims.push(r),
+                Err(e) => tracing::warn!("simulated token skipped: {e}"),
+            }
         }
         let slots = Slots {
             table: Mutex::new(Table {
@@ -300,6 +303,19 @@ impl Slots {
             Reader::Test(_) => self.set_presence(&mut t, idx, true, 0),
         }
         match &t.slots[idx].token {
+            Some(tok) if !tok.is_removed() => Ok(tok.clone()),
+            _ => Err(Error::TokenNotPresent),
+        }
+    }
+
+    /// The token in slot `id` as the last poll saw it: no reader is polled
+    /// and no card touched (mechanism queries, which clients repeat in
+    /// loops, need neither). Slots are polled by C_GetSlotList, C_GetSlotInfo,
+    /// C_OpenSession and friends.
+    pub fn known_token(&self, id: CK_SLOT_ID) -> Result<Arc<Token>> {
+        let t = self.lock();
+        let entry = t.slots.get(id as usize).ok_or(Error::SlotIdInvalid)?;
+        match &entry.token {
             Some(tok) if !tok.is_removed() => Ok(tok.clone()),
             _ => Err(Error::TokenNotPresent),
         }

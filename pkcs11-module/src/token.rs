@@ -158,6 +158,9 @@ pub struct TokenState {
     /// No private-key operation has run since C_Login(CKU_USER): the PIN
     /// given there may still authorise one use of a PIN-always key.
     login_pin_unused: bool,
+    /// The card's PIN was already verified, by another application, when
+    /// we logged in: ending our login leaves it so (see `Token::logout`).
+    pin_found_verified: bool,
     so_key: Option<ManagementKey>,
     so_puk: Option<Pin>,
     mgmt_authenticated: bool,
@@ -220,6 +223,7 @@ impl Token {
                 login: Login::None,
                 cached_pin: None,
                 login_pin_unused: false,
+                pin_found_verified: false,
                 so_key: None,
                 so_puk: None,
                 mgmt_authenticated: false,
@@ -339,17 +343,19 @@ impl Token {
             }
             if let Some(pin) = &restore {
                 match s.verify_pin(pin) {
-                    Ok(()) => st.pin.reset(),
+                    Ok(()) => {
+                        st.pin.reset();
+                        // The card's verification is ours now.
+                        st.pin_found_verified = false;
+                    }
                     Err(e) => {
                         // The PIN changed elsewhere: never try it again.
                         pin_error(e.status(), &mut st.pin);
-                        st.login = Login::None;
-                        st.cached_pin = None;
-                        st.login_pin_unused = false;
+                        self.forget_login(st);
                     }
                 }
             } else if st.login == Login::User {
-                st.login = Login::None;
+                self.forget_login(st);
             }
             Ok(())
         });
@@ -554,15 +560,21 @@ impl Token {
             Login::None => {}
         }
         self.info(st)?;
-        self.transact(st, &mut |s, st| match s.verify_pin(pin) {
-            Ok(()) => {
-                st.pin.reset();
-                st.login = Login::User;
-                st.cached_pin = Some(pin.clone());
-                st.login_pin_unused = true;
-                Ok(())
+        self.transact(st, &mut |s, st| {
+            // Is the card logged in already (another application)? An empty
+            // VERIFY tells without spending a try.
+            let found = matches!(s.pin_status(), Ok(PinStatus::Verified));
+            match s.verify_pin(pin) {
+                Ok(()) => {
+                    st.pin.reset();
+                    st.login = Login::User;
+                    st.cached_pin = Some(pin.clone());
+                    st.login_pin_unused = true;
+                    st.pin_found_verified = found;
+                    Ok(())
+                }
+                Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
             }
-            Err(e) => Err(pin_error(e.status(), &mut st.pin).unwrap_or_else(|| e.into())),
         })
     }
 
@@ -605,13 +617,15 @@ impl Token {
                 },
             );
         }
+        // C_Login answers a secret that cannot be right by its length with
+        // CKR_PIN_INCORRECT (CKR_PIN_LEN_RANGE is for setting a PIN).
         if !matches!(secret.len(), 32 | 48 | 64) {
-            return Err(Error::PinLenRange);
+            return Err(Error::PinIncorrect);
         }
         let text = std::str::from_utf8(secret).map_err(|_| Error::PinInvalid)?;
         let bytes = Zeroizing::new(hex::decode(text).map_err(|_| Error::PinInvalid)?);
         let alg = self.management_algorithm(st, &info, bytes.len())?;
-        let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinLenRange)?;
+        let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinIncorrect)?;
         self.transact(st, &mut |s, st| match s.authenticate(&key) {
             Ok(()) => {
                 st.mgmt_authenticated = true;
@@ -657,23 +671,48 @@ impl Token {
         Ok(alg)
     }
 
-    /// C_Logout: drop the card's PIN state (VERIFY P1=FF) and every secret held.
+    /// C_Logout (also when the last session closes, and at C_Finalize):
+    /// forget every secret held and leave the card as we found it.
+    ///
+    /// The PIV login is card-wide. If we verified the PIN (or authenticated
+    /// the management key), that ends with a card reset: PC/SC reports it to
+    /// every other connection before its next command, so they re-select and
+    /// restore their own logins first (this module does), where a VERIFY
+    /// P1=FF would log them out without telling them. If another application
+    /// had verified the PIN before our login, the card stays verified: ending
+    /// our login must not end theirs (OpenSC, for one, never logs in again by
+    /// itself).
     pub fn logout(&self, st: &mut TokenState) -> Result<()> {
         if st.login == Login::None {
             return Err(Error::UserNotLoggedIn);
         }
-        let was_user = st.login == Login::User;
-        st.login = Login::None;
-        st.cached_pin = None;
-        st.login_pin_unused = false;
-        st.so_key = None;
-        st.so_puk = None;
-        st.mgmt_authenticated = false;
-        if was_user && !self.is_removed() {
-            // Older cards may not know P1=FF; the login is forgotten either way.
-            let _ = self.transact(st, &mut |s, _| s.logout().map_err(Error::from));
+        let card_state =
+            (st.login == Login::User && !st.pin_found_verified) || st.mgmt_authenticated;
+        self.forget_login(st);
+        if card_state && !self.is_removed() {
+            self.end_card_state(st);
         }
         Ok(())
+    }
+
+    /// Reset the card through our connection, so nothing we verified
+    /// outlives our login; where the reset fails, VERIFY P1=FF at least
+    /// drops the PIN (older cards may not know it: forgotten either way).
+    fn end_card_state(&self, st: &mut TokenState) {
+        st.selected = false;
+        st.context_verified = false;
+        st.pin_fresh = false;
+        let reset = match st.card.as_mut() {
+            Some(card) => card.transport_mut().reset().map_err(Error::from),
+            None => Err(Error::DeviceRemoved),
+        };
+        match reset {
+            Ok(()) => tracing::debug!(slot = self.slot_id, "login ended: card reset"),
+            Err(e) => {
+                tracing::debug!(slot = self.slot_id, "card reset failed ({e}): VERIFY P1=FF");
+                let _ = self.transact(st, &mut |s, _| s.logout().map_err(Error::from));
+            }
+        }
     }
 
     /// Forget the login without card traffic (last session closed after removal).
@@ -681,6 +720,7 @@ impl Token {
         st.login = Login::None;
         st.cached_pin = None;
         st.login_pin_unused = false;
+        st.pin_found_verified = false;
         st.so_key = None;
         st.so_puk = None;
         st.mgmt_authenticated = false;
@@ -735,11 +775,21 @@ impl Token {
                 other => other,
             };
             let mut r = s.general_authenticate(slot, key.alg, input_tag, input);
-            if let (Some(pin), Err(e)) = (skipped, &r) {
-                if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) {
-                    verify(s, st, pin)?;
-                    r = s.general_authenticate(slot, key.alg, input_tag, input);
+            let refused = |r: &std::result::Result<_, apdu::Error>| {
+                matches!(r, Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied))
+            };
+            if let (Some(pin), true) = (skipped, refused(&r)) {
+                verify(s, st, pin)?;
+                r = s.general_authenticate(slot, key.alg, input_tag, input);
+            } else if refused(&r) && context_pin.is_none() && st.login == Login::User {
+                // A PIN-once key refused while we are logged in: another
+                // application logged the card out (VERIFY P1=FF). Log in
+                // again with the PIN held, as after a reset, or say truly
+                // that the login is gone.
+                if !self.login_again(s, st)? {
+                    return Err(Error::UserNotLoggedIn);
                 }
+                r = s.general_authenticate(slot, key.alg, input_tag, input);
             }
             match r {
                 Ok(out) => Ok(out),
@@ -752,11 +802,44 @@ impl Token {
         })
     }
 
+    /// The card forgot our PIN verification behind our back (another
+    /// application's logout): verify again with the PIN held, in the
+    /// running transaction, when restoring logins is on (as after a reset).
+    /// `Ok(false)`, and no login left, when that is off or the PIN no
+    /// longer works (then it is never tried again).
+    fn login_again(&self, s: &mut Session<'_>, st: &mut TokenState) -> Result<bool> {
+        let pin = match (&st.cached_pin, self.restore_login) {
+            (Some(pin), true) => pin.clone(),
+            _ => {
+                tracing::info!(slot = self.slot_id, "the card was logged out elsewhere");
+                self.forget_login(st);
+                return Ok(false);
+            }
+        };
+        tracing::info!(
+            slot = self.slot_id,
+            "the card was logged out elsewhere: logging in again"
+        );
+        match s.verify_pin(&pin) {
+            Ok(()) => {
+                st.pin.reset();
+                st.pin_found_verified = false;
+                Ok(true)
+            }
+            Err(e) if e.status().is_some() => {
+                pin_error(e.status(), &mut st.pin);
+                self.forget_login(st);
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     // ---- writes (management key) ------------------------------------------
 
     /// Authenticate with the management key: the SO's, or the PIN-protected
     /// one read after the user's login (never shown to anyone).
-    fn ensure_management(s: &mut Session<'_>, st: &mut TokenState) -> Result<()> {
+    fn ensure_management(&self, s: &mut Session<'_>, st: &mut TokenState) -> Result<()> {
         if st.mgmt_authenticated {
             return Ok(());
         }
@@ -784,8 +867,19 @@ impl Token {
                 }
                 let printed = match s.get_data(ObjectId::PRINTED_INFORMATION) {
                     Ok(p) => p,
+                    // Readable only with the PIN verified: another
+                    // application logged the card out; log in again.
                     Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied) => {
-                        return Err(Error::UserNotLoggedIn)
+                        if !self.login_again(s, st)? {
+                            return Err(Error::UserNotLoggedIn);
+                        }
+                        s.get_data(ObjectId::PRINTED_INFORMATION)
+                            .map_err(|e| match e.status() {
+                                Some(StatusWord::SecurityStatusNotSatisfied) => {
+                                    Error::UserNotLoggedIn
+                                }
+                                _ => e.into(),
+                            })?
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -881,7 +975,7 @@ impl Token {
         loop {
             tries += 1;
             let r = self.transact(st, &mut |s, st| {
-                Self::ensure_management(s, st)?;
+                self.ensure_management(s, st)?;
                 op(s, st)
             });
             match r {
@@ -1360,6 +1454,38 @@ mod tests {
             )
             .unwrap();
         sent(card)
+    }
+
+    /// Logging out resets the card: another connection to it is told
+    /// (CardReset) instead of finding its PIN state gone, and no VERIFY
+    /// P1=FF is sent.
+    #[test]
+    fn logout_resets_the_card_for_everyone_instead_of_verify_ff() {
+        let (card, token) = signature_card();
+        let mut other = apdu::PivCard::new(ukey_sim::SimTransport::new(card.clone()));
+        other.transaction(|s| s.select()).unwrap();
+        let pin = Pin::new(b"123456").unwrap();
+        let mut st = token.lock();
+        token.login_user(&mut st, &pin).unwrap();
+        sent(&card);
+        token.logout(&mut st).unwrap();
+        assert_eq!(st.login, Login::None);
+        assert!(!sent(&card).contains(&0x20), "no VERIFY (P1=FF)");
+        let e = other.transaction(|s| s.select()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                apdu::Error::Transport(apdu::transport::TransportError::CardReset)
+            ),
+            "{e:?}"
+        );
+        // The card forgot the PIN; we select again by ourselves.
+        assert_eq!(
+            token
+                .transact(&mut st, &mut |s, _| Ok(s.pin_status()?))
+                .unwrap(),
+            PinStatus::TriesLeft(3)
+        );
     }
 
     #[test]

@@ -147,6 +147,57 @@ pub fn with_pcscd(cwd: &Path, cards: &[&Path], script: &str) -> String {
     text
 }
 
+/// Whether this test binary runs again inside a private pcscd, started by
+/// [`rerun_inside_pcscd`] (or by a script that sets `UKEY_STRESS_INNER=1`).
+pub fn inside_pcscd() -> bool {
+    std::env::var("UKEY_STRESS_INNER").is_ok_and(|v| v == "1")
+}
+
+/// Run the test `test` of this very test binary again, next to a private
+/// pcscd with `cards` (see [`with_pcscd`]), with `exports` (shell
+/// `NAME=value` words) in its environment; there [`inside_pcscd`] is true.
+/// Returns the output.
+pub fn rerun_inside_pcscd(cwd: &Path, cards: &[&Path], test: &str, exports: &str) -> String {
+    let me = std::env::current_exe().expect("test binary");
+    with_pcscd(
+        cwd,
+        cards,
+        &format!(
+            r#"{exports} UKEY_STRESS_INNER=1 "{me}" {test} --exact --nocapture --test-threads 1"#,
+            me = me.display()
+        ),
+    )
+}
+
+/// Inside a pcscd run: `module` initialized over PC/SC alone, a session on
+/// the first token logged in with the PIN 123456, and its 9A private key
+/// (CKA_ID 01, the same in OpenSC's module).
+pub fn pcsc_login_9a(
+    module: &Path,
+) -> (
+    cryptoki::context::Pkcs11,
+    cryptoki::session::Session,
+    cryptoki::object::ObjectHandle,
+) {
+    use cryptoki::object::{Attribute, ObjectClass};
+    std::env::remove_var("UKEY_SIM");
+    std::env::remove_var("UKEY_NO_PCSC");
+    let p11 = cryptoki::context::Pkcs11::new(module).expect("load the module");
+    p11.initialize(cryptoki::context::CInitializeArgs::OsThreads)
+        .expect("C_Initialize");
+    let slot = p11.get_slots_with_token().expect("slots")[0];
+    let s = p11.open_ro_session(slot).expect("session");
+    s.login(cryptoki::session::UserType::User, Some(&pin("123456")))
+        .expect("C_Login");
+    let key = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .expect("C_FindObjects")[0];
+    (p11, s, key)
+}
+
 /// Count the APDUs pcscd logged (`-a`) in a `with_pcscd` run in `cwd`.
 pub fn pcscd_apdu_count(cwd: &Path) -> usize {
     std::fs::read_to_string(cwd.join("pcsc-logs/pcscd.log"))

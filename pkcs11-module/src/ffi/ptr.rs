@@ -8,6 +8,11 @@
 //! Each wrapper is built by an `unsafe fn new` whose contract is the C
 //! caller's (pointers valid for the call, lengths true); every method after
 //! that is safe and checks NULLs and lengths itself.
+//!
+//! A length is checked against its limit before the buffer it describes is
+//! touched, and nothing is allocated in proportion to a length before that
+//! check: a PIN claimed to be 2^40 bytes long is refused without reading it
+//! (a C caller that mixes up 32- and 64-bit lengths passes such values).
 
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
@@ -22,6 +27,12 @@ fn to_ulong(n: usize) -> CK_ULONG {
     n as CK_ULONG
 }
 
+/// Largest input buffer taken in one call (data to sign, verify, digest or
+/// decrypt). Far beyond what any client hands a token module at once; a
+/// larger length is a broken argument (e.g. garbage in the upper half of a
+/// 64-bit length), refused before the buffer is read.
+pub const MAX_IN_LEN: usize = 1 << 30;
+
 /// Bytes the caller passes in.
 pub struct InBytes {
     ptr: *const u8,
@@ -35,22 +46,47 @@ impl InBytes {
         Self { ptr, len }
     }
 
-    pub fn get(&self) -> Result<&[u8]> {
+    /// The length the caller claims, without touching the buffer. NULL
+    /// with a non-zero length is `CKR_ARGUMENTS_BAD`.
+    pub fn len(&self) -> Result<usize> {
         let len = to_usize(self.len)?;
-        if self.ptr.is_null() {
-            return if len == 0 {
-                Ok(&[])
-            } else {
-                Err(Error::ArgumentsBad)
-            };
+        if self.ptr.is_null() && len != 0 {
+            return Err(Error::ArgumentsBad);
         }
-        // SAFETY: non-NULL and `len` bytes long per the contract of `new`.
+        Ok(len)
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The bytes, if they are at most `max` long; `too_long` otherwise,
+    /// decided before the buffer is read.
+    pub fn get_max(&self, max: usize, too_long: Error) -> Result<&[u8]> {
+        let len = self.len()?;
+        if len > max {
+            return Err(too_long);
+        }
+        if len == 0 {
+            return Ok(&[]);
+        }
+        // SAFETY: non-NULL (checked by `len`) and `len` bytes long per the
+        // contract of `new`; `len <= max <= MAX_IN_LEN < isize::MAX`.
         Ok(unsafe { std::slice::from_raw_parts(self.ptr, len) })
     }
 
-    /// The bytes, copied into a buffer that zeroizes on drop (PINs).
-    pub fn secret(&self) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(Zeroizing::new(self.get()?.to_vec()))
+    /// The bytes (at most [`MAX_IN_LEN`]).
+    pub fn get(&self) -> Result<&[u8]> {
+        self.get_max(MAX_IN_LEN, Error::ArgumentsBad)
+    }
+
+    /// The bytes, at most `max` of them (else `too_long`, decided before
+    /// anything is read or allocated), copied into a buffer that zeroizes
+    /// on drop (PINs, PUKs, management keys).
+    pub fn secret(&self, max: usize, too_long: Error) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(Zeroizing::new(
+            self.get_max(max.min(MAX_IN_LEN), too_long)?.to_vec(),
+        ))
     }
 
     pub fn is_null(&self) -> bool {
@@ -136,17 +172,17 @@ impl OutSlice {
         Self { ptr, len }
     }
 
-    /// Bytes the caller wants.
-    pub fn size(&self) -> Result<usize> {
+    /// Bytes the caller wants: at most `max` (else `CKR_ARGUMENTS_BAD`).
+    pub fn size(&self, max: usize) -> Result<usize> {
         let n = to_usize(self.len)?;
-        if self.ptr.is_null() && n > 0 {
+        if (self.ptr.is_null() && n > 0) || n > max {
             return Err(Error::ArgumentsBad);
         }
         Ok(n)
     }
 
     pub fn fill(&self, data: &[u8]) -> Result<()> {
-        if data.len() != self.size()? {
+        if data.len() != self.size(usize::MAX)? {
             return Err(Error::General("wrong amount of data for the buffer".into()));
         }
         if !data.is_empty() {
@@ -286,6 +322,11 @@ pub struct Template {
 
 /// Templates longer than this are refused (a real one has a dozen entries).
 const MAX_TEMPLATE: usize = 4096;
+/// Longest attribute value copied from a template (the largest real one is
+/// a certificate, at most 16 KiB on a PIV card).
+pub const MAX_ATTRIBUTE_VALUE: usize = 64 * 1024;
+/// Most value bytes copied from one template.
+const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 
 impl Template {
     /// # Safety
@@ -323,20 +364,37 @@ impl Template {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, n) })
     }
 
-    /// Copy an input template (types and values).
+    /// Copy an input template (types and values). Every length is checked
+    /// (each value at most [`MAX_ATTRIBUTE_VALUE`], the whole template at
+    /// most 1 MiB) before any value is read.
     pub fn read(&self) -> Result<Vec<Attribute>> {
-        self.entries()?
+        let entries = self.entries()?;
+        let mut total = 0usize;
+        for a in entries {
+            let len = to_usize(a.ulValueLen)?;
+            if a.pValue.is_null() && len != 0 {
+                return Err(Error::ArgumentsBad);
+            }
+            if len > MAX_ATTRIBUTE_VALUE {
+                return Err(Error::AttributeValueInvalid);
+            }
+            total += len;
+        }
+        if total > MAX_TEMPLATE_BYTES {
+            return Err(Error::ArgumentsBad);
+        }
+        entries
             .iter()
             .map(|a| {
-                let len = to_usize(a.ulValueLen)?;
-                let value = if a.pValue.is_null() {
-                    if len != 0 {
-                        return Err(Error::ArgumentsBad);
-                    }
+                let value = if a.pValue.is_null() || a.ulValueLen == 0 {
                     Vec::new()
                 } else {
-                    // SAFETY: `pValue` points to `ulValueLen` bytes per `new`.
-                    unsafe { std::slice::from_raw_parts(a.pValue as *const u8, len) }.to_vec()
+                    // SAFETY: `pValue` points to `ulValueLen` bytes per `new`;
+                    // the length was bounded above.
+                    unsafe {
+                        std::slice::from_raw_parts(a.pValue as *const u8, a.ulValueLen as usize)
+                    }
+                    .to_vec()
                 };
                 Ok(Attribute {
                     kind: a.type_,

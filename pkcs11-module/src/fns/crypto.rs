@@ -1,4 +1,4 @@
-//! Signing, verification and decryption (PKCS#11 v3.0 §5.9, §5.11, §5.13).
+//! Signing, verification and decryption (PKCS#11 v3.0 §5.13, §5.15, §5.10).
 //! Hashing and padding run on the host; the card does one raw private-key
 //! operation per signature or decryption.
 
@@ -94,7 +94,7 @@ fn pin_for_use(
     }
 }
 
-/// §5.9.1 C_SignInit.
+/// §5.13.1 C_SignInit.
 pub fn sign_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     let mech = mech.read()?;
@@ -151,10 +151,10 @@ fn sign_finish(s: &Session, out: &OutBytes, data: Option<&[u8]>) -> Result<()> {
     out.write(&r?)
 }
 
-/// §5.9.2 C_Sign.
+/// §5.13.2 C_Sign.
 pub fn sign(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().sign = None)?;
     {
         let ops = s.ops();
         let op = ops.sign.as_ref().ok_or(Error::OperationNotInitialized)?;
@@ -165,10 +165,10 @@ pub fn sign(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
     sign_finish(&s, &out, Some(data))
 }
 
-/// §5.9.3 C_SignUpdate.
+/// §5.13.3 C_SignUpdate.
 pub fn sign_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().sign = None)?;
     let mut ops = s.ops();
     let op = ops.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
     op.multipart = true;
@@ -179,13 +179,13 @@ pub fn sign_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
     Ok(())
 }
 
-/// §5.9.4 C_SignFinal.
+/// §5.13.4 C_SignFinal.
 pub fn sign_final(h: CK_SESSION_HANDLE, out: OutBytes) -> Result<()> {
     let (_, s) = session(h)?;
     sign_finish(&s, &out, None)
 }
 
-/// §5.11.1 C_VerifyInit: with the public key of a key pair, on the host.
+/// §5.15.1 C_VerifyInit: with the public key of a key pair, on the host.
 pub fn verify_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     let mech = mech.read()?;
@@ -217,10 +217,16 @@ fn verify_finish(s: &Session, data: Option<&[u8]>, signature: &[u8]) -> Result<(
     mechanism::verify(&op.scheme, &op.public, &input, signature)
 }
 
-/// §5.11.2 C_Verify.
+/// §5.15.2 C_Verify.
 pub fn verify(h: CK_SESSION_HANDLE, data: InBytes, signature: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let (data, signature) = (data.get()?, signature.get()?);
+    let (data, signature) = match (data.get(), signature.get()) {
+        (Ok(d), Ok(sig)) => (d, sig),
+        (Err(e), _) | (_, Err(e)) => {
+            s.ops().verify = None;
+            return Err(e);
+        }
+    };
     if s.ops()
         .verify
         .as_ref()
@@ -232,10 +238,10 @@ pub fn verify(h: CK_SESSION_HANDLE, data: InBytes, signature: InBytes) -> Result
     verify_finish(&s, Some(data), signature)
 }
 
-/// §5.11.3 C_VerifyUpdate.
+/// §5.15.3 C_VerifyUpdate.
 pub fn verify_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().verify = None)?;
     let mut ops = s.ops();
     let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
     op.multipart = true;
@@ -246,13 +252,14 @@ pub fn verify_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
     Ok(())
 }
 
-/// §5.11.4 C_VerifyFinal.
+/// §5.15.4 C_VerifyFinal.
 pub fn verify_final(h: CK_SESSION_HANDLE, signature: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    verify_finish(&s, None, signature.get()?)
+    let signature = signature.get().inspect_err(|_| s.ops().verify = None)?;
+    verify_finish(&s, None, signature)
 }
 
-/// §5.8.5 C_DecryptInit (RSA keys).
+/// §5.10.1 C_DecryptInit (RSA keys).
 pub fn decrypt_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     let mech = mech.read()?;
@@ -275,11 +282,11 @@ pub fn decrypt_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HAND
     Ok(())
 }
 
-/// §5.8.6 C_Decrypt: the plaintext length is known only after the card's
+/// §5.10.2 C_Decrypt: the plaintext length is known only after the card's
 /// operation, so a short buffer keeps the result for the next call.
 pub fn decrypt(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let data = data.get()?;
+    let data = data.get().inspect_err(|_| s.ops().decrypt = None)?;
     let mut ops = s.ops();
     let op = ops.decrypt.as_mut().ok_or(Error::OperationNotInitialized)?;
     if let Some(plain) = &op.result {

@@ -1,4 +1,4 @@
-//! Key management and random numbers (PKCS#11 v3.0 §5.14, §5.15).
+//! Key management and random numbers (PKCS#11 v3.0 §5.18, §5.19).
 
 use super::crypto::key_of;
 use super::naming;
@@ -73,7 +73,7 @@ fn policy<T>(
     }
 }
 
-/// §5.14.2 C_GenerateKeyPair: on the card, in the slot a CKA_ID naming a
+/// §5.18.2 C_GenerateKeyPair: on the card, in the slot a CKA_ID naming a
 /// PIV slot names, else (no CKA_ID, or an application's own) in the first
 /// free retired slot. Never over a key unless the template says so
 /// (CKA_UKEY_OVERWRITE). The templates' CKA_LABELs and an application's
@@ -97,9 +97,14 @@ pub fn generate_key_pair(
     if mech.params != MechParams::None {
         return Err(Error::MechanismParamInvalid);
     }
+    // A card holds no session objects, and CKA_TOKEN defaults to false: a
+    // template without CKA_TOKEN = true asks for what the token cannot do
+    // (v3.0 §4.1.1: inconsistent with the token's requirements).
     for t in [&public, &private] {
-        if find(t, CKA_TOKEN).is_some_and(|a| as_bool(a) == Some(false)) {
-            return Err(Error::TemplateInconsistent);
+        match find(t, CKA_TOKEN).map(as_bool) {
+            Some(Some(true)) => {}
+            Some(None) => return Err(Error::AttributeValueInvalid),
+            _ => return Err(Error::TemplateInconsistent),
         }
     }
     let alg = match mech.kind {
@@ -265,7 +270,7 @@ fn peer_point(alg: Algorithm, public: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// §5.14.5 C_DeriveKey: ECDH (null KDF) on the card; the shared secret
+/// §5.18.5 C_DeriveKey: ECDH (null KDF) on the card; the shared secret
 /// becomes a session secret-key object.
 pub fn derive_key(
     h: CK_SESSION_HANDLE,
@@ -354,10 +359,14 @@ pub fn derive_key(
     out.write(handle)
 }
 
-/// §5.15.2 C_GenerateRandom: GET CHALLENGE where the card offers it.
+/// Most random bytes given in one call (the card makes them 256 bytes per
+/// APDU); a larger request is refused before anything is allocated.
+const MAX_RANDOM_LEN: usize = 1 << 20;
+
+/// §5.19.2 C_GenerateRandom: GET CHALLENGE where the card offers it.
 pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
     let (_, s) = session(h)?;
-    let len = out.size()?;
+    let len = out.size(MAX_RANDOM_LEN)?;
     if len == 0 {
         return Ok(());
     }
@@ -368,7 +377,7 @@ pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
     out.fill(&bytes)
 }
 
-/// §5.15.1 C_SeedRandom: the card's generator takes no seed.
+/// §5.19.1 C_SeedRandom: the card's generator takes no seed.
 pub fn seed_random(h: CK_SESSION_HANDLE, seed: InBytes) -> Result<()> {
     session(h)?;
     seed.get()?;

@@ -1,8 +1,10 @@
 //! Safe implementations of the PKCS#11 functions, one module per family
 //! (v3.0 §5.4 general, §5.5 slot and token, §5.6 session, §5.7 object,
-//! §5.8–§5.13 crypto, §5.14 key management, §5.15 random).
+//! §5.10 decryption, §5.12 digests, §5.13 signing, §5.15 verification,
+//! §5.18 key management, §5.19 random numbers).
 
 pub mod crypto;
+pub mod digest;
 pub mod general;
 pub mod keys;
 pub mod naming;

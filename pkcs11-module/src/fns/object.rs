@@ -129,7 +129,7 @@ pub(crate) fn attribute_of(
     }
 }
 
-/// §5.7.8 C_FindObjectsInit: reads only what the template needs.
+/// §5.7.7 C_FindObjectsInit: reads only what the template needs.
 pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()> {
     let (lib, s) = session(h)?;
     let template = template.read()?;
@@ -215,7 +215,7 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
     Ok(())
 }
 
-/// §5.7.9 C_FindObjects.
+/// §5.7.8 C_FindObjects.
 pub fn find_objects(h: CK_SESSION_HANDLE, out: OutHandles) -> Result<()> {
     let (_, s) = session(h)?;
     let max = out.max()?;
@@ -227,7 +227,7 @@ pub fn find_objects(h: CK_SESSION_HANDLE, out: OutHandles) -> Result<()> {
     Ok(())
 }
 
-/// §5.7.10 C_FindObjectsFinal.
+/// §5.7.9 C_FindObjectsFinal.
 pub fn find_objects_final(h: CK_SESSION_HANDLE) -> Result<()> {
     let (_, s) = session(h)?;
     let found = s.ops().find.take();
@@ -385,7 +385,7 @@ pub fn set_attribute_value(
     }
 }
 
-/// §5.7.7 C_GetObjectSize: not meaningful for card objects.
+/// §5.7.4 C_GetObjectSize: not meaningful for card objects.
 pub fn get_object_size(
     h: CK_SESSION_HANDLE,
     obj: CK_OBJECT_HANDLE,
@@ -399,7 +399,7 @@ pub fn get_object_size(
     out.write(CK_UNAVAILABLE_INFORMATION)
 }
 
-/// §5.7.3 C_CopyObject: card objects cannot be copied (CKA_COPYABLE false).
+/// §5.7.2 C_CopyObject: card objects cannot be copied (CKA_COPYABLE false).
 pub fn copy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     attribute_of(&lib, &s, obj).map(drop)?;
@@ -573,7 +573,7 @@ pub fn create_object(
     out.write(table.token_handle(s.slot_id, s.token.generation, obj))
 }
 
-/// §5.7.4 C_DestroyObject, under the destroy policy of [`naming`].
+/// §5.7.3 C_DestroyObject, under the destroy policy of [`naming`].
 pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
     let target = lib.handles().get(obj).ok_or(Error::ObjectHandleInvalid)?;

@@ -1,7 +1,7 @@
 //! Session management (PKCS#11 v3.0 §5.6).
 
 use super::session;
-use super::slot::pin_arg;
+use super::slot::{pin_arg, MAX_SECRET_LEN};
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, Out};
 use crate::library;
@@ -36,7 +36,7 @@ pub fn close_all_sessions(id: CK_SLOT_ID) -> Result<()> {
     Ok(())
 }
 
-/// §5.6.5 C_GetSessionInfo (no card traffic).
+/// §5.6.4 C_GetSessionInfo (no card traffic).
 pub fn get_session_info(h: CK_SESSION_HANDLE, out: Out<CK_SESSION_INFO>) -> Result<()> {
     let (_, s) = session(h)?;
     let login = s.token.lock().login;
@@ -64,7 +64,8 @@ pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<(
     }
     match user {
         CKU_USER => {
-            let pin = pin_arg(&pin)?;
+            // A PIN of the wrong length cannot be the PIN: no VERIFY, no try.
+            let pin = pin_arg(&pin, Error::PinIncorrect)?;
             let mut st = s.token.lock();
             s.token.login_user(&mut st, &pin)
         }
@@ -72,12 +73,16 @@ pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<(
             if lib.sessions_of(&s.token).iter().any(|(_, rw)| !rw) {
                 return Err(Error::SessionReadOnlyExists);
             }
-            let secret = pin.secret()?;
+            // The PUK (6-8) or the management key in hex (32/48/64); any
+            // other length is refused before the buffer is read.
+            if !matches!(pin.len()?, 6..=8 | 32 | 48 | 64) {
+                return Err(Error::PinIncorrect);
+            }
+            let secret = pin.secret(MAX_SECRET_LEN, Error::PinIncorrect)?;
             let mut st = s.token.lock();
             s.token.login_so(&mut st, &secret)
         }
         CKU_CONTEXT_SPECIFIC => {
-            let pin = pin_arg(&pin)?;
             let mut ops = s.ops();
             let pending = ops
                 .sign
@@ -89,6 +94,7 @@ pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<(
                 Some(false) => return Err(Error::OperationNotInitialized),
                 Some(true) => {}
             }
+            let pin = pin_arg(&pin, Error::PinIncorrect)?;
             {
                 let mut st = s.token.lock();
                 s.token.verify_context(&mut st, &pin)?;
@@ -111,7 +117,7 @@ pub fn login_user(
     pin: InBytes,
     username: InBytes,
 ) -> Result<()> {
-    if !username.get()?.is_empty() {
+    if !username.is_empty()? {
         session(h)?;
         return Err(Error::FunctionNotSupported);
     }
@@ -125,12 +131,15 @@ pub fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
     s.token.logout(&mut st)
 }
 
-/// §5.6.6 C_SessionCancel: drop the operations named in `flags`.
+/// §5.6.5 C_SessionCancel: drop the operations named in `flags`.
 pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     let (_, s) = session(h)?;
     let mut ops = s.ops();
     if flags & CKF_FIND_OBJECTS != 0 {
         ops.find = None;
+    }
+    if flags & CKF_DIGEST != 0 {
+        ops.digest = None;
     }
     if flags & CKF_SIGN != 0 {
         ops.sign = None;
@@ -144,7 +153,7 @@ pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     Ok(())
 }
 
-/// §5.6.6 C_GetOperationState / C_SetOperationState: card operations have
+/// §5.6.6 C_GetOperationState / §5.6.7 C_SetOperationState: card operations have
 /// no state that could be saved.
 pub fn operation_state(h: CK_SESSION_HANDLE) -> Result<()> {
     session(h)?;

@@ -109,21 +109,23 @@ pub fn get_token_info(id: CK_SLOT_ID, out: Out<CK_TOKEN_INFO>) -> Result<()> {
     })
 }
 
-/// §5.5.5 C_GetMechanismList.
+/// §5.5.5 C_GetMechanismList: no reader polling, no card traffic.
 pub fn get_mechanism_list(id: CK_SLOT_ID, out: OutArray<CK_MECHANISM_TYPE>) -> Result<()> {
     let lib = library::get()?;
-    lib.slots.token(id)?;
+    lib.slots.known_token(id)?;
     out.write(&mechanism::list())
 }
 
-/// §5.5.6 C_GetMechanismInfo.
+/// §5.5.6 C_GetMechanismInfo: no reader polling; the card's identity (its
+/// largest RSA key) is read once per insertion, as C_GetTokenInfo reads it,
+/// and kept.
 pub fn get_mechanism_info(
     id: CK_SLOT_ID,
     kind: CK_MECHANISM_TYPE,
     out: Out<CK_MECHANISM_INFO>,
 ) -> Result<()> {
     let lib = library::get()?;
-    let token = lib.slots.token(id)?;
+    let token = lib.slots.known_token(id)?;
     let max_rsa = {
         let mut st = token.lock();
         token.info(&mut st)?.max_rsa_bits()
@@ -138,19 +140,24 @@ pub fn init_token(id: CK_SLOT_ID) -> Result<()> {
     Err(Error::FunctionNotSupported)
 }
 
-/// A PIN or PUK from the caller: 6–8 bytes, no FF.
-pub(crate) fn pin_arg(b: &InBytes) -> Result<Pin> {
-    let v = b.secret()?;
-    if !(6..=8).contains(&v.len()) {
-        return Err(Error::PinLenRange);
+/// Longest secret a caller gives: a 256-bit management key in hex.
+pub(crate) const MAX_SECRET_LEN: usize = 64;
+
+/// A PIN or PUK from the caller: 6–8 bytes, no FF. Another length is
+/// `wrong_len` (`CKR_PIN_LEN_RANGE` where a PIN is set, `CKR_PIN_INCORRECT`
+/// at a login), decided before the caller's buffer is read.
+pub(crate) fn pin_arg(b: &InBytes, wrong_len: Error) -> Result<Pin> {
+    if !(6..=8).contains(&b.len()?) {
+        return Err(wrong_len);
     }
+    let v = b.secret(8, wrong_len)?;
     Pin::new(&v).map_err(|_| Error::PinInvalid)
 }
 
 /// §5.5.8 C_InitPIN: as SO with the PUK, unblock and set the user PIN.
 pub fn init_pin(h: CK_SESSION_HANDLE, new_pin: InBytes) -> Result<()> {
     let (_, s) = session(h)?;
-    let pin = pin_arg(&new_pin)?;
+    let pin = pin_arg(&new_pin, Error::PinLenRange)?;
     let mut st = s.token.lock();
     if !matches!(st.login, Login::SoPuk | Login::SoManagementKey) {
         return Err(Error::UserNotLoggedIn);
@@ -171,15 +178,20 @@ pub fn set_pin(h: CK_SESSION_HANDLE, old: InBytes, new: InBytes) -> Result<()> {
     let mut st = s.token.lock();
     match st.login {
         Login::SoManagementKey => {
-            let (old, new) = (old.secret()?, new.secret()?);
+            let (old, new) = (
+                old.secret(MAX_SECRET_LEN, Error::PinLenRange)?,
+                new.secret(MAX_SECRET_LEN, Error::PinLenRange)?,
+            );
             s.token.change_management_key(&mut st, &old, &new)
         }
         Login::SoPuk => {
-            let (old, new) = (pin_arg(&old)?, pin_arg(&new)?);
+            let old = pin_arg(&old, Error::PinLenRange)?;
+            let new = pin_arg(&new, Error::PinLenRange)?;
             s.token.change_puk(&mut st, &old, &new)
         }
         Login::User | Login::None => {
-            let (old, new) = (pin_arg(&old)?, pin_arg(&new)?);
+            let old = pin_arg(&old, Error::PinLenRange)?;
+            let new = pin_arg(&new, Error::PinLenRange)?;
             s.token.change_pin(&mut st, &old, &new)
         }
     }

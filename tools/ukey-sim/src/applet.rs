@@ -88,6 +88,12 @@ impl Applet {
         self.volatile = Volatile::default();
     }
 
+    /// The PIN is no longer verified, and nothing else changes: what another
+    /// application's VERIFY P1=FF does to everyone sharing the card.
+    pub fn forget_pin(&mut self) {
+        self.volatile.pin_verified = false;
+    }
+
     /// Whether the persistent part changed since the last call.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)

@@ -254,10 +254,16 @@ impl Ca {
         let pem = k
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| CaError::Key(e.to_string()))?;
-        std::fs::write(dir.join("ca.key"), pem.as_bytes())?;
-        std::fs::write(
-            dir.join("ca.pem"),
-            pem_encode("CERTIFICATE", &self.cert_der),
+        // The key is a secret (0600, never through a link); the certificate is not.
+        crate::files::write_atomic(
+            &dir.join("ca.key"),
+            pem.as_bytes(),
+            crate::files::SECRET_MODE,
+        )?;
+        crate::files::write_atomic(
+            &dir.join("ca.pem"),
+            pem_encode("CERTIFICATE", &self.cert_der).as_bytes(),
+            0o644,
         )?;
         Ok(())
     }

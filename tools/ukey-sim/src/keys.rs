@@ -7,7 +7,27 @@ use apdu::StatusWord;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use zeroize::Zeroizing;
+
+/// Whether decoded keys are remembered (see [`remember_decoded_keys`]).
+static REMEMBER: AtomicBool = AtomicBool::new(false);
+/// Decoded keys by algorithm code and SHA-256 of their PKCS#8 encoding.
+type Decoded = HashMap<(u8, [u8; 32]), PrivateKey>;
+static DECODED: Mutex<Option<Decoded>> = Mutex::new(None);
+/// Keys remembered at most (the memory is emptied when full).
+const MAX_DECODED: usize = 64;
+
+/// Remember decoded keys for the rest of the process, for a process that
+/// opens the same cards over and over (the fuzzer opens a fresh card per
+/// input): decoding a key derives its public point (EC) or checks it and
+/// computes its CRT values (RSA), as costly as a signature. Off by default:
+/// a card process keeps no key beyond its card.
+pub fn remember_decoded_keys() {
+    REMEMBER.store(true, Ordering::SeqCst);
+}
 
 /// A private key on the card. EC keys are held as signing keys, which keep
 /// the public point: deriving it is a scalar multiplication, as costly as a
@@ -96,6 +116,25 @@ impl PrivateKey {
     }
 
     pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Option<Self> {
+        if !REMEMBER.load(Ordering::Relaxed) {
+            return Self::decode(alg, der);
+        }
+        use sha2::Digest;
+        let id = (alg.code(), sha2::Sha256::digest(der).into());
+        let mut memo = DECODED.lock().unwrap_or_else(|e| e.into_inner());
+        let map = memo.get_or_insert_with(HashMap::new);
+        if let Some(k) = map.get(&id) {
+            return Some(k.clone());
+        }
+        let key = Self::decode(alg, der)?;
+        if map.len() >= MAX_DECODED {
+            map.clear();
+        }
+        map.insert(id, key.clone());
+        Some(key)
+    }
+
+    fn decode(alg: Algorithm, der: &[u8]) -> Option<Self> {
         match alg {
             Algorithm::EccP256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
                 .ok()
@@ -269,6 +308,29 @@ pub struct ImportFields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_keys_are_the_keys_decoded() {
+        let keys: Vec<PrivateKey> = [Algorithm::EccP256, Algorithm::EccP384, Algorithm::Rsa1024]
+            .into_iter()
+            .map(|a| PrivateKey::generate(a).unwrap())
+            .collect();
+        remember_decoded_keys();
+        for k in &keys {
+            let der = k.to_pkcs8();
+            for _ in 0..2 {
+                let back = PrivateKey::from_pkcs8(k.algorithm(), &der).unwrap();
+                assert_eq!(back.public(), k.public());
+            }
+            // The algorithm is part of what is remembered.
+            let other = if k.algorithm() == Algorithm::EccP256 {
+                Algorithm::EccP384
+            } else {
+                Algorithm::EccP256
+            };
+            assert!(PrivateKey::from_pkcs8(other, &der).is_none());
+        }
+    }
 
     #[test]
     fn ec_sign_verifies() {

@@ -14,10 +14,15 @@
 //!
 //! Tests control a card through `<state>.ctl` (see [`Control`]): remove it
 //! (after N more APDUs), insert it again, or reset it.
+//!
+//! Safe Rust only (the fuzz harness relies on it to run without
+//! AddressSanitizer).
+#![forbid(unsafe_code)]
 
 pub mod applet;
 pub mod ca;
 pub mod demo;
+pub mod files;
 pub mod keys;
 pub mod state;
 pub mod vpcd;
@@ -88,6 +93,9 @@ pub enum Control {
     Remove,
     Insert,
     Reset,
+    /// Another application logs the card out (VERIFY P1=FF): the PIN is no
+    /// longer verified for anyone, and no connection is told.
+    Logout,
     RemoveAfter(u32),
     RemoveAfterProcessing(u32),
 }
@@ -101,6 +109,7 @@ impl Control {
             ("remove", None) => Some(Control::Remove),
             ("insert", None) => Some(Control::Insert),
             ("reset", None) => Some(Control::Reset),
+            ("logout", None) => Some(Control::Logout),
             ("remove-after", Some(n)) => Some(Control::RemoveAfter(n)),
             ("remove-after-processing", Some(n)) => Some(Control::RemoveAfterProcessing(n)),
             _ => None,
@@ -112,6 +121,7 @@ impl Control {
             Control::Remove => "remove".into(),
             Control::Insert => "insert".into(),
             Control::Reset => "reset".into(),
+            Control::Logout => "logout".into(),
             Control::RemoveAfter(n) => format!("remove-after {n}"),
             Control::RemoveAfterProcessing(n) => format!("remove-after-processing {n}"),
         }
@@ -121,27 +131,18 @@ impl Control {
     /// Each command file gets a fresh name so none is missed.
     pub fn send(self, state: &Path) -> std::io::Result<()> {
         let ctl = control_path(state);
-        let seq = std::fs::read_to_string(&ctl)
+        let seq = files::read_regular(&ctl, MAX_CONTROL_FILE)
             .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
             .and_then(|s| s.lines().next().and_then(|l| l.parse::<u64>().ok()))
             .unwrap_or(0)
             + 1;
-        let tmp = ctl.with_extension("ctl.tmp");
-        std::fs::write(&tmp, format!("{seq}\n{}\n", self.to_line()))?;
-        std::fs::rename(tmp, ctl)
+        files::write_atomic(
+            &ctl,
+            format!("{seq}\n{}\n", self.to_line()).as_bytes(),
+            0o644,
+        )
     }
-}
-
-/// The state files `UKEY_SIM` names (separated like `PATH`), as the module
-/// and the CLI read them.
-pub fn paths_from_env() -> Vec<PathBuf> {
-    std::env::var_os("UKEY_SIM")
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn control_path(state: &Path) -> PathBuf {
@@ -219,27 +220,26 @@ impl SimCard {
         }
     }
 
-    /// Open the card whose memory is `path`; a missing file becomes a
-    /// factory-fresh card with a random serial.
+    /// Open the card whose memory is the state file `path`. The file must
+    /// exist and hold a token: a card is made with `ukey-sim init`, never by
+    /// opening a path (a mistyped or half path must not become a token).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let persistent = match Persistent::load(path) {
-            Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let p = Persistent::factory(random_serial());
-                p.save(path)?;
-                p
+        let persistent = Persistent::load(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: no token state file there (make one with `ukey-sim init --state {0}`)",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
             }
-            Err(e) => return Err(e),
-        };
+        })?;
         let mut card = Self::new(persistent);
         card.file_stamp = stamp(path);
-        card.lock = Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(lock_path(path))?,
-        );
+        card.lock = Some(files::open_lock(&lock_path(path))?);
         card.path = Some(path.to_path_buf());
         card.control = Some(control_path(path));
         // Commands left over from an earlier run are history, not orders.
@@ -339,6 +339,7 @@ impl SimCard {
                 Control::Remove => self.remove(),
                 Control::Insert => self.insert(),
                 Control::Reset => self.reset(),
+                Control::Logout => self.applet.forget_pin(),
                 Control::RemoveAfter(n) => self.inject(Fault {
                     after: n,
                     lose_response: false,
@@ -430,17 +431,15 @@ impl StatusWordBytes {
     const MEMORY_FAILURE: [u8; 2] = [0x65, 0x81];
 }
 
+/// A control file is a sequence number and a few commands.
+const MAX_CONTROL_FILE: u64 = 4096;
+
 fn read_control(ctl: &Path) -> Option<(u64, Vec<Control>)> {
-    let text = std::fs::read_to_string(ctl).ok()?;
+    let bytes = files::read_regular(ctl, MAX_CONTROL_FILE).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
     let mut lines = text.lines();
     let seq = lines.next()?.trim().parse().ok()?;
     Some((seq, lines.filter_map(Control::parse).collect()))
-}
-
-fn random_serial() -> u32 {
-    let mut b = [0u8; 4];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    10_000_000 + u32::from_be_bytes(b) % 80_000_000
 }
 
 /// Whether a command carries secrets in its data field.

@@ -80,7 +80,7 @@ enum Cmd {
     Control {
         #[arg(long)]
         state: PathBuf,
-        /// remove | insert | reset | remove-after N | remove-after-processing N
+        /// remove | insert | reset | logout | remove-after N | remove-after-processing N
         #[arg(num_args = 1..=2, required = true)]
         command: Vec<String>,
     },

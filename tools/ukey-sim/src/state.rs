@@ -9,8 +9,7 @@ use crate::keys::PrivateKey;
 use apdu::piv::{Algorithm, KeyOrigin, PinPolicy, Slot, TouchPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// Bytes that serialize as hex and zeroize on drop.
@@ -254,10 +253,16 @@ impl Persistent {
         self.keys.remove(&Self::slot_key(slot))
     }
 
+    /// Load a state file: a regular file (never through a symbolic link)
+    /// of at most [`MAX_STATE_FILE`] bytes, holding a token.
     pub fn load(path: &Path) -> std::io::Result<Self> {
-        let bytes = Zeroizing::new(std::fs::read(path)?);
-        let p: Persistent = serde_json::from_slice(&bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let bytes = crate::files::read_regular(path, MAX_STATE_FILE)?;
+        let p: Persistent = serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not a token state file: {e}", path.display()),
+            )
+        })?;
         if p.format != STATE_FORMAT {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -267,42 +272,21 @@ impl Persistent {
         Ok(p)
     }
 
-    /// Write atomically: temp file in the same directory, fsync, rename, fsync dir.
+    /// Write atomically (temp file in the same directory, fsync, rename,
+    /// fsync of the directory), mode 0600 or the stricter mode the file had;
+    /// a symbolic link at `path` is refused (see [`crate::files`]).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let json = Zeroizing::new(
             serde_json::to_vec_pretty(self)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
         );
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tmp_path(path);
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::files::write_atomic(path, &json, crate::files::SECRET_MODE)
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp.{}", std::process::id()));
-    path.with_file_name(name)
-}
+/// Largest state file loaded: a card full of keys and 16 KiB certificates
+/// is well under 2 MiB of JSON.
+pub const MAX_STATE_FILE: u64 = 16 << 20;
 
 /// What a power cycle drops.
 #[derive(Default)]

@@ -871,6 +871,7 @@ fn malformed_apdu_is_wrong_length() {
 fn state_survives_in_the_file_and_is_shared() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("card.json");
+    Persistent::factory(4243).save(&path).unwrap();
     let mut a = PivCard::new(SimTransport::new(SimCard::open(&path).unwrap().shared()));
     let mut b = PivCard::new(SimTransport::new(SimCard::open(&path).unwrap().shared()));
     let _ = a.transaction(|s| s.select().and(s.verify_pin(&pin("000000"))));
@@ -959,6 +960,7 @@ fn chained_put_data_commits_only_on_its_last_apdu() {
 fn control_file_drives_every_instance() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("card.json");
+    Persistent::factory(4244).save(&path).unwrap();
     let reader = ukey_sim::SimReader::open(&path).unwrap();
     assert!(reader.card_present());
     let mut t = reader.connect().unwrap();

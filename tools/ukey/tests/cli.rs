@@ -204,7 +204,8 @@ fn status_shows_unreadable_certificates_against_their_slot_and_goes_on() {
 #[test]
 fn status_on_a_fresh_token_shows_factory_defaults_and_missing_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("new.json"); // a missing file becomes a fresh token
+    let t = dir.path().join("new.json");
+    Persistent::factory(777_010).save(&t).unwrap();
     let st = status_json(&t, &[]);
     let tok = &st["tokens"][0];
     assert_eq!(tok["management_key"]["default"], true);
@@ -790,6 +791,7 @@ fn keygen_without_pin_protected_key_needs_the_management_key() {
 fn keygen_with_the_factory_management_key_warns() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("fresh.json");
+    Persistent::factory(777_011).save(&t).unwrap();
     let (_, err) = ok(ukey()
         .arg("--sim")
         .arg(&t)
