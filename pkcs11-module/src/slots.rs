@@ -63,7 +63,7 @@ impl Slots {
         for path in &settings.sim {
             match ukey_sim::SimReader::open(path) {
                 Ok(r) => sims.push(r),
-                Err(e) => tracing::warn!("simulated token skipped: {e}"),
+                Err(e) => tracing::warn!("UKEY_SIM entry (or `sim` in ukey.toml) skipped: {e}"),
             }
         }
         let slots = Slots {
