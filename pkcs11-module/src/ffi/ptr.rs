@@ -323,6 +323,11 @@ impl Template {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, n) })
     }
 
+    /// The attribute types of a template (values untouched).
+    pub fn types(&self) -> Result<Vec<CK_ATTRIBUTE_TYPE>> {
+        Ok(self.entries()?.iter().map(|a| a.type_).collect())
+    }
+
     /// Copy an input template (types and values).
     pub fn read(&self) -> Result<Vec<Attribute>> {
         self.entries()?

@@ -98,6 +98,18 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
         put_certificate(p, slot, &cert)?;
     }
     cover_retired(p, opts.keys.iter().map(|(slot, _)| *slot));
+    let off_card = p.profile.spec().demo_off_card_certs;
+    if off_card > 0 {
+        // What some cards carry: a Key History claiming retired keys whose
+        // certificates are elsewhere (and are nowhere).
+        let mut kh = p
+            .objects
+            .get(&ObjectId::KEY_HISTORY.0)
+            .and_then(|c| KeyHistory::parse(c).ok())
+            .unwrap_or_default();
+        kh.off_card_certs = off_card;
+        p.objects.insert(ObjectId::KEY_HISTORY.0, kh.encode());
+    }
     let mut guid = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut guid);
     p.objects.insert(
@@ -116,7 +128,7 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
         ObjectId::CARD_CAPABILITY_CONTAINER.0,
         Ccc { card_id }.encode(),
     );
-    if opts.protect_management_key {
+    if opts.protect_management_key && p.profile.spec().vendor_objects {
         protect_management_key(p)?;
     }
     Ok(())
@@ -149,12 +161,26 @@ pub fn cover_retired(p: &mut Persistent, slots: impl IntoIterator<Item = Slot>) 
     p.objects.insert(ObjectId::KEY_HISTORY.0, kh.encode());
 }
 
-/// Replace the management key with a random AES-192 key stored in PRINTED,
-/// readable only after PIN verification (YubiKey's PIN-protected mode).
+/// Replace the management key with a random key (AES-192, 3DES on cards
+/// without AES) stored in PRINTED, readable only after PIN verification
+/// (YubiKey's PIN-protected mode; it needs the vendor object ADMIN DATA,
+/// which cards without the YubiKey extensions do not keep).
 pub fn protect_management_key(p: &mut Persistent) -> Result<(), CaError> {
-    let key = ManagementKey::random(Algorithm::Aes192).map_err(|e| CaError::Key(e.to_string()))?;
+    let spec = p.profile.spec();
+    if !spec.vendor_objects {
+        return Err(CaError::Key(format!(
+            "a {} card keeps no ADMIN DATA: its management key cannot be PIN-protected",
+            spec.name
+        )));
+    }
+    let alg = if spec.aes_management_key {
+        Algorithm::Aes192
+    } else {
+        Algorithm::Tdes
+    };
+    let key = ManagementKey::random(alg).map_err(|e| CaError::Key(e.to_string()))?;
     p.management_key = MgmtKey {
-        algorithm: Algorithm::Aes192.code(),
+        algorithm: alg.code(),
         key: SecretBytes::new(key.as_bytes()),
         touch: TouchPolicy::Never.code(),
         is_default: false,

@@ -20,6 +20,8 @@ pub struct CertSummary {
     pub issuer: Name,
     pub serial_hex: String,
     pub not_after: SystemTime,
+    /// notBefore in Unix seconds (0 before 1970).
+    pub not_before_unix: u64,
     pub not_before_text: String,
     pub not_after_text: String,
     pub spki_der: Vec<u8>,
@@ -50,6 +52,7 @@ impl CertSummary {
             issuer: tbs.issuer.clone(),
             serial_hex: hex::encode(tbs.serial_number.as_bytes()),
             not_after: tbs.validity.not_after.to_system_time(),
+            not_before_unix: tbs.validity.not_before.to_unix_duration().as_secs(),
             not_before_text: tbs.validity.not_before.to_date_time().to_string(),
             not_after_text: tbs.validity.not_after.to_date_time().to_string(),
             spki_der,

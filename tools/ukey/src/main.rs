@@ -25,6 +25,7 @@ mod marker;
 mod output;
 mod p11;
 mod secrets;
+mod slotkey;
 mod token;
 mod verdict;
 

@@ -90,6 +90,7 @@ mod tests {
             issuer: Default::default(),
             serial_hex: String::new(),
             not_after,
+            not_before_unix: 0,
             not_before_text: String::new(),
             not_after_text: String::new(),
             spki_der: vec![],
