@@ -1419,10 +1419,13 @@ impl Token {
     }
 }
 
-/// The serial shown in CK_TOKEN_INFO: the card's identity, "unknown"
-/// without serial or CHUID.
+/// The serial shown in CK_TOKEN_INFO (16 characters at most): the card's
+/// identity (a CHUID GUID's first 8 bytes in hex), "unknown" without
+/// serial or CHUID.
 fn identity(facts: &CardFacts) -> String {
-    facts.identity().unwrap_or_else(|| "unknown".into())
+    let mut id = facts.identity().unwrap_or_else(|| "unknown".into());
+    id.truncate(16);
+    id
 }
 
 /// SELECTed already: who is this card, and what does it answer?

@@ -188,6 +188,12 @@ pub fn demo_template() -> Persistent {
     .clone()
 }
 
+/// The demo template's keys, certificates and objects on a card of
+/// `profile` (`ukey_sim::demo::with_profile`: what that card keeps).
+pub fn demo_on(profile: ukey_sim::profile::Profile) -> Persistent {
+    ukey_sim::demo::with_profile(&demo_template(), profile).expect("demo on a profile")
+}
+
 /// The CA that issued the demo template's certificates.
 pub fn demo_ca() -> &'static ukey_sim::ca::Ca {
     static CA: OnceLock<ukey_sim::ca::Ca> = OnceLock::new();
@@ -234,6 +240,8 @@ impl ModuleEnv {
         // SAFETY-free in edition 2021; serialised by MODULE_LOCK.
         std::env::set_var("UKEY_SIM", joined);
         std::env::set_var("UKEY_NO_PCSC", "1");
+        // Host-side records of generated keys stay in the test's directory.
+        std::env::set_var("XDG_STATE_HOME", dir.path().join("state"));
         let p11 = Pkcs11::new(module()).expect("load module");
         p11.initialize(CInitializeArgs::OsThreads)
             .expect("C_Initialize");
@@ -258,6 +266,15 @@ impl ModuleEnv {
     /// The persistent state of token `i` as the card holds it now.
     pub fn state(&self, i: usize) -> Persistent {
         Persistent::load(&self.states[i]).expect("load state")
+    }
+
+    /// The host file where the module records keys generated on a card
+    /// with this identity that the card cannot report.
+    pub fn host_record(&self, identity: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("state/ukey/generated-keys")
+            .join(identity)
     }
 
     /// (PIN tries left, PUK tries left) of token `i`.
@@ -414,6 +431,46 @@ pub fn openssl_verifies_csr(dir: &Path, der: &[u8]) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     out.status.success() && text.contains("verify OK")
+}
+
+/// `openssl dgst -DIGEST -verify` with the public key of the certificate
+/// `cert_der`: the third-party judge of a signature made on the token
+/// (`sig` as OpenSSL takes it: the RSA block, or a DER ECDSA signature).
+pub fn openssl_verifies_signature(
+    dir: &Path,
+    cert_der: &[u8],
+    digest: &str,
+    msg: &[u8],
+    sig: &[u8],
+) -> bool {
+    let n = std::process::id();
+    let (cert, public, data, signature) = (
+        dir.join(format!("sig-cert-{n}.der")),
+        dir.join(format!("sig-pub-{n}.pem")),
+        dir.join(format!("sig-msg-{n}")),
+        dir.join(format!("sig-{n}.bin")),
+    );
+    std::fs::write(&cert, cert_der).expect("write certificate");
+    std::fs::write(&data, msg).expect("write message");
+    std::fs::write(&signature, sig).expect("write signature");
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+            .arg(&cert)
+            .arg("-out")
+            .arg(&public),
+    );
+    let out = Command::new("openssl")
+        .arg("dgst")
+        .arg(format!("-{digest}"))
+        .arg("-verify")
+        .arg(&public)
+        .arg("-signature")
+        .arg(&signature)
+        .arg(&data)
+        .output()
+        .expect("openssl");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
 }
 
 // ---- the raw C ABI, for the misuse suite ----------------------------------
