@@ -197,7 +197,11 @@ fn token_info_and_random_follow_the_cards_answers(profile: Profile) {
     serial.truncate(16);
     assert_eq!(info.serial_number(), serial);
     assert_eq!(info.label(), format!("UKey PIV #{serial}"));
-    assert_eq!(info.rng(), spec.challenge, "CKF_RNG only with GET CHALLENGE");
+    assert_eq!(
+        info.rng(),
+        spec.challenge,
+        "CKF_RNG only with GET CHALLENGE"
+    );
     assert!(!info.user_pin_count_low());
     let s = env.p11.open_ro_session(slot0(&env)).unwrap();
     let random = s.generate_random_vec(16);
@@ -238,7 +242,13 @@ fn signs_and_openssl_verifies(profile: Profile) {
     // 9A: RSA-2048, PIN once.
     let rsa = find(&s, ObjectClass::PRIVATE_KEY, Some(1))[0];
     let sig = s.sign(&Mechanism::Sha256RsaPkcs, rsa, msg).unwrap();
-    assert!(openssl_verifies_signature(dir, &cert_of(&s, 1), "sha256", msg, &sig));
+    assert!(openssl_verifies_signature(
+        dir,
+        &cert_of(&s, 1),
+        "sha256",
+        msg,
+        &sig
+    ));
     // 9E: P-384, no PIN.
     let card_auth = find(&s, ObjectClass::PRIVATE_KEY, Some(4))[0];
     let sig = s.sign(&Mechanism::EcdsaSha384, card_auth, msg).unwrap();
@@ -357,7 +367,10 @@ fn moving_and_deleting_keys_where_the_card_can(profile: Profile) {
             rv(w.destroy_object(private).unwrap_err()),
             RvError::ActionProhibited
         );
-        assert!(env.state(0).keys.contains_key("82"), "the key is still there");
+        assert!(
+            env.state(0).keys.contains_key("82"),
+            "the key is still there"
+        );
     }
 }
 

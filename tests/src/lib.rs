@@ -144,6 +144,42 @@ pub fn with_pcscd(cwd: &Path, cards: &[&Path], script: &str) -> String {
     text
 }
 
+/// (class, label, CKA_ID) of every key and certificate object in
+/// `pkcs11-tool -O` output (OpenSC's data objects left aside).
+pub fn pkcs11_tool_objects(listing: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut set = std::collections::BTreeSet::new();
+    let mut current: Option<(String, Option<String>, Option<String>)> = None;
+    let mut flush = |c: &mut Option<(String, Option<String>, Option<String>)>| {
+        if let Some((class, Some(label), Some(id))) = c.take() {
+            set.insert((class, label, id));
+        }
+    };
+    for line in listing.lines() {
+        let kinds = [
+            ("Private Key Object", "private"),
+            ("Public Key Object", "public"),
+            ("Certificate Object", "cert"),
+            ("Data object", "data"),
+        ];
+        if let Some((_, class)) = kinds.iter().find(|(k, _)| line.starts_with(k)) {
+            flush(&mut current);
+            current = (*class != "data").then(|| (class.to_string(), None, None));
+            continue;
+        }
+        let Some((_, label, id)) = current.as_mut() else {
+            continue;
+        };
+        let t = line.trim_start();
+        if let Some(v) = t.strip_prefix("label:") {
+            label.get_or_insert_with(|| v.trim().to_string());
+        } else if let Some(v) = t.strip_prefix("ID:") {
+            id.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    flush(&mut current);
+    set
+}
+
 /// Count the APDUs pcscd logged (`-a`) in a `with_pcscd` run in `cwd`.
 pub fn pcscd_apdu_count(cwd: &Path) -> usize {
     std::fs::read_to_string(cwd.join("pcsc-logs/pcscd.log"))

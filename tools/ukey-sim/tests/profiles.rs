@@ -51,9 +51,24 @@ fn facts(card: &mut PivCard<SimTransport>) -> CardFacts {
 #[test]
 fn each_profile_answers_the_yubikey_extensions_as_its_card_does() {
     let expect = [
-        (Profile::Yk57, Some(Version(5, 7, 1)), true, MetadataSupport::Works),
-        (Profile::Yk54, Some(Version(5, 4, 3)), true, MetadataSupport::Works),
-        (Profile::Yk4, Some(Version(4, 3, 7)), false, MetadataSupport::Absent),
+        (
+            Profile::Yk57,
+            Some(Version(5, 7, 1)),
+            true,
+            MetadataSupport::Works,
+        ),
+        (
+            Profile::Yk54,
+            Some(Version(5, 4, 3)),
+            true,
+            MetadataSupport::Works,
+        ),
+        (
+            Profile::Yk4,
+            Some(Version(4, 3, 7)),
+            false,
+            MetadataSupport::Absent,
+        ),
         (Profile::Generic, None, false, MetadataSupport::Absent),
         (
             Profile::Compat,
@@ -93,7 +108,11 @@ fn move_key_challenge_and_vendor_objects_per_profile() {
             assert!(admin.is_ok(), "{profile}: {admin:?}");
         } else {
             // An object the card does not know: 6A80, not 6A82.
-            assert_eq!(sw(admin.unwrap_err()), StatusWord::IncorrectData, "{profile}");
+            assert_eq!(
+                sw(admin.unwrap_err()),
+                StatusWord::IncorrectData,
+                "{profile}"
+            );
         }
     }
 }
@@ -106,7 +125,11 @@ fn the_compat_card_answers_metadata_empty_except_for_9a() {
         .transaction(|s| {
             s.select()?;
             let raw = s.metadata(0x9C)?;
-            Ok((f.key(s, Slot::Authentication)?, f.key(s, Slot::Signature)?, raw))
+            Ok((
+                f.key(s, Slot::Authentication)?,
+                f.key(s, Slot::Signature)?,
+                raw,
+            ))
         })
         .unwrap();
     assert!(matches!(answers.0, KeyAnswer::Reported(_)));
@@ -121,7 +144,11 @@ fn the_generic_card_needs_the_full_aid_and_no_yubikey_command() {
         .with_data(PIV_RID.to_vec())
         .with_le(0);
     let r = c.transaction(|s| s.transmit(&rid)).unwrap();
-    assert_eq!(r.sw, StatusWord::FileNotFound, "the RID alone is not enough");
+    assert_eq!(
+        r.sw,
+        StatusWord::FileNotFound,
+        "the RID alone is not enough"
+    );
     c.transaction(|s| s.select().map(drop)).unwrap();
     for ins in [
         ins::YK_GET_VERSION,
@@ -136,9 +163,7 @@ fn the_generic_card_needs_the_full_aid_and_no_yubikey_command() {
             .unwrap();
         assert_eq!(r.sw, StatusWord::InsNotSupported, "INS {ins:02X}");
     }
-    let e = c
-        .transaction(|s| s.get_challenge(8))
-        .unwrap_err();
+    let e = c.transaction(|s| s.get_challenge(8)).unwrap_err();
     assert_eq!(sw(e), StatusWord::FunctionNotSupported);
 }
 
@@ -238,7 +263,10 @@ fn the_compat_card_takes_only_a_short_le_in_get_response() {
     assert_eq!(answer.len(), 258, "256 bytes and 61xx, whatever the Le");
     assert_eq!(answer[256], 0x61);
     let extended_get_response = hex!("00 C0 00 00 00 00 00");
-    assert_eq!(card.transmit(&extended_get_response).unwrap(), hex!("67 00"));
+    assert_eq!(
+        card.transmit(&extended_get_response).unwrap(),
+        hex!("67 00")
+    );
 }
 
 #[test]
@@ -276,8 +304,7 @@ fn the_profile_is_kept_in_the_state_file() {
         assert_eq!(card.atr(), profile.spec().atr);
     }
     // A state file from before profiles is a YubiKey 5.7.
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("profile");
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     assert_eq!(Persistent::load(&path).unwrap().profile, Profile::Yk57);
