@@ -51,6 +51,8 @@ pub struct TokenReport {
     pub reader: String,
     pub source: Source,
     pub serial: Option<u32>,
+    /// The card's identity where it has no serial: its CHUID's GUID (hex).
+    pub chuid_guid: Option<String>,
     pub version: Option<String>,
     /// `null` only on a card without GET METADATA whose PIN is verified in
     /// this card session (an empty VERIFY then gives no count).
@@ -170,6 +172,11 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
             reader,
             source,
             serial: info.serial,
+            chuid_guid: info
+                .chuid
+                .as_ref()
+                .filter(|c| info.serial.is_none() && c.guid.iter().any(|b| *b != 0))
+                .map(|c| hex::encode_upper(&c.guid)),
             version: info.version.map(|v| v.to_string()),
             pin,
             puk,
@@ -239,10 +246,11 @@ fn text(r: &Report) -> String {
 
 fn token_text(t: &TokenReport, window: u32) -> String {
     let mut s = String::new();
-    let id = t
-        .serial
-        .map(|n| format!("Token {n}"))
-        .unwrap_or_else(|| "Token (no serial)".into());
+    let id = match (&t.serial, &t.chuid_guid) {
+        (Some(n), _) => format!("Token {n}"),
+        (None, Some(guid)) => format!("Token with CHUID {guid}"),
+        (None, None) => "Token (no serial)".into(),
+    };
     let sim = if t.source == Source::Sim {
         " (simulated)"
     } else {
