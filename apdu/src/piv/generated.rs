@@ -484,6 +484,38 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_records_are_malformed_or_round_trip_never_a_panic() {
+        let mut r = GeneratedKeys::default();
+        r.set(GeneratedKey {
+            slot: Slot::Retired(20),
+            public: p256(3),
+            generated_at: u64::MAX,
+        });
+        r.set(GeneratedKey {
+            slot: Slot::KeyManagement,
+            public: PublicKey::Rsa {
+                modulus: vec![0xC3; 128],
+                exponent: vec![3],
+            },
+            generated_at: 0,
+        });
+        let good = r.encode();
+        let check = |bytes: &[u8]| match GeneratedKeys::parse(bytes) {
+            Ok(Some(k)) => assert_eq!(GeneratedKeys::parse(&k.encode()).unwrap(), Some(k)),
+            Ok(None) => {}
+            Err(e) => assert!(matches!(e, Error::Malformed(_)), "{e:?}"),
+        };
+        for i in 0..good.len() {
+            check(&good[..i]);
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[i] ^= 1 << bit;
+                check(&bad);
+            }
+        }
+    }
+
+    #[test]
     fn a_later_certificate_for_another_key_wins_over_the_record() {
         let rec = GeneratedKey {
             slot: Slot::Signature,
