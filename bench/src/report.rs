@@ -6,8 +6,8 @@
 use crate::apdulog::describe;
 use crate::record::{median, Record};
 use crate::tokens::profile_card;
-use ukey_sim::profile::Profile;
 use std::fmt::Write;
+use ukey_sim::profile::Profile;
 
 /// The targets of issue 7.
 const FIRST_SIGN_MAX_APDUS: f64 = 8.0;
