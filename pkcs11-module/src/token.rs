@@ -992,15 +992,7 @@ impl Token {
         let Some(facts) = st.info.as_ref().map(|i| i.facts.clone()) else {
             return Ok(());
         };
-        let reported = match facts.metadata {
-            MetadataSupport::Works => true,
-            MetadataSupport::Unreliable => matches!(
-                facts.key(s, slot)?,
-                KeyAnswer::Reported(md) if md.public_key.as_ref() == Some(public)
-            ),
-            MetadataSupport::Absent => false,
-        };
-        if reported {
+        if facts.reports_key(s, slot, public)? {
             if st.records.as_ref().is_some_and(|r| r.get(slot).is_some()) {
                 Self::records(s, st)?.forget(s, slot)?;
             }
@@ -1139,15 +1131,7 @@ impl Token {
 
     /// A MOVE KEY answer that says the card has no such instruction.
     fn no_move_key(st: &mut TokenState, e: &apdu::Error) -> Option<Error> {
-        matches!(
-            e.status(),
-            Some(
-                StatusWord::InsNotSupported
-                    | StatusWord::ClaNotSupported
-                    | StatusWord::FunctionNotSupported
-            )
-        )
-        .then(|| {
+        caps::instruction_missing(e).then(|| {
             st.move_key = Some(false);
             Error::ActionProhibited("the card cannot move or delete keys (no MOVE KEY)")
         })

@@ -12,7 +12,7 @@
 //! The module and the CLI both probe with [`CardFacts::probe`] once per
 //! insertion (SELECT done) and keep the result.
 
-use super::{Chuid, Metadata, ObjectId, PinRef, PinStatus, Session, Slot, Version};
+use super::{Chuid, Metadata, ObjectId, PinRef, PinStatus, PublicKey, Session, Slot, Version};
 use crate::command::Command;
 use crate::sw::StatusWord;
 use crate::Error;
@@ -49,8 +49,9 @@ pub fn optional<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
     }
 }
 
-/// Whether the instruction itself is missing (not just this use of it).
-fn instruction_missing(e: &Error) -> bool {
+/// Whether the instruction itself is missing (not just this use of it):
+/// `6D00`, `6E00` or `6A81`.
+pub fn instruction_missing(e: &Error) -> bool {
     matches!(
         e.status(),
         Some(
@@ -266,6 +267,25 @@ impl CardFacts {
             Err(e) if cannot_tell(&e) => Ok(KeyAnswer::CannotTell),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the card itself shows `public` as the key in `slot` (just
+    /// generated there): where GET METADATA works, it does; where its
+    /// answers are unreliable, the slot's answer is asked; without it, no.
+    pub fn reports_key(
+        &self,
+        s: &mut Session<'_>,
+        slot: Slot,
+        public: &PublicKey,
+    ) -> Result<bool, Error> {
+        Ok(match self.metadata {
+            MetadataSupport::Works => true,
+            MetadataSupport::Unreliable => matches!(
+                self.key(s, slot)?,
+                KeyAnswer::Reported(md) if md.public_key.as_ref() == Some(public)
+            ),
+            MetadataSupport::Absent => false,
+        })
     }
 }
 

@@ -124,6 +124,14 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
     Ok(())
 }
 
+/// The card's Key History (an empty one where it has none).
+fn key_history(p: &Persistent) -> KeyHistory {
+    p.objects
+        .get(&ObjectId::KEY_HISTORY.0)
+        .and_then(|c| KeyHistory::parse(c).ok())
+        .unwrap_or_default()
+}
+
 /// What some cards carry (profile `compat`): a Key History claiming retired
 /// keys whose certificates are elsewhere — and are nowhere.
 fn claim_off_card_certs(p: &mut Persistent) {
@@ -131,11 +139,7 @@ fn claim_off_card_certs(p: &mut Persistent) {
     if off_card == 0 {
         return;
     }
-    let mut kh = p
-        .objects
-        .get(&ObjectId::KEY_HISTORY.0)
-        .and_then(|c| KeyHistory::parse(c).ok())
-        .unwrap_or_default();
+    let mut kh = key_history(p);
     kh.off_card_certs = off_card;
     p.objects.insert(ObjectId::KEY_HISTORY.0, kh.encode());
 }
@@ -194,11 +198,7 @@ pub fn cover_retired(p: &mut Persistent, slots: impl IntoIterator<Item = Slot>) 
     else {
         return;
     };
-    let mut kh = p
-        .objects
-        .get(&ObjectId::KEY_HISTORY.0)
-        .and_then(|c| KeyHistory::parse(c).ok())
-        .unwrap_or_default();
+    let mut kh = key_history(p);
     let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
     if covered >= highest {
         return;

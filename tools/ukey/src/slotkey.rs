@@ -142,15 +142,7 @@ impl<'f> Keys<'f> {
         slot: Slot,
         public: &PublicKey,
     ) -> Result<Option<RecordPlace>> {
-        let reported = match self.facts.metadata {
-            MetadataSupport::Works => true,
-            MetadataSupport::Unreliable => matches!(
-                self.reported(s, slot)?,
-                KeyAnswer::Reported(md) if md.public_key.as_ref() == Some(public)
-            ),
-            MetadataSupport::Absent => false,
-        };
-        if reported {
+        if self.facts.reports_key(s, slot, public)? {
             if !self.metadata_works() {
                 self.records(s)?.forget(s, slot)?;
             }
