@@ -27,6 +27,7 @@ mod output;
 mod p11;
 mod secrets;
 mod settings;
+mod slotkey;
 mod token;
 mod verdict;
 

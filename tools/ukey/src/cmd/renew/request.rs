@@ -23,8 +23,8 @@ use crate::error::{CliError, Result};
 use crate::marker::{Marker, Staged};
 use crate::output::{self, Progress};
 use crate::p11::P11Token;
-use crate::token::optional;
 use crate::verdict::{days_left, judge, Verdict};
+use apdu::piv::caps::KeyAnswer;
 use apdu::piv::{Algorithm, Slot, TouchPolicy};
 use der::{Decode, Encode};
 use serde::Serialize;
@@ -72,10 +72,9 @@ pub fn request(
     let tref = t.token_ref();
     let (prep, md) = t.piv(|s| {
         let prep = prepare_write(s)?;
-        let md = if prep.info.has_metadata() {
-            optional(s.metadata(target.key_ref()))?
-        } else {
-            None
+        let md = match prep.info.key(s, target)? {
+            KeyAnswer::Reported(md) => Some(md),
+            KeyAnswer::Empty | KeyAnswer::CannotTell => None,
         };
         Ok((prep, md))
     })?;
