@@ -67,8 +67,12 @@ fn renewal_value(s: &Session, generation: u64) -> Result<std::sync::Arc<Vec<u8>>
 /// Whether answering `asks` needs to know if the card can move or delete
 /// keys (asked of the card only then: see `Token::can_move_keys`).
 fn asks_mobility(asks: &[CK_ATTRIBUTE_TYPE]) -> bool {
-    asks.iter()
-        .any(|a| matches!(*a, CKA_MODIFIABLE | CKA_DESTROYABLE))
+    asks.iter().any(|a| {
+        matches!(
+            *a,
+            CKA_MODIFIABLE | CKA_DESTROYABLE | naming::CKA_UKEY_MOVABLE
+        )
+    })
 }
 
 /// The attribute answer for any object handle (lookups are cached; a
