@@ -345,16 +345,21 @@ fn moving_and_deleting_keys_where_the_card_can(profile: Profile) {
     let env = env_on(profile);
     let w = writer(&env, profile);
     let (_, private) = generate_p256(&w, RETIRED_1, false);
-    let modifiable = match w
-        .get_attributes(private, &[AttributeType::Modifiable])
+    // CKA_MODIFIABLE is true everywhere (names can be set: issue 12); the
+    // vendor attribute CKA_UKEY_MOVABLE says whether the key can move.
+    let movable = match w
+        .get_attributes(
+            private,
+            &[AttributeType::VendorDefined(ukey_pkcs11::CKA_UKEY_MOVABLE)],
+        )
         .unwrap()
         .remove(0)
     {
-        Attribute::Modifiable(b) => b,
+        Attribute::VendorDefined((_, v)) => v == [1],
         other => panic!("{other:?}"),
     };
     let can = profile.spec().move_key;
-    assert_eq!(modifiable, can, "CKA_MODIFIABLE says whether keys can move");
+    assert_eq!(movable, can, "CKA_UKEY_MOVABLE says whether keys can move");
     let moved = w.update_attributes(private, &[Attribute::Id(vec![RETIRED_2])]);
     if can {
         moved.unwrap();
