@@ -8,7 +8,7 @@
 //! # /etc/ukey/ukey.toml (system-wide), then $XDG_CONFIG_HOME/ukey/ukey.toml
 //! # (default ~/.config/ukey/ukey.toml): the user's file wins key by key,
 //! # and an environment variable wins over both.
-//! sim = ["/var/lib/ukey/token.json"]  # UKEY_SIM: simulated tokens
+//! sim = ["/var/lib/ukey/token.json"]  # UKEY_SIM: simulated tokens (feature `sim`)
 //! no_pcsc = false                       # UKEY_NO_PCSC: skip PC/SC readers
 //! log = "info"                          # UKEY_LOG: tracing filter
 //! log_file = "/var/log/ukey.log"        # UKEY_LOG_FILE
@@ -21,6 +21,10 @@
 //! [`Loaded::problems`]: a typo never turns PC/SC readers off.
 //! `UKEY_CONFIG=/path/file.toml` reads that file instead of the two
 //! standard ones (`UKEY_CONFIG=` with an empty value reads none).
+//!
+//! Simulated tokens exist only with the feature `sim` (tests, the demo,
+//! the benchmarks): without it `sim` is an unknown key like any other and
+//! the simulator's environment variable is never read.
 
 use serde::Deserialize;
 use std::ffi::OsString;
@@ -30,6 +34,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Simulated tokens' state files.
+    #[cfg(feature = "sim")]
     pub sim: Vec<PathBuf>,
     /// Skip PC/SC.
     pub no_pcsc: bool,
@@ -47,6 +52,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            #[cfg(feature = "sim")]
             sim: Vec::new(),
             no_pcsc: false,
             log: None,
@@ -58,6 +64,7 @@ impl Default for Config {
 }
 
 /// A list of paths: a TOML array, or one string separated like `PATH`.
+#[cfg(feature = "sim")]
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum PathList {
@@ -65,6 +72,7 @@ enum PathList {
     Many(Vec<PathBuf>),
 }
 
+#[cfg(feature = "sim")]
 impl PathList {
     fn paths(self) -> Vec<PathBuf> {
         match self {
@@ -81,6 +89,7 @@ impl PathList {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[cfg(feature = "sim")]
     sim: Option<PathList>,
     no_pcsc: Option<bool>,
     log: Option<String>,
@@ -100,6 +109,7 @@ pub struct Loaded {
     pub problems: Vec<String>,
 }
 
+#[cfg(feature = "sim")]
 fn split(v: &std::ffi::OsStr) -> Vec<PathBuf> {
     std::env::split_paths(v)
         .filter(|p| !p.as_os_str().is_empty())
@@ -178,6 +188,7 @@ pub fn load_from(files: &[PathBuf], env: &dyn Fn(&str) -> Option<OsString>) -> L
             }
         };
         out.files.push(path.clone());
+        #[cfg(feature = "sim")]
         if let Some(s) = f.sim {
             c.sim = s.paths();
         }
@@ -197,6 +208,7 @@ pub fn load_from(files: &[PathBuf], env: &dyn Fn(&str) -> Option<OsString>) -> L
             c.module = Some(v).filter(|v| !v.as_os_str().is_empty());
         }
     }
+    #[cfg(feature = "sim")]
     if let Some(v) = env("UKEY_SIM") {
         c.sim = split(&v);
     }
@@ -244,6 +256,7 @@ mod tests {
         p
     }
 
+    #[cfg(feature = "sim")]
     #[test]
     fn the_users_file_wins_key_by_key_and_the_environment_wins_over_both() {
         let d = tempfile::tempdir().unwrap();
@@ -313,6 +326,7 @@ mod tests {
         assert_eq!(l.problems.len(), 1);
     }
 
+    #[cfg(feature = "sim")]
     #[test]
     fn sim_may_be_one_string_and_flags_read_like_the_environment() {
         let d = tempfile::tempdir().unwrap();
@@ -322,6 +336,31 @@ mod tests {
         assert!(!l.config.no_pcsc);
         assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
         assert!(flag("TRUE") == Some(true) && flag("off") == Some(false));
+    }
+
+    /// The shipped build (no `sim`): a file naming simulated tokens is a
+    /// file with an unknown key, and the environment variable is not read.
+    #[cfg(not(feature = "sim"))]
+    #[test]
+    fn without_the_sim_feature_sim_is_an_unknown_key() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "dev.toml",
+            "sim = [\"/a.json\"]\nno_pcsc = true\n",
+        );
+        let l = load_from(&[f], &env_of(&[("UKEY_SIM", "/b.json")]));
+        assert_eq!(l.config, Config::default());
+        assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+        assert!(
+            l.problems[0].contains("unknown field `sim`"),
+            "{:?}",
+            l.problems
+        );
+        let g = write(d.path(), "log.toml", "log = \"debug\"\n");
+        let l = load_from(&[g], &env_of(&[("UKEY_SIM", "/b.json")]));
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        assert_eq!(l.config.log.as_deref(), Some("debug"));
     }
 
     #[test]

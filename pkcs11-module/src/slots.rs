@@ -1,5 +1,5 @@
-//! Slots: one per PC/SC reader (in reader order), then one per simulated
-//! token from `UKEY_SIM`. Presence is polled without any APDU (PC/SC reader
+//! Slots: one per PC/SC reader (in reader order), then (feature `sim`) one
+//! per simulated token. Presence is polled without any APDU (PC/SC reader
 //! states, the simulator's presence); a changed insertion makes a new
 //! [`Token`], so sessions and handles of the old card die with it.
 //!
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 /// Where a slot's card lives.
 pub enum Reader {
     Pcsc(CString),
+    #[cfg(any(test, feature = "sim"))]
     Sim(ukey_sim::SimReader),
     #[cfg(any(test, feature = "test-readers"))]
     Test(crate::testing::Connect),
@@ -58,14 +59,8 @@ impl Slots {
     /// is never created.
     pub fn new(settings: &ukey_config::Config) -> Result<Self> {
         let use_pcsc = !settings.no_pcsc;
-        let mut sims = Vec::new();
-        // UKEY_SIM, else the configuration file's `sim` list.
-        for path in &settings.sim {
-            match ukey_sim::SimReader::open(path) {
-                Ok(r) => sims.push(r),
-                Err(e) => tracing::warn!("UKEY_SIM entry (or `sim` in ukey.toml) skipped: {e}"),
-            }
-        }
+        #[cfg(feature = "sim")]
+        let sims = sim_readers(settings);
         let slots = Slots {
             table: Mutex::new(Table {
                 slots: Vec::new(),
@@ -81,6 +76,7 @@ impl Slots {
         {
             let mut t = slots.lock();
             slots.poll_pcsc(&mut t);
+            #[cfg(feature = "sim")]
             for r in sims {
                 let id = t.slots.len() as CK_SLOT_ID;
                 let description = format!("ukey-sim {}", r.name().trim_start_matches("ukey-sim "));
@@ -149,6 +145,7 @@ impl Slots {
                     },
                     None => return,
                 },
+                #[cfg(any(test, feature = "sim"))]
                 Reader::Sim(r) => Connector::Sim(r.clone()),
                 #[cfg(any(test, feature = "test-readers"))]
                 Reader::Test(c) => Connector::Test(c.clone()),
@@ -195,6 +192,8 @@ impl Slots {
             }
         };
         for i in 0..t.slots.len() {
+            // The only kind of reader in a build without simulator or tests.
+            #[allow(irrefutable_let_patterns)]
             if let Reader::Pcsc(name) = &t.slots[i].reader {
                 if !readers.iter().any(|r| &r.name == name) && t.slots[i].attached {
                     t.slots[i].attached = false;
@@ -229,6 +228,7 @@ impl Slots {
         }
     }
 
+    #[cfg(any(test, feature = "sim"))]
     fn poll_sims(&self, t: &mut Table) {
         for i in 0..t.slots.len() {
             if let Reader::Sim(r) = &t.slots[i].reader {
@@ -237,6 +237,10 @@ impl Slots {
             }
         }
     }
+
+    /// No simulated tokens in this build.
+    #[cfg(not(any(test, feature = "sim")))]
+    fn poll_sims(&self, _: &mut Table) {}
 
     /// Poll every reader (no APDU) and record what changed.
     pub fn refresh(&self) {
@@ -273,16 +277,12 @@ impl Slots {
             .collect()
     }
 
-    /// Slot description, presence, and whether it is a simulated slot.
-    pub fn describe(&self, id: CK_SLOT_ID) -> Result<(String, bool, bool)> {
+    /// Slot description and presence.
+    pub fn describe(&self, id: CK_SLOT_ID) -> Result<(String, bool)> {
         self.refresh();
         let t = self.lock();
         let s = t.slots.get(id as usize).ok_or(Error::SlotIdInvalid)?;
-        Ok((
-            s.description.clone(),
-            s.card_present,
-            matches!(s.reader, Reader::Sim(_)),
-        ))
+        Ok((s.description.clone(), s.card_present))
     }
 
     /// The token in slot `id` (no card traffic: it connects on first use).
@@ -294,6 +294,7 @@ impl Slots {
         // Cheap presence check of just this slot's reader.
         let idx = id as usize;
         match &t.slots[idx].reader {
+            #[cfg(any(test, feature = "sim"))]
             Reader::Sim(r) => {
                 let (present, insertion) = r.presence();
                 self.set_presence(&mut t, idx, present, insertion);
@@ -364,4 +365,18 @@ impl Slots {
             .filter_map(|s| s.token.clone())
             .collect()
     }
+}
+
+/// Simulated tokens: `UKEY_SIM`, else the configuration file's `sim` list.
+/// A state file that cannot be opened is one log line and no slot.
+#[cfg(feature = "sim")]
+fn sim_readers(settings: &ukey_config::Config) -> Vec<ukey_sim::SimReader> {
+    let mut sims = Vec::new();
+    for path in &settings.sim {
+        match ukey_sim::SimReader::open(path) {
+            Ok(r) => sims.push(r),
+            Err(e) => tracing::warn!("UKEY_SIM entry (or `sim` in ukey.toml) skipped: {e}"),
+        }
+    }
+    sims
 }

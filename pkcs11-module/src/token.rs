@@ -62,6 +62,7 @@ pub enum Connector {
         ctx: pcsc::Context,
         reader: std::ffi::CString,
     },
+    #[cfg(any(test, feature = "sim"))]
     Sim(ukey_sim::SimReader),
     #[cfg(any(test, feature = "test-readers"))]
     Test(crate::testing::Connect),
@@ -73,6 +74,7 @@ impl Connector {
             Connector::Pcsc { ctx, reader } => {
                 Box::new(apdu::pcsc::PcscTransport::connect(ctx, reader).map_err(map_connect)?)
             }
+            #[cfg(any(test, feature = "sim"))]
             Connector::Sim(r) => Box::new(r.connect().map_err(map_connect)?),
             #[cfg(any(test, feature = "test-readers"))]
             Connector::Test(connect) => connect().map_err(map_connect)?,

@@ -46,6 +46,22 @@ pub fn module() -> PathBuf {
     artifact("libukey_pkcs11.so")
 }
 
+/// What `scripts/build-ship` built for install-module and build-deb (no
+/// simulator): `libukey_pkcs11.so` or `ukey` in `target/ship/release`.
+pub fn shipped(name: &str) -> PathBuf {
+    let p = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("ship/release")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-ship first (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
 /// OpenSC's PKCS#11 module (Debian path).
 pub const OPENSC_MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 

@@ -18,7 +18,7 @@ pub fn get_slot_list(token_present: bool, out: OutArray<CK_SLOT_ID>) -> Result<(
 /// §5.5.2 C_GetSlotInfo.
 pub fn get_slot_info(id: CK_SLOT_ID, out: Out<CK_SLOT_INFO>) -> Result<()> {
     let lib = library::get()?;
-    let (description, present, _) = lib.slots.describe(id)?;
+    let (description, present) = lib.slots.describe(id)?;
     let mut flags = CKF_REMOVABLE_DEVICE | CKF_HW_SLOT;
     if present {
         flags |= CKF_TOKEN_PRESENT;

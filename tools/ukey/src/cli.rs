@@ -4,16 +4,33 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The help's word on simulated tokens (only a build with them has any).
+#[cfg(feature = "sim")]
+macro_rules! tokens_help {
+    () => {
+        ", plus simulated tokens from UKEY_SIM=/a.json[:/b.json] or --sim"
+    };
+}
+#[cfg(not(feature = "sim"))]
+macro_rules! tokens_help {
+    () => {
+        ""
+    };
+}
+
 #[derive(Parser)]
 #[command(
     name = "ukey",
     version,
     about = "Diagnostics, PIN management and certificate renewal for PIV USB keys (YubiKey-compatible)",
-    after_help = "Tokens: PC/SC readers, plus simulated tokens from UKEY_SIM=/a.json[:/b.json] \
-                  or --sim (UKEY_NO_PCSC=1 skips PC/SC). Secrets: the options (--pin, --puk, \
-                  --new-pin, --new-puk), then --pin-stdin, then UKEY_PIN, UKEY_PUK, \
-                  UKEY_NEW_PIN, UKEY_NEW_PUK, then a hidden prompt. Management key: --mgmt-key \
-                  or UKEY_MGMT_KEY when it is not PIN-protected."
+    after_help = concat!(
+        "Tokens: PC/SC readers",
+        tokens_help!(),
+        " (UKEY_NO_PCSC=1 skips PC/SC). Secrets: the options (--pin, --puk, \
+         --new-pin, --new-puk), then --pin-stdin, then UKEY_PIN, UKEY_PUK, \
+         UKEY_NEW_PIN, UKEY_NEW_PUK, then a hidden prompt. Management key: --mgmt-key \
+         or UKEY_MGMT_KEY when it is not PIN-protected."
+    )
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -34,6 +51,7 @@ pub struct Global {
     #[arg(long, global = true, value_name = "N")]
     pub serial: Option<u32>,
     /// Simulated token state file (repeatable); replaces UKEY_SIM.
+    #[cfg(feature = "sim")]
     #[arg(long, global = true, value_name = "STATE")]
     pub sim: Vec<PathBuf>,
     /// Print the APDU exchange on stderr (PIN, PUK and key material redacted).

@@ -150,11 +150,13 @@ impl P11Token {
         let path = module_path()?;
         // The module reads these at C_Initialize: show it the chosen token only.
         match origin {
+            #[cfg(feature = "sim")]
             Origin::Sim(state) => {
                 std::env::set_var("UKEY_SIM", state);
                 std::env::set_var("UKEY_NO_PCSC", "1");
             }
             Origin::Pcsc(_) => {
+                #[cfg(feature = "sim")]
                 std::env::remove_var("UKEY_SIM");
                 std::env::remove_var("UKEY_NO_PCSC");
             }
@@ -174,6 +176,7 @@ impl P11Token {
                 .get_slot_info(s)
                 .map_err(|e| fail("reading a slot", e))?;
             let matches = match origin {
+                #[cfg(feature = "sim")]
                 Origin::Sim(_) => true,
                 Origin::Pcsc(_) => info.slot_description().trim_end() == want,
             };

@@ -12,7 +12,9 @@ use apdu::piv::Version;
 use apdu::{PivCard, Session, Transport, TransportError};
 use serde::Serialize;
 use std::ffi::CString;
+#[cfg(feature = "sim")]
 use std::path::PathBuf;
+#[cfg(feature = "sim")]
 use ukey_sim::SimReader;
 
 /// What the user asked for, from options and environment.
@@ -20,6 +22,7 @@ use ukey_sim::SimReader;
 pub struct Selection {
     pub reader: Option<String>,
     pub serial: Option<u32>,
+    #[cfg(feature = "sim")]
     pub sims: Vec<PathBuf>,
     pub no_pcsc: bool,
 }
@@ -27,6 +30,7 @@ pub struct Selection {
 impl Selection {
     pub fn from_global(g: &Global) -> Self {
         let settings = crate::settings::get();
+        #[cfg(feature = "sim")]
         let sims = if g.sim.is_empty() {
             settings.sim.clone()
         } else {
@@ -36,6 +40,7 @@ impl Selection {
         Self {
             reader: g.reader.clone(),
             serial: g.serial,
+            #[cfg(feature = "sim")]
             sims,
             no_pcsc,
         }
@@ -47,11 +52,13 @@ impl Selection {
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Pcsc,
+    #[cfg(feature = "sim")]
     Sim,
 }
 
 enum Backend {
     Pcsc(CString),
+    #[cfg(feature = "sim")]
     Sim(SimReader, PathBuf),
 }
 
@@ -62,6 +69,7 @@ pub enum Origin {
     /// A PC/SC reader, by name.
     Pcsc(CString),
     /// A simulated token, by state file.
+    #[cfg(feature = "sim")]
     Sim(PathBuf),
 }
 
@@ -130,6 +138,7 @@ impl Inventory {
                 Err(e) => PcscStatus::Unavailable(pcsc_message(&e)),
             }
         };
+        #[cfg(feature = "sim")]
         for path in &sel.sims {
             let sim = SimReader::open(path).ctx(format!("simulated token {}", path.display()))?;
             let present = sim.card_present();
@@ -158,6 +167,7 @@ impl Inventory {
                         .ctx(&r.name)?,
                 )
             }
+            #[cfg(feature = "sim")]
             Backend::Sim(sim, _) => Box::new(
                 sim.connect()
                     .map_err(|e| CliError::new(crate::error::describe_transport(&e)))
@@ -174,10 +184,13 @@ impl Inventory {
             format!("no card in any reader ({})", names.join(", "))
         } else {
             match &self.pcsc {
+                #[cfg(feature = "sim")]
                 PcscStatus::Skipped => {
                     "PC/SC is off (UKEY_NO_PCSC) and no simulated token is set (UKEY_SIM or --sim)"
                         .to_string()
                 }
+                #[cfg(not(feature = "sim"))]
+                PcscStatus::Skipped => "PC/SC is off (UKEY_NO_PCSC)".to_string(),
                 PcscStatus::Unavailable(why) => why.clone(),
                 PcscStatus::Available => "no smart card reader is connected".into(),
             }
@@ -313,6 +326,7 @@ impl Inventory {
             source: r.source,
             origin: match &r.backend {
                 Backend::Pcsc(name) => Origin::Pcsc(name.clone()),
+                #[cfg(feature = "sim")]
                 Backend::Sim(_, path) => Origin::Sim(path.clone()),
             },
             card: PivCard::new(self.connect(r)?),
@@ -368,6 +382,7 @@ impl TokenRef {
                         .ctx(&self.reader)?,
                 )
             }
+            #[cfg(feature = "sim")]
             Origin::Sim(path) => Box::new(
                 SimReader::open(path)
                     .ctx(format!("simulated token {}", path.display()))?

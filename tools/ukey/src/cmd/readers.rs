@@ -88,6 +88,7 @@ fn text(r: &Report) -> String {
     }
     if r.readers.is_empty() {
         s += "No readers found";
+        #[cfg(feature = "sim")]
         if !r.pcsc.available {
             s += " (and no simulated token: set UKEY_SIM or use --sim)";
         }
@@ -97,6 +98,7 @@ fn text(r: &Report) -> String {
     for rd in &r.readers {
         let kind = match rd.source {
             Source::Pcsc => "",
+            #[cfg(feature = "sim")]
             Source::Sim => " (simulated)",
         };
         s += &format!("{}{kind}\n", rd.name);

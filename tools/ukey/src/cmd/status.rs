@@ -389,11 +389,14 @@ fn token_text(t: &TokenReport, window: u32) -> String {
         (None, Some(guid)) => format!("Token with CHUID {guid}"),
         (None, None) => "Token (no serial)".into(),
     };
+    #[cfg(feature = "sim")]
     let sim = if t.source == Source::Sim {
         " (simulated)"
     } else {
         ""
     };
+    #[cfg(not(feature = "sim"))]
+    let sim = "";
     s += &format!("{id} in {}{sim}", t.reader);
     if let Some(v) = &t.version {
         s += &format!(", PIV firmware {v}");

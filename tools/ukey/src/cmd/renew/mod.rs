@@ -160,6 +160,7 @@ fn lock(tref: &TokenRef, prep: &WritePrep) -> Result<crate::lock::RenewalLock> {
     // A simulated token is its state file (named in the reader's name);
     // a card is itself, in whichever reader.
     let serial = match tref.origin {
+        #[cfg(feature = "sim")]
         crate::token::Origin::Sim(_) => None,
         crate::token::Origin::Pcsc(_) => prep.info.serial,
     };
