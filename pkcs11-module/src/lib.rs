@@ -19,6 +19,7 @@ pub mod pad;
 pub mod session;
 pub mod slots;
 pub mod token;
+pub mod values;
 
 #[cfg(any(test, feature = "test-readers"))]
 pub mod testing;

@@ -3,11 +3,11 @@
 //! (its parent's PC/SC handles are not its own) and may initialize again.
 
 use crate::error::{Error, Result};
-use crate::ffi::ptr::InitArgs;
 use crate::object::Handles;
 use crate::session::Session;
 use crate::slots::Slots;
 use crate::token::Token;
+use crate::values::InitArgs;
 use cryptoki_sys::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -69,17 +69,6 @@ pub fn get() -> Result<Arc<Library>> {
     }
 }
 
-/// `restore_login` of the settings read at the last C_Initialize. Only
-/// plain data lives in statics: heap blocks held there would be lost when
-/// the application unloads the module.
-static RESTORE_LOGIN: AtomicBool = AtomicBool::new(true);
-
-/// After another application reset the card, log in again with the PIN
-/// held in memory (`UKEY_RESTORE_LOGIN`, `restore_login`).
-pub fn restore_login() -> bool {
-    RESTORE_LOGIN.load(Ordering::Relaxed)
-}
-
 /// Read the configuration, start logging, report what was wrong with it:
 /// one line per problem, in the log, or on stderr when nothing is logged.
 fn load_settings() -> ukey_config::Config {
@@ -93,7 +82,6 @@ fn load_settings() -> ukey_config::Config {
             let _ = writeln!(std::io::stderr(), "libukey_pkcs11: configuration: {p}");
         }
     }
-    RESTORE_LOGIN.store(loaded.config.restore_login, Ordering::Relaxed);
     loaded.config
 }
 

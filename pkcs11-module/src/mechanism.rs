@@ -3,9 +3,9 @@
 //! padding on the host) and the card's answer into the PKCS#11 format.
 
 use crate::error::{Error, Result};
-use crate::ffi::ptr::{MechParams, Mechanism};
 use crate::keyinfo::KeyInfo;
 use crate::pad::{self, HashAlg};
+use crate::values::{MechParams, Mechanism};
 use apdu::piv::{Algorithm, PublicKey};
 use cryptoki_sys::*;
 

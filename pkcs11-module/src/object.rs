@@ -1,8 +1,8 @@
 //! Objects: what a handle names, and every attribute computed from what
 //! was read from the card. Handles are counters, never reused.
 
-use crate::ffi::ptr::{AttrAnswer, Attribute};
 use crate::keyinfo::{ec_params, ec_point_der, CertInfo, KeyInfo};
+use crate::values::{AttrAnswer, Attribute};
 use apdu::piv::{KeyOrigin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::collections::HashMap;
@@ -401,7 +401,7 @@ pub fn token_attribute(
 
 /// Every attribute of the renewal data object holding `value`.
 pub fn renewal_attribute(value: &[u8], attr: CK_ATTRIBUTE_TYPE) -> AttrAnswer {
-    let name = crate::token::RENEWAL_APPLICATION.as_bytes();
+    let name = crate::token::vendor::RENEWAL_APPLICATION.as_bytes();
     match attr {
         CKA_CLASS => ulong(CKO_DATA),
         CKA_TOKEN | CKA_MODIFIABLE | CKA_DESTROYABLE => b(true),

@@ -21,7 +21,7 @@ pub enum Reader {
     #[cfg(any(test, feature = "sim"))]
     Sim(ukey_sim::SimReader),
     #[cfg(any(test, feature = "test-readers"))]
-    Test(crate::testing::Connect),
+    Test(crate::testing::readers::Connect),
 }
 
 pub struct SlotEntry {
@@ -48,6 +48,8 @@ pub struct Slots {
     table: Mutex<Table>,
     changed: Condvar,
     use_pcsc: bool,
+    /// The configuration's `restore_login`, for every token made.
+    restore_login: bool,
     generation: AtomicU64,
 }
 
@@ -71,6 +73,7 @@ impl Slots {
             }),
             changed: Condvar::new(),
             use_pcsc,
+            restore_login: settings.restore_login,
             generation: AtomicU64::new(1),
         };
         {
@@ -91,7 +94,7 @@ impl Slots {
                 });
             }
             #[cfg(any(test, feature = "test-readers"))]
-            for (name, connect) in crate::testing::readers() {
+            for (name, connect) in crate::testing::readers::registered() {
                 let id = t.slots.len() as CK_SLOT_ID;
                 t.slots.push(SlotEntry {
                     id,
@@ -150,7 +153,12 @@ impl Slots {
                 #[cfg(any(test, feature = "test-readers"))]
                 Reader::Test(c) => Connector::Test(c.clone()),
             };
-            entry.token = Some(Arc::new(Token::new(entry.id, gen, connector)));
+            entry.token = Some(Arc::new(Token::new(
+                entry.id,
+                gen,
+                connector,
+                self.restore_login,
+            )));
         }
         let id = entry.id;
         t.events.push_back(id);

@@ -18,7 +18,7 @@ fn unsupported() -> Result<()> {
 
 /// Legacy parallel-function calls (§5.20).
 fn not_parallel(h: CK_SESSION_HANDLE) -> Result<()> {
-    crate::fns::session(h)?;
+    crate::fns::live_session(h)?;
     Err(Error::FunctionNotParallel)
 }
 

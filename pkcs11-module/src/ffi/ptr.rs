@@ -15,6 +15,7 @@
 //! (a C caller that mixes up 32- and 64-bit lengths passes such values).
 
 use crate::error::{Error, Result};
+pub use crate::values::{AttrAnswer, Attribute, InitArgs, MechParams, Mechanism};
 use cryptoki_sys::*;
 use std::ffi::c_void;
 use zeroize::Zeroizing;
@@ -294,26 +295,6 @@ impl OutHandles {
     }
 }
 
-/// One attribute of an input template, copied.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Attribute {
-    pub kind: CK_ATTRIBUTE_TYPE,
-    pub value: Zeroizing<Vec<u8>>,
-}
-
-impl core::fmt::Debug for Attribute {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Attribute({:#x}, {} bytes)", self.kind, self.value.len())
-    }
-}
-
-/// What `C_GetAttributeValue` can say about one attribute.
-pub enum AttrAnswer {
-    Value(Vec<u8>),
-    Sensitive,
-    Invalid,
-}
-
 /// A caller's attribute template.
 pub struct Template {
     ptr: *mut CK_ATTRIBUTE,
@@ -448,35 +429,6 @@ impl Template {
     }
 }
 
-/// Mechanism parameters, parsed per mechanism type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MechParams {
-    None,
-    Pss {
-        hash: CK_MECHANISM_TYPE,
-        mgf: CK_RSA_PKCS_MGF_TYPE,
-        salt_len: usize,
-    },
-    Oaep {
-        hash: CK_MECHANISM_TYPE,
-        mgf: CK_RSA_PKCS_MGF_TYPE,
-        label: Vec<u8>,
-    },
-    Ecdh {
-        kdf: CK_EC_KDF_TYPE,
-        shared: Vec<u8>,
-        public: Vec<u8>,
-    },
-    Bytes(Vec<u8>),
-}
-
-/// A mechanism with its parameters copied out of the caller's memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mechanism {
-    pub kind: CK_MECHANISM_TYPE,
-    pub params: MechParams,
-}
-
 /// Read a parameter struct of exactly `size_of::<T>()` bytes.
 ///
 /// # Safety
@@ -583,14 +535,6 @@ impl InMechanism {
             params,
         })
     }
-}
-
-/// What `C_Initialize` was given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InitArgs {
-    pub os_locking_ok: bool,
-    pub has_callbacks: bool,
-    pub library_cant_create_os_threads: bool,
 }
 
 /// The `pInitArgs` argument of `C_Initialize`.

@@ -2,7 +2,7 @@
 //! Hashing and padding run on the host; the card does one raw private-key
 //! operation per signature or decryption.
 
-use super::session;
+use super::live_session;
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, InMechanism, OutBytes};
 use crate::keyinfo::KeyInfo;
@@ -96,7 +96,7 @@ fn pin_for_use(
 
 /// §5.13.1 C_SignInit.
 pub fn sign_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let mech = mech.read()?;
     let mut ops = s.ops();
     if ops.sign.is_some() {
@@ -153,7 +153,7 @@ fn sign_finish(s: &Session, out: &OutBytes, data: Option<&[u8]>) -> Result<()> {
 
 /// §5.13.2 C_Sign.
 pub fn sign(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let data = data.get().inspect_err(|_| s.ops().sign = None)?;
     {
         let ops = s.ops();
@@ -167,7 +167,7 @@ pub fn sign(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
 
 /// §5.13.3 C_SignUpdate.
 pub fn sign_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let data = data.get().inspect_err(|_| s.ops().sign = None)?;
     let mut ops = s.ops();
     let op = ops.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
@@ -181,13 +181,13 @@ pub fn sign_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
 
 /// §5.13.4 C_SignFinal.
 pub fn sign_final(h: CK_SESSION_HANDLE, out: OutBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     sign_finish(&s, &out, None)
 }
 
 /// §5.15.1 C_VerifyInit: with the public key of a key pair, on the host.
 pub fn verify_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let mech = mech.read()?;
     let mut ops = s.ops();
     if ops.verify.is_some() {
@@ -219,7 +219,7 @@ fn verify_finish(s: &Session, data: Option<&[u8]>, signature: &[u8]) -> Result<(
 
 /// §5.15.2 C_Verify.
 pub fn verify(h: CK_SESSION_HANDLE, data: InBytes, signature: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let (data, signature) = match (data.get(), signature.get()) {
         (Ok(d), Ok(sig)) => (d, sig),
         (Err(e), _) | (_, Err(e)) => {
@@ -240,7 +240,7 @@ pub fn verify(h: CK_SESSION_HANDLE, data: InBytes, signature: InBytes) -> Result
 
 /// §5.15.3 C_VerifyUpdate.
 pub fn verify_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let data = data.get().inspect_err(|_| s.ops().verify = None)?;
     let mut ops = s.ops();
     let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
@@ -254,14 +254,14 @@ pub fn verify_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
 
 /// §5.15.4 C_VerifyFinal.
 pub fn verify_final(h: CK_SESSION_HANDLE, signature: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let signature = signature.get().inspect_err(|_| s.ops().verify = None)?;
     verify_finish(&s, None, signature)
 }
 
 /// §5.10.1 C_DecryptInit (RSA keys).
 pub fn decrypt_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let mech = mech.read()?;
     let mut ops = s.ops();
     if ops.decrypt.is_some() {
@@ -285,7 +285,7 @@ pub fn decrypt_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HAND
 /// §5.10.2 C_Decrypt: the plaintext length is known only after the card's
 /// operation, so a short buffer keeps the result for the next call.
 pub fn decrypt(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let data = data.get().inspect_err(|_| s.ops().decrypt = None)?;
     let mut ops = s.ops();
     let op = ops.decrypt.as_mut().ok_or(Error::OperationNotInitialized)?;

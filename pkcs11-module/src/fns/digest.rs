@@ -5,17 +5,18 @@
 //! call can be repeated; any other error and every success end it; C_Digest
 //! after C_DigestUpdate is `CKR_OPERATION_ACTIVE`.
 
-use super::session;
+use super::live_session;
 use crate::digest::{self, DigestOp};
 use crate::error::{Error, Result};
-use crate::ffi::ptr::{InBytes, InMechanism, MechParams, OutBytes};
+use crate::ffi::ptr::{InBytes, InMechanism, OutBytes};
 use crate::object::{Kind, ObjectRef};
 use crate::session::Ops;
+use crate::values::MechParams;
 use cryptoki_sys::*;
 
 /// §5.12.1 C_DigestInit.
 pub fn digest_init(h: CK_SESSION_HANDLE, mech: InMechanism) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let mech = mech.read()?;
     let mut ops = s.ops();
     if ops.digest.is_some() {
@@ -59,7 +60,7 @@ fn finish(ops: &mut Ops, data: Option<&[u8]>, out: &OutBytes) -> Result<()> {
 
 /// §5.12.2 C_Digest: single-part.
 pub fn digest(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let mut ops = s.ops();
     let op = ops.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
     if op.multipart {
@@ -71,7 +72,7 @@ pub fn digest(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()> 
 
 /// §5.12.3 C_DigestUpdate.
 pub fn digest_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let mut ops = s.ops();
     ops.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
     let data = end_on_error(&mut ops, data.get())?;
@@ -86,7 +87,7 @@ pub fn digest_update(h: CK_SESSION_HANDLE, data: InBytes) -> Result<()> {
 /// ECDH derivation makes). The keys on the card never leave it:
 /// `CKR_KEY_INDIGESTIBLE`; a handle that is not a key, `CKR_KEY_HANDLE_INVALID`.
 pub fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let object = lib.handles().get(key);
     let mut ops = s.ops();
     ops.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
@@ -111,7 +112,7 @@ pub fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
 
 /// §5.12.5 C_DigestFinal.
 pub fn digest_final(h: CK_SESSION_HANDLE, out: OutBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let mut ops = s.ops();
     finish(&mut ops, None, &out)
 }

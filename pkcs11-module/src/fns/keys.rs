@@ -1,14 +1,15 @@
 //! Key management and random numbers (PKCS#11 v3.0 §5.18, §5.19).
 
 use super::crypto::key_of;
+use super::live_session;
 use super::naming;
-use super::session;
 use crate::error::{Error, Result};
-use crate::ffi::ptr::{Attribute, InBytes, InMechanism, MechParams, Out, OutSlice, Template};
+use crate::ffi::ptr::{InBytes, InMechanism, Out, OutSlice, Template};
 use crate::keyinfo::{P256_PARAMS, P384_PARAMS};
 use crate::names;
 use crate::object::{as_bool, as_ulong, find, Kind, SecretKey, TokenObject};
 use crate::token::Login;
+use crate::values::{Attribute, MechParams};
 use apdu::piv::{Algorithm, PinPolicy, PublicKey, Slot, TouchPolicy};
 use cryptoki_sys::*;
 
@@ -88,7 +89,7 @@ pub fn generate_key_pair(
     out_public: Out<CK_OBJECT_HANDLE>,
     out_private: Out<CK_OBJECT_HANDLE>,
 ) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let mech = mech.read()?;
     let (public, private) = (public.read()?, private.read()?);
     if out_public.is_null() || out_private.is_null() {
@@ -279,7 +280,7 @@ pub fn derive_key(
     template: Template,
     out: Out<CK_OBJECT_HANDLE>,
 ) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let mech = mech.read()?;
     let template = template.read()?;
     if out.is_null() {
@@ -365,7 +366,7 @@ const MAX_RANDOM_LEN: usize = 1 << 20;
 
 /// §5.19.2 C_GenerateRandom: GET CHALLENGE where the card offers it.
 pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let len = out.size(MAX_RANDOM_LEN)?;
     if len == 0 {
         return Ok(());
@@ -379,7 +380,7 @@ pub fn generate_random(h: CK_SESSION_HANDLE, out: OutSlice) -> Result<()> {
 
 /// §5.19.1 C_SeedRandom: the card's generator takes no seed.
 pub fn seed_random(h: CK_SESSION_HANDLE, seed: InBytes) -> Result<()> {
-    session(h)?;
+    live_session(h)?;
     seed.get()?;
     Err(Error::RandomSeedNotSupported)
 }

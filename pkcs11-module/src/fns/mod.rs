@@ -19,7 +19,7 @@ use cryptoki_sys::CK_SESSION_HANDLE;
 use std::sync::Arc;
 
 /// The library and a live session.
-pub(crate) fn session(h: CK_SESSION_HANDLE) -> Result<(Arc<Library>, Arc<Session>)> {
+pub(crate) fn live_session(h: CK_SESSION_HANDLE) -> Result<(Arc<Library>, Arc<Session>)> {
     let lib = library::get()?;
     let s = lib.session(h)?;
     if s.token.is_removed() {

@@ -21,11 +21,11 @@
 //! the user's login as before.
 
 use crate::error::{Error, Result};
-use crate::ffi::ptr::{AttrAnswer, Attribute};
 use crate::keyinfo::{CertInfo, KeyInfo};
 use crate::names::{self, Names, SlotNames};
 use crate::object::{self, find, Kind, TokenObject};
 use crate::token::Login;
+use crate::values::{AttrAnswer, Attribute};
 use apdu::piv::Slot;
 use cryptoki_sys::*;
 

@@ -1,14 +1,15 @@
 //! Object management (PKCS#11 v3.0 §5.7).
 
-use super::session;
+use super::live_session;
 use crate::error::{Error, Result};
-use crate::ffi::ptr::{AttrAnswer, Attribute, Out, OutHandles, Template};
+use crate::ffi::ptr::{Out, OutHandles, Template};
 use crate::fns::keys::CKA_UKEY_PROMOTE_FROM;
 use crate::fns::naming::{self, CKA_UKEY_DESTROY};
 use crate::library::Library;
 use crate::object::{self, as_bool, as_ulong, find, Kind, ObjectRef, TokenObject};
 use crate::session::{Find, Session};
 use crate::token::{Login, RenewalData};
+use crate::values::{AttrAnswer, Attribute};
 use cryptoki_sys::*;
 
 /// The objects a template can match (by CKA_CLASS).
@@ -144,7 +145,7 @@ pub(crate) fn attribute_of(
 
 /// §5.7.7 C_FindObjectsInit: reads only what the template needs.
 pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let template = template.read()?;
     let mut ops = s.ops();
     if ops.find.is_some() {
@@ -231,7 +232,7 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
 
 /// §5.7.8 C_FindObjects.
 pub fn find_objects(h: CK_SESSION_HANDLE, out: OutHandles) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let max = out.max()?;
     let mut ops = s.ops();
     let f = ops.find.as_mut().ok_or(Error::OperationNotInitialized)?;
@@ -243,7 +244,7 @@ pub fn find_objects(h: CK_SESSION_HANDLE, out: OutHandles) -> Result<()> {
 
 /// §5.7.9 C_FindObjectsFinal.
 pub fn find_objects_final(h: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let found = s.ops().find.take();
     found.map(drop).ok_or(Error::OperationNotInitialized)
 }
@@ -255,7 +256,7 @@ pub fn get_attribute_value(
     obj: CK_OBJECT_HANDLE,
     mut template: Template,
 ) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let answer = attribute_of(&lib, &s, obj, &template.types()?)?;
     template.fill(answer)
 }
@@ -278,7 +279,7 @@ pub fn set_attribute_value(
     obj: CK_OBJECT_HANDLE,
     template: Template,
 ) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let attrs = template.read()?;
     attribute_of(&lib, &s, obj, &[]).map(drop)?;
     if attrs.is_empty() {
@@ -405,7 +406,7 @@ pub fn get_object_size(
     obj: CK_OBJECT_HANDLE,
     out: Out<CK_ULONG>,
 ) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     attribute_of(&lib, &s, obj, &[]).map(drop)?;
     if out.is_null() {
         return Err(Error::ArgumentsBad);
@@ -415,7 +416,7 @@ pub fn get_object_size(
 
 /// §5.7.2 C_CopyObject: card objects cannot be copied (CKA_COPYABLE false).
 pub fn copy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     attribute_of(&lib, &s, obj, &[]).map(drop)?;
     Err(Error::ActionProhibited("card objects cannot be copied"))
 }
@@ -451,7 +452,7 @@ fn create_renewal(
     template: &[Attribute],
     out: Out<CK_OBJECT_HANDLE>,
 ) -> Result<()> {
-    let name = crate::token::RENEWAL_APPLICATION.as_bytes();
+    let name = crate::token::vendor::RENEWAL_APPLICATION.as_bytes();
     let app = find(template, CKA_APPLICATION).ok_or(Error::TemplateIncomplete)?;
     if *app.value != *name {
         return Err(Error::AttributeValueInvalid);
@@ -492,7 +493,7 @@ pub fn create_object(
     template: Template,
     out: Out<CK_OBJECT_HANDLE>,
 ) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let template = template.read()?;
     if out.is_null() {
         return Err(Error::ArgumentsBad);
@@ -596,7 +597,7 @@ pub fn create_object(
 
 /// §5.7.3 C_DestroyObject, under the destroy policy of [`naming`].
 pub fn destroy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     let target = lib.handles().get(obj).ok_or(Error::ObjectHandleInvalid)?;
     match target {
         ObjectRef::Secret(k) => {

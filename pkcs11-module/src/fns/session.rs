@@ -1,6 +1,6 @@
 //! Session management (PKCS#11 v3.0 §5.6).
 
-use super::session;
+use super::live_session;
 use super::slot::{pin_arg, MAX_SECRET_LEN};
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, Out};
@@ -38,7 +38,7 @@ pub fn close_all_sessions(id: CK_SLOT_ID) -> Result<()> {
 
 /// §5.6.4 C_GetSessionInfo (no card traffic).
 pub fn get_session_info(h: CK_SESSION_HANDLE, out: Out<CK_SESSION_INFO>) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let login = s.token.lock().login;
     let state = match (login, s.rw) {
         (Login::User, true) => CKS_RW_USER_FUNCTIONS,
@@ -57,7 +57,7 @@ pub fn get_session_info(h: CK_SESSION_HANDLE, out: Out<CK_SESSION_INFO>) -> Resu
 
 /// §5.6.8 C_Login.
 pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<()> {
-    let (lib, s) = session(h)?;
+    let (lib, s) = live_session(h)?;
     if pin.is_null() {
         // No protected authentication path on a PIV token.
         return Err(Error::ArgumentsBad);
@@ -118,7 +118,7 @@ pub fn login_user(
     username: InBytes,
 ) -> Result<()> {
     if !username.is_empty()? {
-        session(h)?;
+        live_session(h)?;
         return Err(Error::FunctionNotSupported);
     }
     login(h, user, pin)
@@ -126,14 +126,14 @@ pub fn login_user(
 
 /// §5.6.10 C_Logout.
 pub fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let mut st = s.token.lock();
     s.token.logout(&mut st)
 }
 
 /// §5.6.5 C_SessionCancel: drop the operations named in `flags`.
 pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let mut ops = s.ops();
     if flags & CKF_FIND_OBJECTS != 0 {
         ops.find = None;
@@ -156,6 +156,6 @@ pub fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
 /// §5.6.6 C_GetOperationState / §5.6.7 C_SetOperationState: card operations have
 /// no state that could be saved.
 pub fn operation_state(h: CK_SESSION_HANDLE) -> Result<()> {
-    session(h)?;
+    live_session(h)?;
     Err(Error::FunctionNotSupported)
 }

@@ -1,6 +1,6 @@
 //! Slot and token management (PKCS#11 v3.0 §5.5).
 
-use super::{pad, session};
+use super::{live_session, pad};
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, Out, OutArray};
 use crate::library;
@@ -156,7 +156,7 @@ pub(crate) fn pin_arg(b: &InBytes, wrong_len: Error) -> Result<Pin> {
 
 /// §5.5.8 C_InitPIN: as SO with the PUK, unblock and set the user PIN.
 pub fn init_pin(h: CK_SESSION_HANDLE, new_pin: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     let pin = pin_arg(&new_pin, Error::PinLenRange)?;
     let mut st = s.token.lock();
     if !matches!(st.login, Login::SoPuk | Login::SoManagementKey) {
@@ -171,7 +171,7 @@ pub fn init_pin(h: CK_SESSION_HANDLE, new_pin: InBytes) -> Result<()> {
 /// §5.5.9 C_SetPIN: the user's PIN (user or public session), or as SO the
 /// PUK or the management key (hex), whichever the SO logged in with.
 pub fn set_pin(h: CK_SESSION_HANDLE, old: InBytes, new: InBytes) -> Result<()> {
-    let (_, s) = session(h)?;
+    let (_, s) = live_session(h)?;
     if !s.rw {
         return Err(Error::SessionReadOnly);
     }

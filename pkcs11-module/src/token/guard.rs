@@ -24,7 +24,7 @@
 //! a certificate that does not fit the key now in the slot,
 //! `CKR_TEMPLATE_INCONSISTENT`.
 
-use super::{RenewalData, Token, TokenState};
+use super::state::{RenewalData, Token, TokenState};
 use crate::error::{Error, Result};
 use crate::keyinfo::{CertInfo, KeyInfo};
 use apdu::piv::{CertContainer, PublicKey, Slot};

@@ -1,34 +1,16 @@
 //! Readers with a transport supplied by a test or fuzzer (feature
 //! `test-readers`): the module then runs end to end over whatever that
-//! transport answers, e.g. a hostile card. Register before C_Initialize.
+//! transport answers, e.g. a hostile card. Register before C_Initialize
+//! ([`readers`]); [`drive_application`] then calls the module through its
+//! C entry points as an application would.
+
+pub(crate) mod readers;
+
+pub use readers::{add_reader, clear_readers, Connect};
 
 use crate::ffi::entry::*;
-use apdu::transport::{Transport, TransportError};
 use cryptoki_sys::*;
 use std::ptr::null_mut;
-use std::sync::{Arc, Mutex};
-
-/// Makes a connection to the test card.
-pub type Connect = Arc<dyn Fn() -> Result<Box<dyn Transport>, TransportError> + Send + Sync>;
-
-static READERS: Mutex<Vec<(String, Connect)>> = Mutex::new(Vec::new());
-
-/// Add a reader (with a card always present) to the next C_Initialize.
-pub fn add_reader(name: &str, connect: Connect) {
-    READERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((name.to_string(), connect));
-}
-
-/// Remove every registered reader.
-pub fn clear_readers() {
-    READERS.lock().unwrap_or_else(|e| e.into_inner()).clear();
-}
-
-pub(crate) fn readers() -> Vec<(String, Connect)> {
-    READERS.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
 
 /// What [`drive_application`] reached: the steps that succeeded. A fuzz
 /// corpus of honest answers must reach every one (see the fuzz crate's
