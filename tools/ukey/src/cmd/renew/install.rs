@@ -673,9 +673,8 @@ impl Feedback for Collect {
 /// A certificate that is not valid yet or from another issuer is shown
 /// as such (the install asks for them to be accepted); anything else the
 /// install would refuse is the same error here.
-pub fn preview(mut t: Token, certs: &[Vec<u8>], file: &Path) -> Result<Preview> {
+pub fn preview(t: Token, certs: &[Vec<u8>], file: &Path) -> Result<Preview> {
     let tref = t.token_ref();
-    drop(t.piv(|s| crate::auth::CardInfo::read(s))?);
     drop(t);
     let p = P11Token::open(&tref.origin, &tref.reader)?;
     let now = SystemTime::now();

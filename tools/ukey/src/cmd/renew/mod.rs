@@ -19,9 +19,9 @@ mod request;
 
 pub use checks::Allow;
 pub use feedback::{Feedback, PinFrom, Terminal};
-pub use install::{install, install_core, preview, InstallReport, Preview};
-pub use manage::{cancel, cancel_core, clean, status, CancelReport};
-pub use request::{request, request_core, RequestReport};
+pub use install::{install, install_core, preview};
+pub use manage::{cancel, cancel_core, clean, status};
+pub use request::{request, request_core};
 
 use crate::auth::{pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
