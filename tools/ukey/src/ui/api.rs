@@ -84,11 +84,7 @@ pub async fn index(Extension(admitted): Extension<Admitted>) -> Response<Body> {
 }
 
 pub async fn script() -> Response<Body> {
-    respond(
-        StatusCode::OK,
-        "text/javascript; charset=utf-8",
-        SCRIPT,
-    )
+    respond(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT)
 }
 
 pub async fn style() -> Response<Body> {
@@ -103,10 +99,11 @@ pub async fn status(State(app): State<Arc<App>>) -> Response<Body> {
         if !now.is_empty() {
             return respond(StatusCode::OK, "application/json", now.to_string());
         }
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_millis(100), rx.changed()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), rx.changed()).await;
     }
-    error_response(&CliError::new("the tokens could not be read yet: try again"))
+    error_response(&CliError::new(
+        "the tokens could not be read yet: try again",
+    ))
 }
 
 /// Counts the open event streams (the idle timer waits for none).
@@ -186,6 +183,9 @@ impl PageFeedback {
     }
 }
 
+// The page names the key and slot itself; notes are in English, steps
+// by name (the page words them in its language).
+
 impl Feedback for PageFeedback {
     fn note(&self, msg: &str) {
         self.send("note", msg.trim_start());
@@ -197,6 +197,11 @@ impl Feedback for PageFeedback {
 
     fn slow_start(&self, what: &str) {
         self.send("slow", what);
+    }
+
+    fn step(&self, name: &'static str, text: &str) {
+        let e = json!({ "op": self.op, "type": "step", "name": name, "text": text.trim_start() });
+        let _ = self.app.events.send(Arc::new(e.to_string()));
     }
 
     fn slow_done(&self, ok: bool) {
@@ -334,9 +339,7 @@ fn parse<T: DeserializeOwned>(body: Bytes) -> std::result::Result<T, Response<Bo
         owned.as_mut().zeroize();
     }
     parsed.map_err(|_| {
-        error_response(
-            &CliError::new("malformed request").with_kind(ErrorKind::BadInput),
-        )
+        error_response(&CliError::new("malformed request").with_kind(ErrorKind::BadInput))
     })
 }
 

@@ -349,7 +349,9 @@ fn report_text(app: &App) -> String {
                         .as_ref()
                         .map(|v| format!(", PIV firmware {v}"))
                         .unwrap_or_default(),
-                    rd.serial.map(|n| format!(", serial {n}")).unwrap_or_default(),
+                    rd.serial
+                        .map(|n| format!(", serial {n}"))
+                        .unwrap_or_default(),
                     rd.error
                         .as_ref()
                         .map(|e| format!(", error: {e}"))
@@ -394,7 +396,11 @@ fn report_text(app: &App) -> String {
                 Some(l) => format!("ukey registered ({l})"),
                 None => "ukey not registered".into(),
             },
-            if db.in_use { ", Firefox is using it" } else { "" }
+            if db.in_use {
+                ", Firefox is using it"
+            } else {
+                ""
+            }
         );
     }
     for p in &d.firefox_policies {

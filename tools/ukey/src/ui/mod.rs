@@ -146,7 +146,7 @@ pub fn run(ctx: &Ctx, listen: Option<SocketAddr>, no_open: bool, idle: Duration)
         .build()
         .map_err(|e| CliError::new(format!("starting the server: {e}")))?;
     let served = rt.block_on(serve(app.clone(), listener, idle));
-    let _ = app.shutdown.send(true);
+    app.shutdown.send_replace(true);
     let _ = watcher.join();
     rt.shutdown_timeout(Duration::from_secs(2));
     served
@@ -167,7 +167,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/cancel", post(api::cancel))
         .route("/api/nss/register", post(diag::register))
         .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::guard,
+        ))
         .with_state(app)
 }
 
@@ -207,7 +210,7 @@ async fn stop_signal(app: Arc<App>, idle: Duration) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Ends the event streams, so the open connections close.
-    let _ = app.shutdown.send(true);
+    app.shutdown.send_replace(true);
 }
 
 /// `xdg-open URL`, detached; a missing or failing opener is one note.

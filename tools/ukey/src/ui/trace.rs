@@ -76,8 +76,7 @@ pub fn init(trace: bool) {
                 std::env::set_var("UKEY_LOG", "apdu=debug");
             }
         }
-        let filter =
-            EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("apdu=debug"));
+        let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("apdu=debug"));
         tracing_subscriber::fmt::layer()
             .without_time()
             .with_level(false)

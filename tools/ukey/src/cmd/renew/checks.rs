@@ -16,9 +16,9 @@
 //! * another issuer than the current certificate's is shown, and installed
 //!   only when the user confirms on a terminal or gives `--new-issuer-ok`.
 
+use super::Feedback;
 use crate::certs::CertSummary;
 use crate::error::{CliError, ErrorKind, Result};
-use super::Feedback;
 use apdu::piv::Slot;
 use der::Decode;
 use std::path::Path;
@@ -174,10 +174,10 @@ pub fn check(
                     ));
                 }
                 fb.confirm(&format!("{what}\nInstall it anyway?"), "--new-issuer-ok")
-                .map_err(|e| {
-                    e.with_kind(ErrorKind::CertificateRefused)
-                        .with_reason("issuer_changed")
-                })?;
+                    .map_err(|e| {
+                        e.with_kind(ErrorKind::CertificateRefused)
+                            .with_reason("issuer_changed")
+                    })?;
             } else {
                 fb.warn(&what);
             }

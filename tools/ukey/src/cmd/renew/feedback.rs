@@ -24,6 +24,11 @@ pub trait Feedback: Sync {
     /// Ask before something the user must accept (`flag` is the option
     /// that accepts it without asking); `Err` when not confirmed.
     fn confirm(&self, question: &str, flag: &str) -> Result<()>;
+    /// A step of an install or cancel was written to the token (`name` as
+    /// in the `--json` report's `steps`).
+    fn step(&self, _name: &'static str, text: &str) {
+        self.note(text);
+    }
     /// A check of the CA's certificate passed (`what`: the refusal reason
     /// it guards against, as in `--json` errors: `ca`, `expired`...).
     fn check_passed(&self, _what: &'static str) {}
@@ -94,4 +99,3 @@ impl PinFrom<'_> {
         }
     }
 }
-

@@ -316,7 +316,7 @@ fn drive(
             }
             Err(err) => return Err(err),
         }
-        fb.note(&format!("  {}", step.describe(t, r)));
+        fb.step(step.name(), &format!("  {}", step.describe(t, r)));
         done.push(step);
         if step == Step::Finish {
             return Ok(if v.target_key == KeyIn::Staged {
@@ -485,14 +485,7 @@ pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
     let certs = load_cert_bundle(file)?;
     let t = ctx.token()?;
     let fb = Terminal::default();
-    let report = install_core(
-        t,
-        &certs,
-        file,
-        allow,
-        PinFrom::Ask(&mut ctx.secrets),
-        &fb,
-    )?;
+    let report = install_core(t, &certs, file, allow, PinFrom::Ask(&mut ctx.secrets), &fb)?;
     ctx.out.emit(&report, || install_text(&report))
 }
 
@@ -659,8 +652,10 @@ impl Feedback for Collect {
         false
     }
     fn confirm(&self, question: &str, flag: &str) -> Result<()> {
-        Err(CliError::new(format!("{question} — not confirmed ({flag})"))
-            .with_kind(ErrorKind::NotConfirmed))
+        Err(
+            CliError::new(format!("{question} — not confirmed ({flag})"))
+                .with_kind(ErrorKind::NotConfirmed),
+        )
     }
     fn check_passed(&self, what: &'static str) {
         if let Ok(mut p) = self.passed.lock() {

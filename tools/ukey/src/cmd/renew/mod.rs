@@ -50,12 +50,7 @@ fn require_protected(prep: &WritePrep, reader: &str) -> Result<()> {
 /// Get the PIN (on a terminal: showing the tries left) and log in to the
 /// module with it; the PIN is returned for PIN-always keys. A wrong PIN
 /// reports the tries left, read without spending one.
-fn pin_login(
-    pin: PinFrom<'_>,
-    p: &mut P11Token,
-    tref: &TokenRef,
-    prep: &WritePrep,
-) -> Result<Pin> {
+fn pin_login(pin: PinFrom<'_>, p: &mut P11Token, tref: &TokenRef, prep: &WritePrep) -> Result<Pin> {
     let pin = pin.get(prep)?;
     match p.login_user(&pin) {
         Err(e) if e.code == EXIT_WRONG_SECRET => {}

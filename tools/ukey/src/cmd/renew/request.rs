@@ -15,10 +15,10 @@ use super::{
     hash_of, lock, look, pin_login, read_marker, require_protected, subject_text, utc,
     write_marker, Phase,
 };
+use super::{Feedback, PinFrom, Terminal};
 use crate::auth::prepare_write;
 use crate::certs::{pem, public_key_from_spki, CertSummary};
 use crate::cmd::csr::build_with;
-use super::{Feedback, PinFrom, Terminal};
 use crate::cmd::{role, write_file, Ctx};
 use crate::error::{CliError, Result};
 use crate::marker::{Marker, Staged};
