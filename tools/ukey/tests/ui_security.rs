@@ -410,6 +410,8 @@ fn the_pin_is_in_no_log_and_no_response() {
     let s = Session::open(&server);
     responses.push(s.get(&server, "/").raw());
     let st = status_with(&server, &s, 1);
+    // The page's data is `ukey status --json`'s document.
+    schema_check(Some("status"), &st["status"]);
     responses.push(st.to_string().into_bytes());
     // The event stream, read while the operations run.
     let port = server.port;
@@ -429,9 +431,11 @@ fn the_pin_is_in_no_log_and_no_response() {
     assert_eq!(wrong.status, 400);
     assert_eq!(wrong.json()["kind"], "pin_incorrect");
     assert_eq!(wrong.json()["tries_left"], 2);
+    schema_check(Some("error"), &wrong.json());
     responses.push(wrong.raw());
     let r = s.post(&server, "/api/request", &request_body(&state, MY_PIN));
     assert_eq!(r.status, 200, "{}", r.text());
+    schema_check(Some("renew_request"), &r.json());
     let csr = r.json()["csr_pem"].as_str().unwrap().to_string();
     responses.push(r.raw());
     let req = dir.path().join("req.pem");
@@ -467,6 +471,7 @@ fn the_pin_is_in_no_log_and_no_response() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["promoted"], true);
+    schema_check(Some("renew_install"), &r.json());
     responses.push(r.raw());
     // A malformed body with the PIN where a number belongs: not echoed.
     let bad = json!({"reader": "x", "serial": MY_PIN, "slot": "9a", "pin": MY_PIN, "op": "b"});

@@ -333,14 +333,12 @@ where
 /// A JSON body that may carry the PIN: parsed, then the received bytes
 /// are zeroed where this process owns them alone. A malformed body is
 /// refused without echoing any of it.
-fn parse<T: DeserializeOwned>(body: Bytes) -> std::result::Result<T, Response<Body>> {
+fn parse<T: DeserializeOwned>(body: Bytes) -> Result<T> {
     let parsed = serde_json::from_slice(&body);
     if let Ok(mut owned) = body.try_into_mut() {
         owned.as_mut().zeroize();
     }
-    parsed.map_err(|_| {
-        error_response(&CliError::new("malformed request").with_kind(ErrorKind::BadInput))
-    })
+    parsed.map_err(|_| CliError::new("malformed request").with_kind(ErrorKind::BadInput))
 }
 
 fn pin_of(text: &Zeroizing<String>) -> Result<apdu::piv::Pin> {
@@ -366,7 +364,7 @@ struct RequestBody {
 pub async fn request(State(app): State<Arc<App>>, body: Bytes) -> Response<Body> {
     let b: RequestBody = match parse(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return error_response(&e),
     };
     let (slot, pin) = match (slot_of(&b.slot), pin_of(&b.pin)) {
         (Ok(s), Ok(p)) => (s, p),
@@ -430,7 +428,7 @@ fn certificates(file_name: &str, cert_hex: &str) -> Result<(Vec<Vec<u8>>, PathBu
 pub async fn preview(State(app): State<Arc<App>>, body: Bytes) -> Response<Body> {
     let b: CertBody = match parse(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return error_response(&e),
     };
     let (certs, name) = match certificates(&b.file_name, &b.cert_hex) {
         Ok(c) => c,
@@ -462,7 +460,7 @@ struct InstallBody {
 pub async fn install(State(app): State<Arc<App>>, body: Bytes) -> Response<Body> {
     let b: InstallBody = match parse(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return error_response(&e),
     };
     let (certs, name) = match certificates(&b.file_name, &b.cert_hex) {
         Ok(c) => c,
@@ -500,7 +498,7 @@ struct CancelBody {
 pub async fn cancel(State(app): State<Arc<App>>, body: Bytes) -> Response<Body> {
     let b: CancelBody = match parse(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return error_response(&e),
     };
     let (slot, pin) = match (slot_of(&b.slot), pin_of(&b.pin)) {
         (Ok(s), Ok(p)) => (s, p),

@@ -133,31 +133,32 @@ pub async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) ->
     app.touch();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let r = admit(&app, &mut req).await;
-    let mut resp = match r {
-        Ok(()) => next.run(req).await,
-        Err(resp) => resp,
+    let refused = admit(&app, &mut req);
+    let mut resp = match refused {
+        None => next.run(req).await,
+        Some(resp) => resp,
     };
     tracing::debug!(target: "ui", "{method} {path} -> {}", resp.status().as_u16());
     harden(resp.headers_mut());
     resp
 }
 
-async fn admit(app: &App, req: &mut Request) -> Result<(), Response<Body>> {
+/// `None` when the request may go on, else the answer refusing it.
+fn admit(app: &App, req: &mut Request) -> Option<Response<Body>> {
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     if host != app.host {
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::MISDIRECTED_REQUEST,
             "refused: this server answers only to its own loopback address (Host)",
         ));
     }
     let method = req.method().clone();
     if method != Method::GET && method != Method::HEAD && method != Method::POST {
-        return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"));
+        return Some(refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"));
     }
     if method == Method::POST {
         let origin = req
@@ -165,7 +166,7 @@ async fn admit(app: &App, req: &mut Request) -> Result<(), Response<Body>> {
             .get(header::ORIGIN)
             .and_then(|h| h.to_str().ok());
         if origin != Some(app.origin.as_str()) {
-            return Err(refuse(
+            return Some(refuse(
                 StatusCode::FORBIDDEN,
                 "refused: a request that changes something must come from the page itself (Origin)",
             ));
@@ -176,7 +177,7 @@ async fn admit(app: &App, req: &mut Request) -> Result<(), Response<Body>> {
     if method == Method::GET && req.uri().path() == "/" {
         if let Some(s) = secret_param(req.uri().query()) {
             if !same(s, app.sessions.secret()) {
-                return Err(refuse(
+                return Some(refuse(
                     StatusCode::FORBIDDEN,
                     "refused: this address's secret is not the one `ukey ui` printed",
                 ));
@@ -190,12 +191,12 @@ async fn admit(app: &App, req: &mut Request) -> Result<(), Response<Body>> {
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
-            return Err(r);
+            return Some(r);
         }
     }
     let csrf = session_cookie(req).and_then(|id| app.sessions.csrf_of(&id));
     let Some(csrf) = csrf else {
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::FORBIDDEN,
             "refused: open the address `ukey ui` printed (it carries a one-time secret)",
         ));
@@ -207,14 +208,14 @@ async fn admit(app: &App, req: &mut Request) -> Result<(), Response<Body>> {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         if !same(given, &csrf) {
-            return Err(refuse(
+            return Some(refuse(
                 StatusCode::FORBIDDEN,
                 "refused: the request lacks the page's CSRF token",
             ));
         }
     }
     req.extensions_mut().insert(Admitted { csrf });
-    Ok(())
+    None
 }
 
 /// The headers every response carries.

@@ -206,6 +206,11 @@ async fn stop_signal(app: Arc<App>, idle: Duration) {
     };
     crate::output::note(format!("ukey ui: stopping ({why})"));
     crate::cmd::renew::request_stop();
+    if app.ops.load(Ordering::SeqCst) > 0 {
+        crate::output::note(
+            "ukey ui: waiting for the running operation to reach a safe step (do not pull the key)",
+        );
+    }
     while app.ops.load(Ordering::SeqCst) > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
