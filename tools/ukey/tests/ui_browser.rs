@@ -47,9 +47,15 @@ fn free_port() -> u16 {
 
 /// chromedriver on a free loopback port.
 fn chromedriver() -> Driver {
+    chromedriver_with(&[])
+}
+
+/// The same, with more environment for the browser.
+fn chromedriver_with(env: &[(&str, &Path)]) -> Driver {
     let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -592,11 +598,17 @@ async fn the_renewal_journey_in_headless_chromium() {
 // ---- the Chinese page -------------------------------------------------------
 
 /// A screenshot turned into ink (dark pixels) and its size.
-#[derive(PartialEq, Eq, Debug)]
+#[derive(PartialEq, Eq)]
 struct Ink {
     w: u32,
     h: u32,
     bits: Vec<bool>,
+}
+
+impl std::fmt::Debug for Ink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{} with {} dark pixels", self.w, self.h, self.count())
+    }
 }
 
 impl Ink {
@@ -672,6 +684,67 @@ async fn glyphs(c: &Client, chars: &[char]) -> Vec<Ink> {
     out
 }
 
+/// The first sign of tofu among `chars` rendered as `cjk`, if any: a
+/// glyph without ink, one that looks like the .notdef box, two alike.
+fn tofu_in(chars: &[char], cjk: &[Ink], notdef: &Ink) -> Option<String> {
+    for (ch, ink) in chars.iter().zip(cjk) {
+        if ink.count() <= 50 {
+            return Some(format!("{ch} has no ink ({ink:?})"));
+        }
+        if ink == notdef {
+            return Some(format!("{ch} renders as the .notdef box"));
+        }
+    }
+    for i in 0..cjk.len() {
+        for j in i + 1..cjk.len() {
+            if cjk[i] == cjk[j] {
+                return Some(format!("{} and {} render alike", chars[i], chars[j]));
+            }
+        }
+    }
+    None
+}
+
+/// The tofu check is able to fail: the same characters in a browser that
+/// sees one Latin font only (a fontconfig of DejaVu Sans) are found to be
+/// tofu.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tofu_check_sees_tofu_without_a_cjk_font() {
+    let dir = tempfile::tempdir().unwrap();
+    let fonts = dir.path().join("fonts");
+    std::fs::create_dir(&fonts).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        fonts.join("DejaVuSans.ttf"),
+    )
+    .unwrap();
+    let conf = dir.path().join("fonts.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\
+             <fontconfig><dir>{}</dir><cachedir>{}</cachedir></fontconfig>",
+            fonts.display(),
+            dir.path().join("cache").display()
+        ),
+    )
+    .unwrap();
+    let a = provision_demo(dir.path(), "a", 4_242_121);
+    let mut server = Server::start(&[&a], dir.path(), &dir.path().join("ui.log"), &[]);
+    let driver = chromedriver_with(&[("FONTCONFIG_FILE", &conf)]);
+    let c = browser(&driver, "zh-CN").await;
+    c.goto(&server.url).await.unwrap();
+    text_of(&c, "#tab-certs", "我的证书").await;
+    let chars: Vec<char> = "书动断期的我与续证诊驱".chars().collect();
+    let cjk = glyphs(&c, &chars).await;
+    let none = ['\u{0378}', '\u{0379}', '\u{0380}'];
+    let tofu = glyphs(&c, &none).await;
+    let found = tofu_in(&chars, &cjk, &tofu[0]);
+    assert!(found.is_some(), "tofu went unnoticed");
+    assert_eq!(server.stop(), Some(0));
+    c.close().await.unwrap();
+}
+
 async fn js_with(c: &Client, script: &str, arg: serde_json::Value) -> serde_json::Value {
     c.execute(script, vec![arg]).await.unwrap()
 }
@@ -745,19 +818,7 @@ async fn the_chinese_page_renders_its_text_not_tofu() {
         tofu.windows(2).all(|w| w[0] == w[1]) && tofu[0].count() > 0,
         "the .notdef reference is not one box: the tofu check would not see tofu"
     );
-    for (ch, ink) in chars.iter().zip(&cjk) {
-        assert!(ink.count() > 50, "{ch} has no ink");
-        assert_ne!(ink, &tofu[0], "{ch} renders as tofu (no CJK font?)");
-    }
-    for i in 0..cjk.len() {
-        for j in i + 1..cjk.len() {
-            assert_ne!(
-                cjk[i], cjk[j],
-                "{} and {} render alike: tofu",
-                chars[i], chars[j]
-            );
-        }
-    }
+    assert_eq!(tofu_in(&chars, &cjk, &tofu[0]), None);
 
     click(&c, "#tab-renew").await;
     text_of(
