@@ -6,7 +6,6 @@
 //! carry the labels and CKA_IDs OpenSC's PIV module gives the same card,
 //! so configurations written for OpenSC keep working.
 
-use std::collections::BTreeSet;
 use ukey_tests::*;
 
 fn setup() -> DemoCard {
@@ -85,42 +84,6 @@ fn pkcs11_uris_stay_valid_across_reinsertion_and_a_reader_change() {
     assert_eq!(card.tries(), (3, 3));
 }
 
-/// (class, label, CKA_ID) of every key and certificate object in
-/// `pkcs11-tool -O` output (OpenSC's data objects left aside).
-fn objects(listing: &str) -> BTreeSet<(String, String, String)> {
-    let mut set = BTreeSet::new();
-    let mut current: Option<(String, Option<String>, Option<String>)> = None;
-    let mut flush = |c: &mut Option<(String, Option<String>, Option<String>)>| {
-        if let Some((class, Some(label), Some(id))) = c.take() {
-            set.insert((class, label, id));
-        }
-    };
-    for line in listing.lines() {
-        let kinds = [
-            ("Private Key Object", "private"),
-            ("Public Key Object", "public"),
-            ("Certificate Object", "cert"),
-            ("Data object", "data"),
-        ];
-        if let Some((_, class)) = kinds.iter().find(|(k, _)| line.starts_with(k)) {
-            flush(&mut current);
-            current = (*class != "data").then(|| (class.to_string(), None, None));
-            continue;
-        }
-        let Some((_, label, id)) = current.as_mut() else {
-            continue;
-        };
-        let t = line.trim_start();
-        if let Some(v) = t.strip_prefix("label:") {
-            label.get_or_insert_with(|| v.trim().to_string());
-        } else if let Some(v) = t.strip_prefix("ID:") {
-            id.get_or_insert_with(|| v.trim().to_string());
-        }
-    }
-    flush(&mut current);
-    set
-}
-
 #[test]
 fn object_labels_and_ids_match_opensc_for_the_same_card() {
     let card = setup();
@@ -150,7 +113,7 @@ fn object_labels_and_ids_match_opensc_for_the_same_card() {
             .find(&format!("=== {name}\n"))
             .unwrap_or_else(|| panic!("{name}: {out}"));
         let rest = &out[start + name.len() + 5..];
-        objects(&rest[..rest.find("=== ").unwrap()])
+        pkcs11_tool_objects(&rest[..rest.find("=== ").unwrap()])
     };
     for view in ["public", "login"] {
         let ours = section(&format!("UKEY {view}"));

@@ -272,7 +272,9 @@ fn setting_the_id_of_a_private_key_moves_it_to_that_slot() {
 
 #[test]
 fn a_card_without_move_key_refuses_the_move() {
+    // A YubiKey 5.4 (it answers MOVE KEY with 6D00).
     let mut p = demo_template();
+    p.profile = ukey_sim::profile::Profile::Yk54;
     p.version = [5, 4, 3];
     let env = ModuleEnv::new(vec![Start::State(p)]);
     let s = user(&env);

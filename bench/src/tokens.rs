@@ -6,7 +6,10 @@
 //!   the 4-certificate card of the APDU scenarios and the throughput runs;
 //! * `certs1`: the same card with only 9A (one certificate);
 //! * `certs24`: `demo4` plus 20 retired slots (82..95) with P-256 keys and
-//!   certificates, and a Key History object covering them.
+//!   certificates, and a Key History object covering them;
+//! * `demo4-<profile>`: `demo4`'s keys and certificates on the simulator's
+//!   other card profiles (YubiKey 5.4 and 4, a plain PIV card, a
+//!   third-party applet imitating a YubiKey); `demo4` is the YubiKey 5.7.
 //!
 //! RSA keys are generated once and shared, so the cards differ only in what
 //! the comparison is about.
@@ -15,6 +18,7 @@ use apdu::piv::{Algorithm, ObjectId, Slot};
 use std::path::{Path, PathBuf};
 use ukey_sim::ca::Ca;
 use ukey_sim::demo::{self, DemoOptions};
+use ukey_sim::profile::Profile;
 use ukey_sim::state::Persistent;
 
 pub const DEMO4: &str = "demo4";
@@ -25,6 +29,14 @@ pub const CERTS24: &str = "certs24";
 pub const ID_9A_RSA: u8 = 0x01;
 pub const ID_9C_P256: u8 = 0x02;
 pub const ID_9E_P256: u8 = 0x04;
+
+/// The bench card of a profile: `demo4` (YubiKey 5.7) or `demo4-<name>`.
+pub fn profile_card(profile: Profile) -> String {
+    match profile {
+        Profile::Yk57 => DEMO4.to_string(),
+        p => format!("{DEMO4}-{}", p.name()),
+    }
+}
 
 pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.json"))
@@ -84,6 +96,15 @@ pub fn make(dir: &Path, copies: usize) -> Result<(), String> {
         return Err(format!("certs24 has {certs} certificates"));
     }
     save(&c24, &path(dir, CERTS24))?;
+
+    for (i, profile) in Profile::ALL.into_iter().enumerate() {
+        if profile == Profile::Yk57 {
+            continue;
+        }
+        let mut p = demo::with_profile(&d4, profile).map_err(|e| e.to_string())?;
+        p.serial = 30_000_200 + i as u32;
+        save(&p, &path(dir, &profile_card(profile)))?;
+    }
 
     for i in 1..=copies {
         let mut c = d4.clone();

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use ukey_sim::applet::MAX_OBJECT_LEN;
 use ukey_sim::demo::{self, DemoOptions};
+use ukey_sim::profile::Profile;
 use ukey_sim::state::Persistent;
 use ukey_sim::SimCard;
 
@@ -23,14 +24,25 @@ pub enum Start {
     Demo,
     /// Demo token that kept the default management key.
     DemoDefaultKey,
+    /// The demo token on the other card profiles (YubiKey 5.4 and 4, a
+    /// plain PIV card, a third-party applet): the applet's profile branches.
+    DemoYk54,
+    DemoYk4,
+    DemoGeneric,
+    DemoCompat,
 }
 
 impl Start {
-    pub const ALL: [Start; 4] = [
+    /// New starts go at the end: a seed's selector byte keeps its meaning.
+    pub const ALL: [Start; 8] = [
         Start::Factory,
         Start::Factory3des,
         Start::Demo,
         Start::DemoDefaultKey,
+        Start::DemoYk54,
+        Start::DemoYk4,
+        Start::DemoGeneric,
+        Start::DemoCompat,
     ];
 
     /// The start state a selector byte picks.
@@ -68,6 +80,15 @@ fn make(start: Start) -> Persistent {
             };
             demo::provision(&mut p, &ca, &opts).expect("demo provisioning");
             p
+        }
+        Start::DemoYk54 | Start::DemoYk4 | Start::DemoGeneric | Start::DemoCompat => {
+            let profile = match start {
+                Start::DemoYk54 => Profile::Yk54,
+                Start::DemoYk4 => Profile::Yk4,
+                Start::DemoGeneric => Profile::Generic,
+                _ => Profile::Compat,
+            };
+            demo::with_profile(&make(Start::Demo), profile).expect("demo on a profile")
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct CertInfo {
     pub issuer: Vec<u8>,
     pub serial: Vec<u8>,
     pub not_before: Date,
+    /// notBefore in Unix seconds (0 before 1970).
+    pub not_before_unix: u64,
     pub not_after: Date,
     pub public: PublicKey,
     /// Common name of the subject, for labels and messages.
@@ -91,6 +93,7 @@ impl CertInfo {
             issuer: tbs.issuer.to_der().map_err(bad)?,
             serial: tbs.serial_number.to_der().map_err(bad)?,
             not_before: date(&tbs.validity.not_before),
+            not_before_unix: tbs.validity.not_before.to_unix_duration().as_secs(),
             not_after: date(&tbs.validity.not_after),
             public: public_from_spki(&spki_der)?,
             subject_cn,
@@ -108,7 +111,8 @@ pub struct KeyInfo {
 }
 
 impl KeyInfo {
-    /// From GET METADATA, which knows the real PIN policy.
+    /// From GET METADATA, which knows the real PIN policy (an answer
+    /// without algorithm or key is "cannot tell", never this).
     pub fn from_metadata(slot: Slot, md: &apdu::piv::Metadata) -> Result<Self> {
         let alg = md
             .algorithm
@@ -136,6 +140,17 @@ impl KeyInfo {
             public: cert.public.clone(),
             pin_policy: slot.default_pin_policy(),
             origin: None,
+        }
+    }
+
+    /// From ukey's record of a key it generated on a card that cannot
+    /// report it (see `apdu::piv::generated`).
+    pub fn from_record(slot: Slot, public: &PublicKey) -> Self {
+        Self {
+            alg: public.algorithm(),
+            public: public.clone(),
+            pin_policy: slot.default_pin_policy(),
+            origin: Some(KeyOrigin::Generated),
         }
     }
 

@@ -10,9 +10,11 @@
 
 use crate::error::{Error, Result};
 use crate::keyinfo::{CertInfo, KeyInfo};
+use apdu::piv::caps::{self, CardFacts, KeyAnswer, MetadataSupport};
+use apdu::piv::generated::{self, GeneratedKey, KeyRecords, KeySource, RecordPlace};
 use apdu::piv::{
-    AdminData, Algorithm, CertContainer, Chuid, KeyHistory, ManagementKey, Metadata, ObjectId, Pin,
-    PinPolicy, PinRef, PinStatus, ProtectedManagementKey, PublicKey, Slot, TouchPolicy, Version,
+    AdminData, Algorithm, CertContainer, KeyHistory, ManagementKey, ObjectId, Pin, PinPolicy,
+    PinRef, PinStatus, ProtectedManagementKey, PublicKey, Slot, TouchPolicy, Version,
     MANAGEMENT_KEY_REF,
 };
 use apdu::tlv::Builder;
@@ -93,11 +95,10 @@ pub struct CardInfo {
     /// Serial as shown in CK_TOKEN_INFO (decimal YubiKey serial, else CHUID GUID hex).
     pub serial: String,
     pub version: Option<Version>,
-    /// GET METADATA is available (YubiKey 5.3+).
-    pub metadata: bool,
-    /// MOVE KEY / DELETE KEY available (YubiKey 5.7+).
-    pub move_key: bool,
     pub yubikey: bool,
+    /// What the card answered when probed (once per insertion): which
+    /// optional commands work is decided from these answers.
+    pub facts: CardFacts,
 }
 
 impl CardInfo {
@@ -105,8 +106,16 @@ impl CardInfo {
         format!("UKey PIV #{}", self.serial)
     }
 
+    /// How far GET METADATA can be believed.
+    pub fn metadata(&self) -> MetadataSupport {
+        self.facts.metadata
+    }
+
+    /// The largest RSA key to ask GENERATE for: 4096 where the card claims
+    /// firmware 5.7 or later (a card that cannot refuses, which is
+    /// reported as CKR_KEY_SIZE_RANGE), else 2048.
     pub fn max_rsa_bits(&self) -> usize {
-        if self.move_key {
+        if self.version.is_some_and(|v| v >= Version(5, 7, 0)) {
             4096
         } else {
             2048
@@ -173,7 +182,13 @@ pub struct TokenState {
     renewal: Option<RenewalData>,
     /// Applications' CKA_ID and CKA_LABEL (`None`: not read yet).
     pub(crate) names: Option<crate::names::NamesState>,
+    /// GET CHALLENGE works (probed with the card's identity).
     pub rng: Option<bool>,
+    /// MOVE KEY works (probed when first needed; see [`Token::can_move_keys`]).
+    move_key: Option<bool>,
+    /// ukey's record of keys generated on this card that it cannot report
+    /// (read when first needed, on cards whose GET METADATA does not work).
+    records: Option<KeyRecords>,
     /// The last transaction was C_Login(CKU_CONTEXT_SPECIFIC)'s successful
     /// VERIFY: the card's PIN-always verification may still be fresh.
     context_verified: bool,
@@ -235,6 +250,8 @@ impl Token {
                 renewal: None,
                 names: None,
                 rng: None,
+                move_key: None,
+                records: None,
                 context_verified: false,
                 pin_fresh: false,
             }),
@@ -337,8 +354,8 @@ impl Token {
             None
         };
         let r = self.transact_once(st, &mut |s, st| {
-            let info = read_card_info(s)?;
-            if expected.as_deref().is_some_and(|e| e != info.serial) {
+            let serial = identity(&CardFacts::probe_identity(s)?);
+            if expected.as_deref().is_some_and(|e| *e != serial) {
                 return Err(Error::DeviceRemoved);
             }
             if let Some(pin) = &restore {
@@ -376,22 +393,24 @@ impl Token {
         }
         self.transact(st, &mut |s, st| {
             let info = read_card_info(s)?;
-            if info.metadata {
-                for (r, counter) in [(0x80u8, &mut st.pin), (0x81, &mut st.puk)] {
-                    if let Ok(Metadata {
-                        retries: Some((total, left)),
-                        ..
-                    }) = s.metadata(r)
-                    {
-                        *counter = Counter {
-                            left: Some(left),
-                            total: Some(total),
-                        };
+            match info.facts.pin {
+                Some(t) => {
+                    st.pin = Counter {
+                        left: Some(t.left),
+                        total: t.total,
                     }
                 }
-            } else if st.login == Login::None {
-                read_pin_status(s, st)?;
+                None if st.login == Login::None => read_pin_status(s, st)?,
+                None => {}
             }
+            if let Some(t) = info.facts.puk_tries(s)? {
+                st.puk = Counter {
+                    left: Some(t.left),
+                    total: t.total,
+                };
+            }
+            // CKF_RNG only where GET CHALLENGE answers.
+            st.rng = Some(caps::probe_challenge(s)?);
             st.info = Some(info.clone());
             Ok(info)
         })
@@ -434,6 +453,9 @@ impl Token {
         Ok(c)
     }
 
+    /// The key in `slot`: GET METADATA where the card can tell; where it
+    /// cannot, ukey's record of a key it generated there, or the slot's
+    /// certificate (see `apdu::piv::generated::resolve`).
     fn key_cached(
         s: &mut Session<'_>,
         st: &mut TokenState,
@@ -442,18 +464,47 @@ impl Token {
         if let Some(k) = st.slots.get(&slot).and_then(|c| c.key.clone()) {
             return Ok(k);
         }
-        let metadata = st.info.as_ref().is_some_and(|i| i.metadata);
-        let k = if metadata {
-            match s.metadata(slot.key_ref()) {
-                Ok(md) => Some(Arc::new(KeyInfo::from_metadata(slot, &md)?)),
-                Err(e) if e.status() == Some(StatusWord::ReferenceNotFound) => None,
-                Err(e) => return Err(e.into()),
+        let answer = match &st.info {
+            Some(info) => info.facts.key(s, slot)?,
+            None => KeyAnswer::CannotTell,
+        };
+        let k = match answer {
+            KeyAnswer::Reported(md) => Some(Arc::new(KeyInfo::from_metadata(slot, &md)?)),
+            KeyAnswer::Empty => None,
+            KeyAnswer::CannotTell => {
+                let cert = Self::cert_cached(s, st, slot)?;
+                let records = Self::records(s, st)?;
+                match generated::resolve(
+                    records.get(slot),
+                    cert.as_deref().map(|c| (&c.public, c.not_before_unix)),
+                ) {
+                    Some((pk, KeySource::Record)) => Some(Arc::new(KeyInfo::from_record(slot, pk))),
+                    Some(_) => cert.map(|c| Arc::new(KeyInfo::from_cert(slot, &c))),
+                    None => None,
+                }
             }
-        } else {
-            Self::cert_cached(s, st, slot)?.map(|c| Arc::new(KeyInfo::from_cert(slot, &c)))
         };
         st.slots.entry(slot).or_default().key = Some(k.clone());
         Ok(k)
+    }
+
+    /// ukey's record of keys generated on this card (read once).
+    fn records<'a>(s: &mut Session<'_>, st: &'a mut TokenState) -> Result<&'a mut KeyRecords> {
+        let records = match st.records.take() {
+            Some(r) => r,
+            None => {
+                let id = st.info.as_ref().and_then(|i| i.facts.identity());
+                KeyRecords::load(s, id.as_deref())?
+            }
+        };
+        Ok(st.records.insert(records))
+    }
+
+    /// Whether keys here are known only through certificates and records.
+    pub(super) fn metadata_works(st: &TokenState) -> bool {
+        st.info
+            .as_ref()
+            .is_some_and(|i| i.metadata() == MetadataSupport::Works)
     }
 
     /// The PIV slots that may hold anything: the four named ones and the
@@ -470,9 +521,17 @@ impl Token {
                 // Key History object saying how many. Without one, searches
                 // look at the four named slots only; a search by CKA_ID, and
                 // key generation's search for a free slot, still look anywhere.
-                let b = kh.as_ref().map_or(0, |k| {
+                let mut b = kh.as_ref().map_or(0, |k| {
                     k.on_card_certs.saturating_add(k.off_card_certs).min(20)
                 });
+                // Keys ukey generated where the card cannot report them.
+                if !Self::metadata_works(st) {
+                    for slot in Self::records(s, st)?.slots() {
+                        if let Slot::Retired(n) = slot {
+                            b = b.max(n);
+                        }
+                    }
+                }
                 st.key_history = Some(kh);
                 st.retired_bound = Some(b);
                 b
@@ -501,7 +560,7 @@ impl Token {
                 None => Self::candidate_slots(s, st)?,
             };
             let mut out = Vec::new();
-            let metadata = st.info.as_ref().is_some_and(|i| i.metadata);
+            let metadata = Self::metadata_works(st);
             for slot in list {
                 // A retired slot without a key holds nothing worth a read in
                 // a search of the whole token; a search by CKA_ID reads what
@@ -655,12 +714,12 @@ impl Token {
         if let Some(a) = st.mgmt_alg {
             return Ok(a);
         }
-        let alg = if info.metadata {
-            self.transact(st, &mut |s, _| {
-                Ok(s.metadata(MANAGEMENT_KEY_REF)?.algorithm)
-            })?
-        } else {
+        let alg = if info.metadata() == MetadataSupport::Absent {
             None
+        } else {
+            self.transact(st, &mut |s, _| {
+                Ok(info.facts.management_key(s)?.and_then(|m| m.algorithm))
+            })?
         };
         let alg = alg.unwrap_or(match key_len {
             16 => Algorithm::Aes128,
@@ -1019,8 +1078,47 @@ impl Token {
                 origin: Some(apdu::piv::KeyOrigin::Generated),
             });
             st.slots.entry(slot).or_default().key = Some(Some(info.clone()));
+            Self::keep_visible(s, st, slot, &info.public)?;
             Ok(info)
         })
+    }
+
+    /// After GENERATE: on a card that cannot report the new key (no working
+    /// GET METADATA for it), record its public key where every later
+    /// process finds it — on the card, else on this host — until its
+    /// certificate is written. A card that reports it needs no record (an
+    /// old one for the slot goes).
+    fn keep_visible(
+        s: &mut Session<'_>,
+        st: &mut TokenState,
+        slot: Slot,
+        public: &PublicKey,
+    ) -> Result<()> {
+        let Some(facts) = st.info.as_ref().map(|i| i.facts.clone()) else {
+            return Ok(());
+        };
+        if facts.reports_key(s, slot, public)? {
+            if st.records.as_ref().is_some_and(|r| r.get(slot).is_some()) {
+                Self::records(s, st)?.forget(s, slot)?;
+            }
+            return Ok(());
+        }
+        let place = Self::records(s, st)?.record(s, GeneratedKey::now(slot, public.clone()))?;
+        match place {
+            RecordPlace::Card => {
+                tracing::info!(%slot, "the card cannot report the new key: its public key is kept in object {}", generated::GENERATED_KEYS_OBJECT)
+            }
+            RecordPlace::Host(path) => tracing::info!(
+                %slot, path = %path.display(),
+                "the card cannot report the new key and keeps no ukey object: its public key is kept on this host"
+            ),
+            RecordPlace::Nowhere => tracing::warn!(
+                %slot,
+                "the card cannot report the new key and has no identity (serial or CHUID) to record it under: \
+                 later processes will not see it until its certificate is written"
+            ),
+        }
+        Ok(())
     }
 
     /// Write `der` as the certificate of `slot` (one chained PUT DATA; the
@@ -1072,16 +1170,27 @@ impl Token {
                 )));
             }
             st.slots.entry(slot).or_default().cert = Some(Some(info.clone()));
+            // The certificate shows the key from now on: its record goes.
+            if !Self::metadata_works(st) {
+                Self::records(s, st)?.forget(s, slot)?;
+            }
             Ok(info.clone())
         })
     }
 
     /// Empty the certificate container of `slot`, if it still holds the
-    /// certificate this module showed (checked in the same transaction).
+    /// certificate this module showed (checked in the same transaction). On
+    /// a card that cannot report keys, the key it certified stays visible:
+    /// its public key is recorded first (as after GENERATE).
     pub fn delete_cert(&self, st: &mut TokenState, slot: Slot) -> Result<()> {
         let shown = Self::shown_cert(st, slot);
         self.write_op(st, &mut |s, st| {
             Self::require_cert(s, st, slot, &shown)?;
+            if !Self::metadata_works(st) && Self::records(s, st)?.get(slot).is_none() {
+                if let Some(key) = Self::key_cached(s, st, slot)? {
+                    Self::keep_visible(s, st, slot, &key.public)?;
+                }
+            }
             s.delete_data(slot.cert_object())
                 .map_err(|e| match e.status() {
                     Some(StatusWord::SecurityStatusNotSatisfied) => Error::UserNotLoggedIn,
@@ -1092,11 +1201,63 @@ impl Token {
         })
     }
 
+    /// Whether the card has MOVE KEY / DELETE KEY (YubiKey 5.7), asked once
+    /// per insertion and only when needed: with a move between two slots
+    /// the card reported empty (`apdu::piv::caps::probe_move_key`). A card
+    /// whose GET METADATA does not work cannot report empty slots, so it is
+    /// never asked (and taken not to move keys).
+    pub fn can_move_keys(&self, st: &mut TokenState) -> Result<bool> {
+        if let Some(b) = st.move_key {
+            return Ok(b);
+        }
+        let info = self.info(st)?;
+        if info.metadata() != MetadataSupport::Works {
+            st.move_key = Some(false);
+            return Ok(false);
+        }
+        let can = self.transact(st, &mut |s, st| {
+            let mut empty = Vec::new();
+            for slot in (1..=20u8).rev().map(Slot::Retired) {
+                let known = st.slots.get(&slot).and_then(|c| c.key.clone());
+                match known {
+                    Some(Some(_)) => continue,
+                    Some(None) => empty.push(slot),
+                    None => match info.facts.key(s, slot)? {
+                        KeyAnswer::Empty => {
+                            st.slots.entry(slot).or_default().key = Some(None);
+                            empty.push(slot);
+                        }
+                        KeyAnswer::Reported(md) => {
+                            st.slots.entry(slot).or_default().key =
+                                Some(Some(Arc::new(KeyInfo::from_metadata(slot, &md)?)));
+                        }
+                        KeyAnswer::CannotTell => {}
+                    },
+                }
+                if let [to, from] = empty[..] {
+                    return Ok(caps::probe_move_key(s, to, from)?);
+                }
+            }
+            // Every retired slot holds a key: nothing safe to ask with.
+            Ok(false)
+        })?;
+        st.move_key = Some(can);
+        Ok(can)
+    }
+
+    /// A MOVE KEY answer that says the card has no such instruction.
+    fn no_move_key(st: &mut TokenState, e: &apdu::Error) -> Option<Error> {
+        caps::instruction_missing(e).then(|| {
+            st.move_key = Some(false);
+            Error::ActionProhibited("the card cannot move or delete keys (no MOVE KEY)")
+        })
+    }
+
     /// Delete the private key of `slot` (YubiKey 5.7 MOVE KEY with P1 = FF),
     /// if it is still the key this module showed (checked in the same
     /// transaction: never "read now, delete later").
     pub fn delete_key(&self, st: &mut TokenState, slot: Slot) -> Result<()> {
-        if !self.info(st)?.move_key {
+        if !self.can_move_keys(st)? {
             return Err(Error::ActionProhibited("the card cannot delete keys"));
         }
         let shown = Self::shown_key(st, slot);
@@ -1105,7 +1266,7 @@ impl Token {
             match s.delete_key(slot) {
                 Ok(()) => {}
                 Err(e) if e.status() == Some(StatusWord::ReferenceNotFound) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Self::no_move_key(st, &e).unwrap_or_else(|| e.into())),
             }
             st.slots.entry(slot).or_default().key = Some(None);
             Ok(())
@@ -1117,7 +1278,7 @@ impl Token {
     /// transaction; the card refuses a destination holding a key).
     /// Certificates stay in their containers.
     pub fn move_key(&self, st: &mut TokenState, to: Slot, from: Slot) -> Result<()> {
-        if !self.info(st)?.move_key {
+        if !self.can_move_keys(st)? {
             return Err(Error::ActionProhibited("the card cannot move keys"));
         }
         let shown = Self::shown_key(st, from);
@@ -1135,7 +1296,7 @@ impl Token {
                     st.slots.entry(from).or_default().key = Some(None);
                     return Err(Error::ObjectHandleInvalid);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Self::no_move_key(st, &e).unwrap_or_else(|| e.into())),
             }
             let k = st.slots.entry(from).or_default().key.take().flatten();
             st.slots.entry(from).or_default().key = Some(None);
@@ -1356,43 +1517,23 @@ impl Token {
     }
 }
 
-/// SELECTed already: who is this card?
+/// The serial shown in CK_TOKEN_INFO (16 characters at most): the card's
+/// identity (a CHUID GUID's first 8 bytes in hex), "unknown" without
+/// serial or CHUID.
+fn identity(facts: &CardFacts) -> String {
+    let mut id = facts.identity().unwrap_or_else(|| "unknown".into());
+    id.truncate(16);
+    id
+}
+
+/// SELECTed already: who is this card, and what does it answer?
 fn read_card_info(s: &mut Session<'_>) -> Result<CardInfo> {
-    let version = match s.version() {
-        Ok(v) => Some(v),
-        Err(e) if e.status().is_some() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let yubikey = version.is_some();
-    let serial = if version.is_some_and(|v| v >= Version(5, 0, 0)) {
-        match s.serial() {
-            Ok(n) => Some(n.to_string()),
-            Err(e) if e.status().is_some() => None,
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
-    };
-    let serial = match serial {
-        Some(s) => s,
-        None => match s.get_data_opt(ObjectId::CHUID)? {
-            Some(c) => {
-                let ch = Chuid::parse(&c)?;
-                if ch.guid.iter().any(|b| *b != 0) {
-                    hex::encode_upper(&ch.guid)
-                } else {
-                    hex::encode_upper(&ch.fasc_n)
-                }
-            }
-            None => "unknown".into(),
-        },
-    };
+    let facts = CardFacts::probe(s)?;
     Ok(CardInfo {
-        serial,
-        version,
-        metadata: version.is_some_and(|v| v >= Version(5, 3, 0)),
-        move_key: version.is_some_and(|v| v >= Version(5, 7, 0)),
-        yubikey,
+        serial: identity(&facts),
+        version: facts.version,
+        yubikey: facts.yubikey_extensions(),
+        facts,
     })
 }
 

@@ -198,6 +198,42 @@ pub fn pcsc_login_9a(
     (p11, s, key)
 }
 
+/// (class, label, CKA_ID) of every key and certificate object in
+/// `pkcs11-tool -O` output (OpenSC's data objects left aside).
+pub fn pkcs11_tool_objects(listing: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut set = std::collections::BTreeSet::new();
+    let mut current: Option<(String, Option<String>, Option<String>)> = None;
+    let mut flush = |c: &mut Option<(String, Option<String>, Option<String>)>| {
+        if let Some((class, Some(label), Some(id))) = c.take() {
+            set.insert((class, label, id));
+        }
+    };
+    for line in listing.lines() {
+        let kinds = [
+            ("Private Key Object", "private"),
+            ("Public Key Object", "public"),
+            ("Certificate Object", "cert"),
+            ("Data object", "data"),
+        ];
+        if let Some((_, class)) = kinds.iter().find(|(k, _)| line.starts_with(k)) {
+            flush(&mut current);
+            current = (*class != "data").then(|| (class.to_string(), None, None));
+            continue;
+        }
+        let Some((_, label, id)) = current.as_mut() else {
+            continue;
+        };
+        let t = line.trim_start();
+        if let Some(v) = t.strip_prefix("label:") {
+            label.get_or_insert_with(|| v.trim().to_string());
+        } else if let Some(v) = t.strip_prefix("ID:") {
+            id.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    flush(&mut current);
+    set
+}
+
 /// Count the APDUs pcscd logged (`-a`) in a `with_pcscd` run in `cwd`.
 pub fn pcscd_apdu_count(cwd: &Path) -> usize {
     std::fs::read_to_string(cwd.join("pcsc-logs/pcscd.log"))
@@ -240,6 +276,12 @@ pub fn demo_template() -> Persistent {
     })
     .0
     .clone()
+}
+
+/// The demo template's keys, certificates and objects on a card of
+/// `profile` (`ukey_sim::demo::with_profile`: what that card keeps).
+pub fn demo_on(profile: ukey_sim::profile::Profile) -> Persistent {
+    ukey_sim::demo::with_profile(&demo_template(), profile).expect("demo on a profile")
 }
 
 /// The CA that issued the demo template's certificates.
@@ -288,6 +330,8 @@ impl ModuleEnv {
         // SAFETY-free in edition 2021; serialised by MODULE_LOCK.
         std::env::set_var("UKEY_SIM", joined);
         std::env::set_var("UKEY_NO_PCSC", "1");
+        // Host-side records of generated keys stay in the test's directory.
+        std::env::set_var("XDG_STATE_HOME", dir.path().join("state"));
         let p11 = Pkcs11::new(module()).expect("load module");
         p11.initialize(CInitializeArgs::OsThreads)
             .expect("C_Initialize");
@@ -312,6 +356,15 @@ impl ModuleEnv {
     /// The persistent state of token `i` as the card holds it now.
     pub fn state(&self, i: usize) -> Persistent {
         Persistent::load(&self.states[i]).expect("load state")
+    }
+
+    /// The host file where the module records keys generated on a card
+    /// with this identity that the card cannot report.
+    pub fn host_record(&self, identity: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("state/ukey/generated-keys")
+            .join(identity)
     }
 
     /// (PIN tries left, PUK tries left) of token `i`.
@@ -482,6 +535,46 @@ pub fn openssl_verifies_csr(dir: &Path, der: &[u8]) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     out.status.success() && text.contains("verify OK")
+}
+
+/// `openssl dgst -DIGEST -verify` with the public key of the certificate
+/// `cert_der`: the third-party judge of a signature made on the token
+/// (`sig` as OpenSSL takes it: the RSA block, or a DER ECDSA signature).
+pub fn openssl_verifies_signature(
+    dir: &Path,
+    cert_der: &[u8],
+    digest: &str,
+    msg: &[u8],
+    sig: &[u8],
+) -> bool {
+    let n = std::process::id();
+    let (cert, public, data, signature) = (
+        dir.join(format!("sig-cert-{n}.der")),
+        dir.join(format!("sig-pub-{n}.pem")),
+        dir.join(format!("sig-msg-{n}")),
+        dir.join(format!("sig-{n}.bin")),
+    );
+    std::fs::write(&cert, cert_der).expect("write certificate");
+    std::fs::write(&data, msg).expect("write message");
+    std::fs::write(&signature, sig).expect("write signature");
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+            .arg(&cert)
+            .arg("-out")
+            .arg(&public),
+    );
+    let out = Command::new("openssl")
+        .arg("dgst")
+        .arg(format!("-{digest}"))
+        .arg("-verify")
+        .arg(&public)
+        .arg("-signature")
+        .arg(&signature)
+        .arg(&data)
+        .output()
+        .expect("openssl");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
 }
 
 // ---- the raw C ABI, for the misuse suite ----------------------------------

@@ -6,7 +6,9 @@
 //! operation (VERIFY then GENERAL AUTHENTICATE for a PIN-always key) cannot
 //! be interleaved with another application's commands.
 
+pub mod caps;
 pub mod crypto;
+pub mod generated;
 pub mod objects;
 #[cfg(feature = "spki")]
 pub mod spki;
@@ -192,11 +194,17 @@ impl<'a> Session<'a> {
         Ok(Zeroizing::new(value.to_vec()))
     }
 
-    /// GET DATA, with "not found" as `None`.
+    /// GET DATA, with "not there" as `None`: `6A82` (not found), and the
+    /// `6A80` / `6A88` with which cards answer for objects they do not know
+    /// (a vendor object on another vendor's card).
     pub fn get_data_opt(&mut self, obj: ObjectId) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         match self.get_data(obj) {
             Ok(v) => Ok(Some(v)),
-            Err(Error::Status(StatusWord::FileNotFound)) => Ok(None),
+            Err(Error::Status(
+                StatusWord::FileNotFound
+                | StatusWord::IncorrectData
+                | StatusWord::ReferenceNotFound,
+            )) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! Input: one byte choosing the start state ([`Start`]: factory AES-192,
 //! factory 3DES, demo with PIN-protected management key, demo with the
-//! default key), then frames as vpcd sends them to a card (2-byte length,
+//! default key, the demo on the YubiKey 5.4, YubiKey 4, plain PIV and
+//! third-party-applet profiles), then frames as vpcd sends them to a card (2-byte length,
 //! payload). A 1-byte payload is a control code: `00`/`01` power off/on,
 //! `02` reset, `04` ATR, and one the harness adds, `9B`: the host
 //! authenticates with the card's current management key (mutual
@@ -63,9 +64,12 @@ pub fn run(data: &[u8]) {
     }
 
     let mut again = sim::check_state_file(card, start);
+    // The AID up to its version: some cards (profile `generic`) do not
+    // take the RID alone.
     let select = again
         .transmit(&[
-            0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,
+            0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00,
+            0x00,
         ])
         .expect("the card is present");
     assert_eq!(

@@ -364,6 +364,11 @@ impl Template {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, n) })
     }
 
+    /// The attribute types of a template (values untouched).
+    pub fn types(&self) -> Result<Vec<CK_ATTRIBUTE_TYPE>> {
+        Ok(self.entries()?.iter().map(|a| a.type_).collect())
+    }
+
     /// Copy an input template (types and values). Every length is checked
     /// (each value at most [`MAX_ATTRIBUTE_VALUE`], the whole template at
     /// most 1 MiB) before any value is read.

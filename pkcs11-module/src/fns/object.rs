@@ -64,12 +64,25 @@ fn renewal_value(s: &Session, generation: u64) -> Result<std::sync::Arc<Vec<u8>>
     }
 }
 
+/// Whether answering `asks` needs to know if the card can move or delete
+/// keys (asked of the card only then: see `Token::can_move_keys`).
+fn asks_mobility(asks: &[CK_ATTRIBUTE_TYPE]) -> bool {
+    asks.iter().any(|a| {
+        matches!(
+            *a,
+            CKA_MODIFIABLE | CKA_DESTROYABLE | naming::CKA_UKEY_MOVABLE
+        )
+    })
+}
+
 /// The attribute answer for any object handle (lookups are cached; a
-/// handle from before a reset may trigger one read).
+/// handle from before a reset may trigger one read), for the attributes
+/// `asks` (others may be answered as if the card could not move keys).
 pub(crate) fn attribute_of(
     lib: &Library,
     s: &Session,
     h: CK_OBJECT_HANDLE,
+    asks: &[CK_ATTRIBUTE_TYPE],
 ) -> Result<Box<dyn Fn(CK_ATTRIBUTE_TYPE) -> AttrAnswer>> {
     match lib.handles().get(h) {
         None => Err(Error::ObjectHandleInvalid),
@@ -110,7 +123,7 @@ pub(crate) fn attribute_of(
             if !exists {
                 return Err(Error::ObjectHandleInvalid);
             }
-            let destroy = s.token.info(&mut st).map(|i| i.move_key).unwrap_or(false);
+            let destroy = asks_mobility(asks) && s.token.can_move_keys(&mut st).unwrap_or(false);
             let names = match crate::token::Token::cached_names(&st, object.slot) {
                 Some(n) => Some(n),
                 None => s.token.names(&mut st)?.get(object.slot).cloned(),
@@ -162,7 +175,8 @@ pub fn find_objects_init(h: CK_SESSION_HANDLE, template: Template) -> Result<()>
         let found = s
             .token
             .lookup(&mut st, slots.as_deref(), want_cert, want_key)?;
-        let destroy = s.token.info(&mut st).map(|i| i.move_key).unwrap_or(false);
+        let destroy = asks_mobility(&template.iter().map(|a| a.kind).collect::<Vec<_>>())
+            && s.token.can_move_keys(&mut st).unwrap_or(false);
         drop(st);
         let mut table = lib.handles();
         for (slot, cert, key) in found {
@@ -242,7 +256,7 @@ pub fn get_attribute_value(
     mut template: Template,
 ) -> Result<()> {
     let (lib, s) = session(h)?;
-    let answer = attribute_of(&lib, &s, obj)?;
+    let answer = attribute_of(&lib, &s, obj, &template.types()?)?;
     template.fill(answer)
 }
 
@@ -266,7 +280,7 @@ pub fn set_attribute_value(
 ) -> Result<()> {
     let (lib, s) = session(h)?;
     let attrs = template.read()?;
-    attribute_of(&lib, &s, obj).map(drop)?;
+    attribute_of(&lib, &s, obj, &[]).map(drop)?;
     if attrs.is_empty() {
         return Ok(());
     }
@@ -307,7 +321,7 @@ pub fn set_attribute_value(
             let to = super::keys::id_slot(id)?;
             let mut st = s.token.lock();
             require_rw_login(&s, st.login)?;
-            if !s.token.info(&mut st)?.move_key {
+            if !s.token.can_move_keys(&mut st)? {
                 return Err(Error::ActionProhibited("the card cannot move keys"));
             }
             if s.token.key(&mut st, to)?.is_some() {
@@ -392,7 +406,7 @@ pub fn get_object_size(
     out: Out<CK_ULONG>,
 ) -> Result<()> {
     let (lib, s) = session(h)?;
-    attribute_of(&lib, &s, obj).map(drop)?;
+    attribute_of(&lib, &s, obj, &[]).map(drop)?;
     if out.is_null() {
         return Err(Error::ArgumentsBad);
     }
@@ -402,7 +416,7 @@ pub fn get_object_size(
 /// §5.7.2 C_CopyObject: card objects cannot be copied (CKA_COPYABLE false).
 pub fn copy_object(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = session(h)?;
-    attribute_of(&lib, &s, obj).map(drop)?;
+    attribute_of(&lib, &s, obj, &[]).map(drop)?;
     Err(Error::ActionProhibited("card objects cannot be copied"))
 }
 
@@ -527,11 +541,18 @@ pub fn create_object(
             (slot, slot)
         }
     };
-    let key = s
-        .token
-        .key(&mut st, key_slot)?
-        .ok_or(Error::TemplateInconsistent)?;
+    let Some(key) = s.token.key(&mut st, key_slot)? else {
+        tracing::warn!(
+            slot = %key_slot,
+            "the certificate is refused: the token shows no key in that slot"
+        );
+        return Err(Error::TemplateInconsistent);
+    };
     if key.public != cert.public {
+        tracing::warn!(
+            slot = %key_slot,
+            "the certificate is refused: it is not for the key in that slot"
+        );
         return Err(Error::TemplateInconsistent);
     }
     let id = match find(&template, CKA_ID) {

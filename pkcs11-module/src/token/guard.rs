@@ -137,7 +137,7 @@ impl Token {
         key_slot: Slot,
         cert: &CertInfo,
     ) -> Result<()> {
-        if !st.info.as_ref().is_some_and(|i| i.metadata) {
+        if !Self::metadata_works(st) {
             return Ok(());
         }
         match Self::key_now(s, st, key_slot)? {

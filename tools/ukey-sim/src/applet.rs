@@ -1,10 +1,13 @@
 //! The PIV applet: one raw command APDU in, one raw response APDU out,
 //! behaving like a YubiKey 5 (firmware 5.7) as far as SP 800-73-4 and the
-//! Yubico extensions go. Errors are answered as status words; nothing here
-//! panics on any input (fuzzed).
+//! Yubico extensions go — or like the card its profile names (see
+//! [`crate::profile`]: the handlers consult the profile's [`Spec`]).
+//! Errors are answered as status words; nothing here panics on any input
+//! (fuzzed).
 
 use crate::ca;
 use crate::keys::{ImportFields, PrivateKey};
+use crate::profile::{MetadataMode, Spec};
 use crate::state::{Chain, KeyEntry, MgmtPending, Persistent, SecretBytes, Volatile};
 use apdu::piv::{
     ins, AdminData, Algorithm, ApplicationProperties, Discovery, KeyOrigin, ManagementKey,
@@ -94,6 +97,11 @@ impl Applet {
         self.volatile.pin_verified = false;
     }
 
+    /// What the card's profile does.
+    fn spec(&self) -> &'static Spec {
+        self.persistent.profile.spec()
+    }
+
     /// Whether the persistent part changed since the last call.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
@@ -106,11 +114,21 @@ impl Applet {
             Err(_) => return sw_bytes(StatusWord::WrongLength),
         };
         let max_le = if cmd.extended { 65536 } else { 256 };
-        let le = cmd.le.unwrap_or(max_le).min(max_le);
+        let mut le = cmd.le.unwrap_or(max_le).min(max_le);
+        if let Some(piece) = self.spec().response_piece {
+            le = le.min(piece);
+        }
+        // Cards that want an Le for data give it only through 61xx.
+        if cmd.le.is_none() && self.spec().data_needs_le {
+            le = 0;
+        }
 
         if cmd.ins == ins::GET_RESPONSE && cmd.cla & 0x10 == 0 {
             if self.volatile.pending_response.is_empty() {
                 return sw_bytes(StatusWord::ConditionsNotSatisfied);
+            }
+            if cmd.extended && self.spec().short_get_response {
+                return sw_bytes(StatusWord::WrongLength);
             }
             let rest = std::mem::take(&mut self.volatile.pending_response);
             return self.respond(rest.to_vec(), le);
@@ -193,7 +211,14 @@ impl Applet {
         if p1 != 0x04 {
             return Err(StatusWord::IncorrectP1P2);
         }
-        if aid.len() < PIV_RID.len() || aid.len() > PIV_AID.len() || !PIV_AID.starts_with(aid) {
+        // Some cards know their application only by its AID up to the
+        // version (9 bytes), not by the RID alone.
+        let shortest = if self.spec().full_aid {
+            9
+        } else {
+            PIV_RID.len()
+        };
+        if aid.len() < shortest || aid.len() > PIV_AID.len() || !PIV_AID.starts_with(aid) {
             // Not ours: the current selection stays as it is (ISO 7816-4 §7.1.1).
             return Err(StatusWord::FileNotFound);
         }
@@ -216,6 +241,26 @@ impl Applet {
         fresh: bool,
         le: Option<usize>,
     ) -> CardResult<Vec<u8>> {
+        let spec = self.spec();
+        let yubikey = |available: bool| {
+            if available {
+                Ok(())
+            } else {
+                Err(StatusWord::InsNotSupported)
+            }
+        };
+        match ins {
+            ins::YK_GET_VERSION => yubikey(spec.version.is_some())?,
+            ins::YK_GET_SERIAL => yubikey(spec.serial)?,
+            ins::YK_GET_METADATA => yubikey(spec.metadata != MetadataMode::Absent)?,
+            ins::YK_MOVE_KEY => yubikey(spec.move_key)?,
+            ins::YK_ATTEST => yubikey(spec.attestation)?,
+            ins::YK_SET_MGMKEY | ins::YK_SET_PIN_RETRIES | ins::YK_RESET | ins::YK_IMPORT_KEY => {
+                yubikey(spec.yubikey_admin)?
+            }
+            ins::GET_CHALLENGE if !spec.challenge => return Err(StatusWord::FunctionNotSupported),
+            _ => {}
+        }
         match ins {
             ins::GET_DATA => self.get_data(p1, p2, data),
             ins::PUT_DATA => self.put_data(p1, p2, data),
@@ -228,7 +273,10 @@ impl Applet {
             ins::GET_CHALLENGE => self.get_challenge(p1, p2, le),
             ins::YK_GET_VERSION => Ok(self.persistent.version.to_vec()),
             ins::YK_GET_SERIAL => Ok(self.persistent.serial.to_be_bytes().to_vec()),
-            ins::YK_GET_METADATA => self.metadata(p2),
+            ins::YK_GET_METADATA => match spec.metadata {
+                MetadataMode::EmptyExcept(slot) if slot.key_ref() != p2 => Ok(Vec::new()),
+                _ => self.metadata(p2),
+            },
             ins::YK_SET_MGMKEY => self.set_mgmt_key(p1, p2, data),
             ins::YK_SET_PIN_RETRIES => self.set_pin_retries(p1, p2),
             ins::YK_RESET => self.reset(),
@@ -267,7 +315,7 @@ impl Applet {
             return Err(StatusWord::IncorrectP1P2);
         }
         let (obj, rest) = Self::object_tag(data)?;
-        if !rest.is_empty() {
+        if !rest.is_empty() || !self.spec().knows_object(obj.0) {
             return Err(StatusWord::IncorrectData);
         }
         if obj == ObjectId::DISCOVERY {
@@ -292,7 +340,7 @@ impl Applet {
         }
         self.require_mgmt()?;
         let (obj, rest) = Self::object_tag(data)?;
-        if !Self::writable(obj) {
+        if !Self::writable(obj) || !self.spec().knows_object(obj.0) {
             return Err(StatusWord::IncorrectData);
         }
         let (t, trailing) = tlv::parse_one(rest).map_err(|_| StatusWord::IncorrectData)?;
@@ -570,8 +618,11 @@ impl Applet {
         };
         let alg = byte(0x80)?
             .and_then(Algorithm::from_code)
-            .filter(|a| a.is_rsa() || a.is_ec())
+            .filter(|a| self.spec().algorithms.contains(a))
             .ok_or(StatusWord::IncorrectData)?;
+        if !self.spec().key_policies && (byte(0xAA)?.is_some() || byte(0xAB)?.is_some()) {
+            return Err(StatusWord::IncorrectData);
+        }
         let pin = match byte(0xAA)? {
             None => PinPolicy::Default,
             Some(b) => PinPolicy::from_code(b).ok_or(StatusWord::IncorrectData)?,
@@ -656,7 +707,7 @@ impl Applet {
             return Err(StatusWord::IncorrectData);
         };
         let alg = Algorithm::from_code(*alg)
-            .filter(|a| a.is_symmetric())
+            .filter(|a| self.spec().management_algorithm_ok(*a))
             .ok_or(StatusWord::IncorrectData)?;
         if *key_ref != MANAGEMENT_KEY_REF || usize::from(*len) != key.len() {
             return Err(StatusWord::IncorrectData);
@@ -709,7 +760,7 @@ impl Applet {
 
     fn import_key(&mut self, p1: u8, p2: u8, data: &[u8]) -> CardResult<Vec<u8>> {
         let alg = Algorithm::from_code(p1)
-            .filter(|a| a.is_rsa() || a.is_ec())
+            .filter(|a| self.spec().algorithms.contains(a))
             .ok_or(StatusWord::IncorrectP1P2)?;
         let slot = Slot::from_key_ref(p2).ok_or(StatusWord::WrongP1P2)?;
         self.require_mgmt()?;

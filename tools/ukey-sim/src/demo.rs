@@ -5,6 +5,7 @@
 
 use crate::ca::{self, Ca, CaError, LeafUse, DAY};
 use crate::keys::PrivateKey;
+use crate::profile::Profile;
 use crate::state::{KeyEntry, MgmtKey, Persistent, SecretBytes};
 use apdu::piv::{
     AdminData, Algorithm, Ccc, CertContainer, Chuid, KeyHistory, KeyOrigin, ManagementKey,
@@ -98,6 +99,7 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
         put_certificate(p, slot, &cert)?;
     }
     cover_retired(p, opts.keys.iter().map(|(slot, _)| *slot));
+    claim_off_card_certs(p);
     let mut guid = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut guid);
     p.objects.insert(
@@ -116,10 +118,70 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
         ObjectId::CARD_CAPABILITY_CONTAINER.0,
         Ccc { card_id }.encode(),
     );
-    if opts.protect_management_key {
+    if opts.protect_management_key && p.profile.spec().vendor_objects {
         protect_management_key(p)?;
     }
     Ok(())
+}
+
+/// The card's Key History (an empty one where it has none).
+fn key_history(p: &Persistent) -> KeyHistory {
+    p.objects
+        .get(&ObjectId::KEY_HISTORY.0)
+        .and_then(|c| KeyHistory::parse(c).ok())
+        .unwrap_or_default()
+}
+
+/// What some cards carry (profile `compat`): a Key History claiming retired
+/// keys whose certificates are elsewhere — and are nowhere.
+fn claim_off_card_certs(p: &mut Persistent) {
+    let off_card = p.profile.spec().demo_off_card_certs;
+    if off_card == 0 {
+        return;
+    }
+    let mut kh = key_history(p);
+    kh.off_card_certs = off_card;
+    p.objects.insert(ObjectId::KEY_HISTORY.0, kh.encode());
+}
+
+/// The keys, certificates and other objects of `p` on a card of `profile`,
+/// as far as that card keeps them (tests and benchmarks compare profiles on
+/// the same content without generating keys again): no attestation key
+/// where the card has none, no vendor objects where it knows none (then
+/// the management key is the factory default, not PIN-protected), a
+/// PIN-protected key re-made where the card lacks its algorithm.
+pub fn with_profile(p: &Persistent, profile: Profile) -> Result<Persistent, CaError> {
+    let spec = profile.spec();
+    let mut out = Persistent::factory_for(profile, p.serial, None);
+    let attestation = Persistent::slot_key(Slot::Attestation);
+    for (k, v) in &p.keys {
+        if *k != attestation {
+            out.keys.insert(k.clone(), v.clone());
+        }
+    }
+    let protected = crate::applet::management_key_protected(p);
+    for (tag, v) in &p.objects {
+        let mgmt_copy = *tag == ObjectId::PRINTED_INFORMATION.0 && protected;
+        if spec.knows_object(*tag) && *tag != ObjectId::ATTESTATION.0 && !mgmt_copy {
+            out.objects.insert(*tag, v.clone());
+        }
+    }
+    if protected && spec.vendor_objects {
+        let alg = Algorithm::from_code(p.management_key.algorithm);
+        if alg.is_some_and(|a| spec.management_algorithm_ok(a)) {
+            out.management_key = p.management_key.clone();
+            if let Some(printed) = p.objects.get(&ObjectId::PRINTED_INFORMATION.0) {
+                out.objects
+                    .insert(ObjectId::PRINTED_INFORMATION.0, printed.clone());
+            }
+        } else {
+            protect_management_key(&mut out)?;
+        }
+    } else {
+        out.objects.remove(&ObjectId::ADMIN_DATA.0);
+    }
+    claim_off_card_certs(&mut out);
+    Ok(out)
 }
 
 /// Make the Key History object cover the retired slots in `slots` (their
@@ -136,11 +198,7 @@ pub fn cover_retired(p: &mut Persistent, slots: impl IntoIterator<Item = Slot>) 
     else {
         return;
     };
-    let mut kh = p
-        .objects
-        .get(&ObjectId::KEY_HISTORY.0)
-        .and_then(|c| KeyHistory::parse(c).ok())
-        .unwrap_or_default();
+    let mut kh = key_history(p);
     let covered = kh.on_card_certs.saturating_add(kh.off_card_certs);
     if covered >= highest {
         return;
@@ -149,12 +207,26 @@ pub fn cover_retired(p: &mut Persistent, slots: impl IntoIterator<Item = Slot>) 
     p.objects.insert(ObjectId::KEY_HISTORY.0, kh.encode());
 }
 
-/// Replace the management key with a random AES-192 key stored in PRINTED,
-/// readable only after PIN verification (YubiKey's PIN-protected mode).
+/// Replace the management key with a random key (AES-192, 3DES on cards
+/// without AES) stored in PRINTED, readable only after PIN verification
+/// (YubiKey's PIN-protected mode; it needs the vendor object ADMIN DATA,
+/// which cards without the YubiKey extensions do not keep).
 pub fn protect_management_key(p: &mut Persistent) -> Result<(), CaError> {
-    let key = ManagementKey::random(Algorithm::Aes192).map_err(|e| CaError::Key(e.to_string()))?;
+    let spec = p.profile.spec();
+    if !spec.vendor_objects {
+        return Err(CaError::Key(format!(
+            "a {} card keeps no ADMIN DATA: its management key cannot be PIN-protected",
+            spec.name
+        )));
+    }
+    let alg = if spec.aes_management_key {
+        Algorithm::Aes192
+    } else {
+        Algorithm::Tdes
+    };
+    let key = ManagementKey::random(alg).map_err(|e| CaError::Key(e.to_string()))?;
     p.management_key = MgmtKey {
-        algorithm: Algorithm::Aes192.code(),
+        algorithm: alg.code(),
         key: SecretBytes::new(key.as_bytes()),
         touch: TouchPolicy::Never.code(),
         is_default: false,

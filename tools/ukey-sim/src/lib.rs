@@ -1,5 +1,6 @@
-//! `ukey-sim`: a PIV soft token that behaves like a YubiKey 5 (firmware 5.7
-//! feature set), for tests, demos and benchmarks.
+//! `ukey-sim`: a PIV soft token for tests, demos and benchmarks. By default
+//! it behaves like a YubiKey 5 (firmware 5.7 feature set); its
+//! [`profile`]s play older YubiKeys and PIV cards of other makers.
 //!
 //! * [`SimCard`] is the card: the applet, its state file, fault injection
 //!   and an APDU log.
@@ -24,6 +25,7 @@ pub mod ca;
 pub mod demo;
 pub mod files;
 pub mod keys;
+pub mod profile;
 pub mod state;
 pub mod vpcd;
 
@@ -37,8 +39,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-/// The ATR of a YubiKey 5 NFC: its historical bytes announce command
-/// chaining and extended length, and clients recognise it as a YubiKey.
+/// The ATR of a YubiKey 5 NFC (profiles `yk57`, `yk54`): its historical
+/// bytes announce command chaining and extended length, and clients
+/// recognise it as a YubiKey. Other profiles have their own: [`SimCard::atr`].
 pub const ATR: [u8; 23] = [
     0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, 0x59,
     0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40,
@@ -258,6 +261,11 @@ impl SimCard {
 
     pub fn persistent(&self) -> &Persistent {
         &self.applet.persistent
+    }
+
+    /// The card's ATR (its profile's).
+    pub fn atr(&self) -> Vec<u8> {
+        self.applet.persistent.profile.spec().atr.to_vec()
     }
 
     /// Change the persistent state directly (provisioning, tests) and save it.
@@ -517,6 +525,15 @@ impl SimReader {
         self.presence().0
     }
 
+    /// The ATR of the card in the reader.
+    pub fn atr(&self) -> Vec<u8> {
+        let mut c = lock(&self.card);
+        c.begin();
+        let atr = c.atr();
+        c.end();
+        atr
+    }
+
     /// Whether a card is in, and how many times one was inserted (a changed
     /// count means a new insertion, as PC/SC's event counter does).
     pub fn presence(&self) -> (bool, u64) {
@@ -536,6 +553,7 @@ impl SimReader {
                 card: self.card.clone(),
                 insertion: c.insertion,
                 resets: c.resets,
+                atr: c.atr(),
             })
         } else {
             Err(TransportError::NoCard)
@@ -550,19 +568,21 @@ pub struct SimTransport {
     card: SharedCard,
     insertion: u64,
     resets: u64,
+    atr: Vec<u8>,
 }
 
 impl SimTransport {
     /// Connect to an in-memory card directly.
     pub fn new(card: SharedCard) -> Self {
-        let (insertion, resets) = {
+        let (insertion, resets, atr) = {
             let c = lock(&card);
-            (c.insertion, c.resets)
+            (c.insertion, c.resets, c.atr())
         };
         Self {
             card,
             insertion,
             resets,
+            atr,
         }
     }
 
@@ -583,7 +603,7 @@ impl Link for SimLink<'_> {
 
 impl Transport for SimTransport {
     fn atr(&self) -> Vec<u8> {
-        ATR.to_vec()
+        self.atr.clone()
     }
 
     fn exclusive(&mut self, body: &mut TransactionBody<'_>) -> Result<(), Error> {

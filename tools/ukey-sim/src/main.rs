@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ukey_sim::demo::{self, DemoOptions};
+use ukey_sim::profile::Profile;
 use ukey_sim::state::Persistent;
 use ukey_sim::{Control, SimCard};
 
@@ -12,7 +13,7 @@ use ukey_sim::{Control, SimCard};
 #[command(
     name = "ukey-sim",
     version,
-    about = "A PIV soft token that behaves like a YubiKey 5"
+    about = "A PIV soft token: a YubiKey 5, or (--profile) an older YubiKey or another maker's PIV card"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,6 +26,11 @@ enum Cmd {
     Init {
         #[arg(long)]
         state: PathBuf,
+        /// Which card: yk57 (YubiKey 5.7), yk54 (YubiKey 5.4: no MOVE KEY),
+        /// yk4 (YubiKey 4: no GET METADATA), generic (PIV without YubiKey
+        /// extensions), compat (a third-party applet imitating a YubiKey).
+        #[arg(long, default_value = "yk57")]
+        profile: String,
         /// Keys and certificates in 9A/9C/9D/9E from a throw-away demo CA
         /// (9A expiring soon), CHUID, CCC, PIN-protected management key.
         #[arg(long)]
@@ -41,10 +47,11 @@ enum Cmd {
         /// Keep the default management key instead of a PIN-protected one.
         #[arg(long)]
         no_protected_key: bool,
-        /// Factory management key algorithm: aes192 (firmware 5.7) or 3des
-        /// (earlier firmware; what Debian 12's yubico-piv-tool 2.2 can use).
-        #[arg(long, default_value = "aes192")]
-        mgmt_alg: String,
+        /// Factory management key algorithm: aes192 or 3des (what Debian
+        /// 12's yubico-piv-tool 2.2 can use) [default: the profile's:
+        /// aes192 on yk57, 3des on the others].
+        #[arg(long)]
+        mgmt_alg: Option<String>,
         /// Serial number [default: random].
         #[arg(long)]
         serial: Option<u32>,
@@ -211,6 +218,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Cmd::Init {
             state,
+            profile,
             demo,
             ca_dir,
             expires_in,
@@ -231,11 +239,32 @@ fn run(cli: Cli) -> Result<(), String> {
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
                 10_000_000 + u32::from_be_bytes(b) % 80_000_000
             });
-            let mgmt_alg = match apdu::piv::Algorithm::from_name(&mgmt_alg) {
-                Some(a @ (apdu::piv::Algorithm::Tdes | apdu::piv::Algorithm::Aes192)) => a,
-                _ => return Err(format!("--mgmt-alg {mgmt_alg:?}: expected aes192 or 3des")),
+            let profile = Profile::from_name(&profile).ok_or_else(|| {
+                let names: Vec<_> = Profile::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "--profile {profile:?}: expected one of {}",
+                    names.join(", ")
+                )
+            })?;
+            let spec = profile.spec();
+            let mgmt_alg = match mgmt_alg.as_deref().map(apdu::piv::Algorithm::from_name) {
+                None => None,
+                Some(Some(a @ (apdu::piv::Algorithm::Tdes | apdu::piv::Algorithm::Aes192)))
+                    if spec.management_algorithm_ok(a) =>
+                {
+                    Some(a)
+                }
+                Some(Some(a @ apdu::piv::Algorithm::Aes192)) => {
+                    return Err(format!("a {profile} card has no {a} management key"))
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "--mgmt-alg {:?}: expected aes192 or 3des",
+                        mgmt_alg.unwrap_or_default()
+                    ))
+                }
             };
-            let mut p = Persistent::factory_with(serial, mgmt_alg);
+            let mut p = Persistent::factory_for(profile, serial, mgmt_alg);
             if demo {
                 let dir = ca_dir.unwrap_or_else(|| {
                     state
@@ -251,13 +280,23 @@ fn run(cli: Cli) -> Result<(), String> {
                 if !keys.is_empty() {
                     opts.keys = parse_keys(&keys)?;
                 }
-                opts.protect_management_key = !no_protected_key;
+                opts.protect_management_key = !no_protected_key && spec.vendor_objects;
+                if !no_protected_key && !spec.vendor_objects {
+                    eprintln!(
+                        "a {profile} card keeps no ADMIN DATA: its management key stays the \
+                         factory default (not PIN-protected)"
+                    );
+                }
                 demo::provision(&mut p, &ca, &opts).map_err(|e| e.to_string())?;
                 eprintln!("demo CA in {}", dir.display());
             }
             p.save(&state)
                 .map_err(|e| format!("{}: {e}", state.display()))?;
-            eprintln!("token {serial} written to {}", state.display());
+            eprintln!(
+                "token {serial} ({}) written to {}",
+                spec.description,
+                state.display()
+            );
             Ok(())
         }
         Cmd::Serve { state, vpcd, log } => {
@@ -288,6 +327,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|(t, v)| serde_json::json!({"tag": format!("{t:X}"), "len": v.len()}))
                 .collect();
             let v = serde_json::json!({
+                "profile": p.profile.name(),
                 "serial": p.serial,
                 "version": format!("{}.{}.{}", p.version[0], p.version[1], p.version[2]),
                 "pin": {"tries_left": p.pin.tries_left, "tries_total": p.pin.tries_total, "default": p.pin.is_default},
@@ -304,9 +344,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 out!(
-                    "serial {}  version {}",
+                    "serial {}  version {}  profile {} ({})",
                     p.serial,
-                    v["version"].as_str().unwrap_or("?")
+                    v["version"].as_str().unwrap_or("?"),
+                    p.profile,
+                    p.profile.spec().description
                 );
                 out!(
                     "PIN tries {}/{}  PUK tries {}/{}",

@@ -6,6 +6,7 @@
 //! new state, never a torn one.
 
 use crate::keys::PrivateKey;
+use crate::profile::Profile;
 use apdu::piv::{Algorithm, KeyOrigin, PinPolicy, Slot, TouchPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -116,6 +117,10 @@ impl KeyEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Persistent {
     pub format: u32,
+    /// Which card this is (see [`crate::profile`]); files from before
+    /// profiles existed are YubiKey 5.7 cards.
+    #[serde(default)]
+    pub profile: Profile,
     pub serial: u32,
     pub version: [u8; 3],
     pub pin: Secret,
@@ -179,21 +184,35 @@ impl Persistent {
     /// A factory-fresh token: default PIN, PUK and management key, no keys
     /// but the attestation key, no data objects but the attestation certificate.
     pub fn factory(serial: u32) -> Self {
-        Self::factory_with(serial, Algorithm::Aes192)
+        Self::factory_for(Profile::Yk57, serial, None)
     }
 
-    /// A factory-fresh token whose default management key is of `mgmt_alg`
-    /// (3DES or AES-192).
+    /// A factory-fresh YubiKey 5.7 whose default management key is of
+    /// `mgmt_alg` (3DES or AES-192).
     pub fn factory_with(serial: u32, mgmt_alg: Algorithm) -> Self {
-        let mgmt_alg = if mgmt_alg == Algorithm::Tdes {
-            mgmt_alg
-        } else {
-            Algorithm::Aes192
-        };
+        Self::factory_for(Profile::Yk57, serial, Some(mgmt_alg))
+    }
+
+    /// A factory-fresh card of `profile`; its default management key is of
+    /// `mgmt_alg` (3DES or AES-192) where the card takes it, else of the
+    /// profile's factory algorithm.
+    pub fn factory_for(profile: Profile, serial: u32, mgmt_alg: Option<Algorithm>) -> Self {
+        let spec = profile.spec();
+        let mgmt_alg = mgmt_alg
+            .map(|a| {
+                if a == Algorithm::Tdes {
+                    a
+                } else {
+                    Algorithm::Aes192
+                }
+            })
+            .filter(|a| spec.management_algorithm_ok(*a))
+            .unwrap_or(spec.factory_management_algorithm);
         let mut p = Self {
             format: STATE_FORMAT,
+            profile,
             serial,
-            version: [5, 7, 1],
+            version: spec.version.unwrap_or([0, 0, 0]),
             pin: Secret {
                 value: padded(DEFAULT_PIN),
                 tries_total: 3,
@@ -216,15 +235,18 @@ impl Persistent {
             keys: BTreeMap::new(),
             objects: BTreeMap::new(),
         };
-        crate::ca::install_attestation(&mut p);
+        if spec.attestation {
+            crate::ca::install_attestation(&mut p);
+        }
         p
     }
 
-    /// Back to factory state, keeping serial, version and the attestation key.
+    /// Back to factory state, keeping profile, serial, version and the
+    /// attestation key.
     pub fn reset_application(&mut self) {
         let alg =
             Algorithm::from_code(self.factory_management_algorithm).unwrap_or(Algorithm::Aes192);
-        let mut fresh = Self::factory_with(self.serial, alg);
+        let mut fresh = Self::factory_for(self.profile, self.serial, Some(alg));
         fresh.version = self.version;
         let f9 = format!("{:02x}", Slot::Attestation.key_ref());
         if let Some(k) = self.keys.get(&f9) {

@@ -5,7 +5,7 @@
 //! command APDU answered with the response APDU. Closing the socket is
 //! pulling the card; connecting again is inserting it.
 
-use crate::{SharedCard, ATR};
+use crate::SharedCard;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::linux::net::TcpStreamExt;
@@ -106,7 +106,7 @@ fn serve_connection(
                 c.power_cycle();
                 None
             }
-            [0x04] => Some(ATR.to_vec()),
+            [0x04] => Some(c.atr()),
             [_] => None,
             apdu => {
                 let before = c.log().len();

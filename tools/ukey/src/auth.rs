@@ -10,37 +10,24 @@ use crate::error::{CliError, ErrorKind, Result, EXIT_BLOCKED, EXIT_WRONG_SECRET}
 use crate::output;
 use crate::secrets::{Kind, Secrets};
 use crate::token::optional;
+use apdu::piv::caps::{PinCount, Tries};
 use apdu::piv::{
-    AdminData, Algorithm, ManagementKey, ObjectId, Pin, PinRef, PinStatus, ProtectedManagementKey,
-    Version, DEFAULT_MANAGEMENT_KEY, MANAGEMENT_KEY_REF,
+    AdminData, Algorithm, ManagementKey, ObjectId, Pin, ProtectedManagementKey,
+    DEFAULT_MANAGEMENT_KEY,
 };
 use apdu::{Session, StatusWord};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-/// Firmware facts that decide which commands to send.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CardInfo {
-    pub version: Option<Version>,
-    pub serial: Option<u32>,
-}
+/// What the card answers (identity, GET METADATA's reliability), probed
+/// from its answers, never from its version number: `apdu::piv::caps`,
+/// which the PKCS#11 module uses too.
+pub use apdu::piv::caps::CardFacts as CardInfo;
 
-impl CardInfo {
-    /// GET VERSION, and GET SERIAL where the firmware has it (5.0+).
-    pub fn read(s: &mut Session<'_>) -> Result<Self> {
-        let version = optional(s.version())?;
-        let serial = match version {
-            Some(v) if v < Version(5, 0, 0) => None,
-            _ => optional(s.serial())?,
-        };
-        Ok(Self { version, serial })
-    }
-
-    /// GET METADATA exists from firmware 5.3 on: the only way to read the
-    /// PUK counter, and key algorithms without reading certificates.
-    pub fn has_metadata(&self) -> bool {
-        self.version.is_some_and(|v| v >= Version(5, 3, 0))
-    }
+/// Probe the card (SELECTed): GET VERSION, and on a card that answers it
+/// GET SERIAL and GET METADATA of the PIN; the CHUID without a serial.
+pub fn read_info(s: &mut Session<'_>) -> Result<CardInfo> {
+    Ok(CardInfo::probe(s)?)
 }
 
 /// A PIN or PUK retry counter.
@@ -51,6 +38,16 @@ pub struct Counter {
     pub tries_total: Option<u8>,
     /// Still the factory value (metadata only).
     pub default: Option<bool>,
+}
+
+impl From<Tries> for Counter {
+    fn from(t: Tries) -> Self {
+        Self {
+            tries_left: t.left,
+            tries_total: t.total,
+            default: t.default,
+        }
+    }
 }
 
 impl Counter {
@@ -71,50 +68,30 @@ impl Counter {
     }
 }
 
-/// The PIN counter without spending a try: GET METADATA 80 where the card
-/// has it, else an empty VERIFY. `None` when the PIN is verified in this
-/// card session and the card has no metadata (an empty VERIFY then gives
-/// no count).
+/// The PIN counter without spending a try: GET METADATA 80 where it
+/// works, else an empty VERIFY. `None` when the PIN is verified in this
+/// card session and the card has no working metadata (an empty VERIFY then
+/// gives no count), or when the card cannot tell at all.
 pub fn pin_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
-    if info.has_metadata() {
-        if let Some(md) = optional(s.metadata(PinRef::Pin.code()))? {
-            if let Some((total, left)) = md.retries {
-                return Ok(Some(Counter {
-                    tries_left: left,
-                    tries_total: Some(total),
-                    default: md.is_default,
-                }));
-            }
-        }
-    }
-    Ok(match s.pin_status()? {
-        PinStatus::TriesLeft(n) => Some(Counter {
-            tries_left: n,
-            tries_total: None,
-            default: None,
-        }),
-        PinStatus::Blocked => Some(Counter {
-            tries_left: 0,
-            tries_total: None,
-            default: None,
-        }),
-        PinStatus::Verified => None,
+    Ok(match info.pin_count(s)? {
+        Some(PinCount::Tries(t)) => Some(t.into()),
+        Some(PinCount::Verified) | None => None,
     })
 }
 
-/// The PUK counter: only GET METADATA 81 can tell (there is no VERIFY for
-/// the PUK), so `None` on cards without it — never a guess.
-pub fn puk_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
-    if !info.has_metadata() {
-        return Ok(None);
+/// The PIN counter right after [`read_info`]: the probe's own GET METADATA
+/// answer where it gave one (no second APDU), else as [`pin_counter`].
+pub fn first_pin_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
+    match info.pin {
+        Some(t) => Ok(Some(t.into())),
+        None => pin_counter(s, info),
     }
-    Ok(optional(s.metadata(PinRef::Puk.code()))?.and_then(|md| {
-        md.retries.map(|(total, left)| Counter {
-            tries_left: left,
-            tries_total: Some(total),
-            default: md.is_default,
-        })
-    }))
+}
+
+/// The PUK counter: only GET METADATA 81 can tell (there is no VERIFY for
+/// the PUK), so `None` where it does not work — never a guess.
+pub fn puk_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
+    Ok(info.puk_tries(s)?.map(Counter::from))
 }
 
 fn is_puk(kind: Kind) -> bool {
@@ -229,7 +206,8 @@ fn ser_alg<S: serde::Serializer>(
     }
 }
 
-/// ADMIN DATA (protected?) and GET METADATA 9B (algorithm, default?).
+/// ADMIN DATA (protected?) and GET METADATA 9B (algorithm, default?);
+/// a card that keeps no ADMIN DATA (`6A80`) has no PIN-protected key.
 pub fn mgmt_info(s: &mut Session<'_>, info: &CardInfo) -> Result<MgmtInfo> {
     let protected = match optional(s.get_data(ObjectId::ADMIN_DATA))? {
         Some(content) => AdminData::parse(&content)
@@ -237,11 +215,7 @@ pub fn mgmt_info(s: &mut Session<'_>, info: &CardInfo) -> Result<MgmtInfo> {
             .unwrap_or(false),
         None => false,
     };
-    let md = if info.has_metadata() {
-        optional(s.metadata(MANAGEMENT_KEY_REF))?
-    } else {
-        None
-    };
+    let md = info.management_key(s)?;
     Ok(MgmtInfo {
         algorithm: md.as_ref().and_then(|m| m.algorithm),
         default: md.as_ref().and_then(|m| m.is_default),
@@ -267,6 +241,7 @@ pub struct WriteAuth {
 }
 
 /// What the first transaction reads for a write.
+#[derive(Debug, Clone)]
 pub struct WritePrep {
     pub info: CardInfo,
     pub mgmt: MgmtInfo,
@@ -275,9 +250,9 @@ pub struct WritePrep {
 
 /// First transaction of a write (after SELECT).
 pub fn prepare_write(s: &mut Session<'_>) -> Result<WritePrep> {
-    let info = CardInfo::read(s)?;
+    let info = read_info(s)?;
     let mgmt = mgmt_info(s, &info)?;
-    let pin = pin_counter(s, &info)?;
+    let pin = first_pin_counter(s, &info)?;
     Ok(WritePrep { info, mgmt, pin })
 }
 

@@ -21,6 +21,8 @@ pub struct CertSummary {
     pub serial_hex: String,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
+    /// notBefore in Unix seconds (0 before 1970).
+    pub not_before_unix: u64,
     pub not_before_text: String,
     pub not_after_text: String,
     pub spki_der: Vec<u8>,
@@ -52,6 +54,7 @@ impl CertSummary {
             serial_hex: hex::encode(tbs.serial_number.as_bytes()),
             not_before: tbs.validity.not_before.to_system_time(),
             not_after: tbs.validity.not_after.to_system_time(),
+            not_before_unix: tbs.validity.not_before.to_unix_duration().as_secs(),
             not_before_text: tbs.validity.not_before.to_date_time().to_string(),
             not_after_text: tbs.validity.not_after.to_date_time().to_string(),
             spki_der,

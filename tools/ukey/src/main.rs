@@ -28,6 +28,7 @@ mod output;
 mod p11;
 mod secrets;
 mod settings;
+mod slotkey;
 mod token;
 mod ui;
 mod verdict;

@@ -9,7 +9,7 @@ use crate::cli::Global;
 use crate::error::{CliError, Context, Result};
 use crate::output;
 use apdu::piv::Version;
-use apdu::{PivCard, Session, StatusWord, Transport, TransportError};
+use apdu::{PivCard, Session, Transport, TransportError};
 use serde::Serialize;
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -138,11 +138,7 @@ impl Inventory {
                 source: Source::Sim,
                 card_present: present,
                 exclusive: false,
-                atr: if present {
-                    ukey_sim::ATR.to_vec()
-                } else {
-                    Vec::new()
-                },
+                atr: if present { sim.atr() } else { Vec::new() },
                 backend: Backend::Sim(sim, path.clone()),
             });
         }
@@ -397,22 +393,12 @@ pub struct Token {
     card: PivCard<Box<dyn Transport>>,
 }
 
-/// `Ok(None)` for "the card does not do this" (no such instruction, object
-/// or key), so optional YubiKey extensions degrade gracefully.
+/// `Ok(None)` for "the card cannot tell" (no such instruction, object or
+/// key, `6A80` for an object it does not know, an unusable answer), so
+/// optional parts of PIV and the YubiKey extensions degrade gracefully
+/// (`apdu::piv::caps::optional`).
 pub fn optional<T>(r: std::result::Result<T, apdu::Error>) -> Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(apdu::Error::Status(
-            StatusWord::InsNotSupported
-            | StatusWord::FunctionNotSupported
-            | StatusWord::FileNotFound
-            | StatusWord::ReferenceNotFound
-            | StatusWord::WrongP1P2
-            | StatusWord::IncorrectP1P2
-            | StatusWord::ClaNotSupported,
-        )) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(apdu::piv::caps::optional(r)?)
 }
 
 impl Token {

@@ -97,6 +97,7 @@ mod tests {
             serial_hex: String::new(),
             not_before: now,
             not_after,
+            not_before_unix: 0,
             not_before_text: String::new(),
             not_after_text: String::new(),
             spki_der: vec![],

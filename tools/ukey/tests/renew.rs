@@ -854,7 +854,12 @@ fn install_takes_a_p7b_with_the_chain() {
 fn a_token_without_move_key_keeps_the_renewed_pair_in_the_retired_slot() {
     let dir = tempfile::tempdir().unwrap();
     let t = staged_token(dir.path());
-    change(&t, |p| p.version = [5, 4, 3]);
+    // A YubiKey 5.4: no MOVE KEY (the card answers 6D00; its version
+    // number alone would decide nothing).
+    change(&t, |p| {
+        p.profile = ukey_sim::profile::Profile::Yk54;
+        p.version = [5, 4, 3];
+    });
     let before = load(&t);
     let (so, _) = ok(&mut install(&t, &template().cert));
     assert!(so.contains("this token cannot move keys"), "{so}");

@@ -5,8 +5,9 @@ use crate::auth::{authorize, gather_write, prepare_write};
 use crate::certs::{load_cert_file, pem, public_key_from_spki, read_cert, CertSummary};
 use crate::error::{CliError, Result};
 use crate::output;
-use crate::token::optional;
+use crate::slotkey::{Found, Keys};
 use crate::verdict::{days_left, judge, Verdict, DEFAULT_WINDOW_DAYS};
+use apdu::piv::generated::KeySource;
 use apdu::piv::{CertContainer, Slot};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -30,29 +31,33 @@ pub fn import(ctx: &mut Ctx, slot: Slot, file: &Path, force: bool) -> Result<()>
     let cert = CertSummary::parse(&der)?;
     let cert_key = public_key_from_spki(&cert.spki_der)?;
     let mut t = ctx.token()?;
-    let (prep, md) = t.piv(|s| {
+    let (prep, found) = t.piv(|s| {
         let prep = prepare_write(s)?;
-        let md = if prep.info.has_metadata() {
-            optional(s.metadata(slot.key_ref()))?
-        } else {
-            None
-        };
-        Ok((prep, md))
+        let current = read_cert(s, slot)?.and_then(|d| CertSummary::parse(&d).ok());
+        let found = Keys::new(&prep.info).find(s, slot, current.as_ref())?;
+        Ok((prep, found))
     })?;
-    match (&md, prep.info.has_metadata()) {
-        (Some(md), _) if md.public_key.as_ref() != Some(&cert_key) && !force => {
+    match &found {
+        // A key the card reports, or ukey recorded when it generated it.
+        Found::Key(k)
+            if k.source != KeySource::Certificate && k.public != cert_key && !force =>
+        {
             return Err(CliError::new(format!(
                 "{} is not for the key in slot {slot}: refusing to install it (--force stores it anyway)",
                 file.display()
             )))
         }
-        (None, true) if !force => {
+        Found::NoKey if !force => {
             return Err(CliError::new(format!(
                 "slot {slot} holds no key, so the certificate would be useless: refusing \
                  (--force stores it anyway)"
             )))
         }
-        (None, false) => output::note(
+        Found::Key(k) if k.source == KeySource::Certificate => output::note(
+            "note: this token cannot report its public keys (no GET METADATA): the \
+             certificate is not checked against the key, only against the one it replaces",
+        ),
+        Found::Unknown => output::note(
             "note: this token cannot report its public keys (no GET METADATA): the \
              certificate is not checked against the key",
         ),
@@ -71,11 +76,15 @@ pub fn import(ctx: &mut Ctx, slot: Slot, file: &Path, force: bool) -> Result<()>
         authorize(s, &auth)?;
         s.put_data(slot.cert_object(), &content)?;
         match read_cert(s, slot)? {
-            Some(back) if back == der => Ok(()),
-            _ => Err(CliError::new(format!(
-                "the certificate read back from slot {slot} differs from the one written"
-            ))),
+            Some(back) if back == der => {}
+            _ => {
+                return Err(CliError::new(format!(
+                    "the certificate read back from slot {slot} differs from the one written"
+                )))
+            }
         }
+        // The certificate shows the key from now on: ukey's record of it goes.
+        Keys::new(&prep.info).certificate_written(s, slot)
     })?;
     let now = SystemTime::now();
     let verdict = judge(Some(&cert), now, DEFAULT_WINDOW_DAYS);
@@ -181,6 +190,17 @@ pub fn delete(ctx: &mut Ctx, slot: Slot, yes: bool) -> Result<()> {
     let auth = gather_write(&prep, &mut ctx.secrets, false)?;
     t.piv(|s| {
         authorize(s, &auth)?;
+        // On a card that cannot report keys the key would vanish with its
+        // certificate: ukey records it first (as after keygen).
+        let mut keys = Keys::new(&prep.info);
+        if !keys.metadata_works() {
+            let current = CertSummary::parse(&der).ok();
+            if let Some(k) = keys.find(s, slot, current.as_ref())?.into_key() {
+                if k.source == KeySource::Certificate {
+                    keys.keep_visible(s, slot, &k.public)?;
+                }
+            }
+        }
         s.delete_data(slot.cert_object())?;
         Ok(())
     })?;

@@ -2,13 +2,13 @@
 //! token and verified here before it is written out.
 
 use super::{write_file, Ctx};
-use crate::auth::{announce, pin_counter, verify_pin, CardInfo};
-use crate::certs::{parse_subject, pem, public_key_from_spki, read_cert, spki_der, CertSummary};
+use crate::auth::{announce, first_pin_counter, read_info, verify_pin};
+use crate::certs::{parse_subject, pem, read_cert, spki_der, CertSummary};
 use crate::error::{CliError, Result};
 use crate::keys;
 use crate::output;
 use crate::secrets::Kind;
-use crate::token::optional;
+use crate::slotkey::Keys;
 use apdu::piv::{PinPolicy, PublicKey, Slot, TouchPolicy};
 use der::asn1::{BitString, SetOfVec};
 use der::{Decode, Encode};
@@ -77,22 +77,20 @@ pub fn build_with(
 
 pub fn run(ctx: &mut Ctx, slot: Slot, subject: Option<&str>, out: Option<&Path>) -> Result<()> {
     let mut t = ctx.token()?;
-    let (pin, md, cert) = t.piv(|s| {
-        let info = CardInfo::read(s)?;
-        let pin = pin_counter(s, &info)?;
-        let md = if info.has_metadata() {
-            optional(s.metadata(slot.key_ref()))?
-        } else {
-            None
-        };
+    let (pin, key, cert) = t.piv(|s| {
+        let info = read_info(s)?;
+        let pin = first_pin_counter(s, &info)?;
         let cert = read_cert(s, slot)?.and_then(|d| CertSummary::parse(&d).ok());
-        Ok((pin, md, cert))
+        // The key itself (GET METADATA, or where the card cannot tell, ukey's
+        // record of a key it generated, before an older certificate's key).
+        let key = Keys::new(&info).find(s, slot, cert.as_ref())?.into_key();
+        Ok((pin, key, cert))
     })?;
-    let pk = match (md.as_ref().and_then(|m| m.public_key.clone()), &cert) {
-        (Some(pk), _) => pk,
-        (None, Some(c)) if md.is_none() => public_key_from_spki(&c.spki_der)?,
-        _ => return Err(CliError::new(format!("slot {slot} holds no key"))),
+    let Some(key) = key else {
+        return Err(CliError::new(format!("slot {slot} holds no key")));
     };
+    let pk = key.public.clone();
+    let md = key.metadata;
     let subject = match (subject, &cert) {
         (Some(s), _) => parse_subject(s)?,
         (None, Some(c)) => c.subject.clone(),

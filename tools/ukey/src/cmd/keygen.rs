@@ -5,7 +5,8 @@ use crate::auth::{authorize, gather_write, prepare_write};
 use crate::certs::{pem, read_cert, spki_der, CertSummary};
 use crate::error::Result;
 use crate::output::{self, Progress};
-use crate::token::optional;
+use crate::slotkey::Keys;
+use apdu::piv::generated::RecordPlace;
 use apdu::piv::{Algorithm, PinPolicy, Slot, TouchPolicy};
 use serde::Serialize;
 use std::path::Path;
@@ -29,8 +30,11 @@ pub fn run(
     let mut t = ctx.token()?;
     let (prep, had_key, cert) = t.piv(|s| {
         let prep = prepare_write(s)?;
-        let had_key = prep.info.has_metadata() && optional(s.metadata(slot.key_ref()))?.is_some();
         let cert = read_cert(s, slot)?.and_then(|d| CertSummary::parse(&d).ok());
+        let had_key = Keys::new(&prep.info)
+            .find(s, slot, cert.as_ref())?
+            .key()
+            .is_some();
         Ok((prep, had_key, cert))
     })?;
     if had_key || cert.is_some() {
@@ -62,11 +66,28 @@ pub fn run(
             ""
         }
     ));
-    let pk = t.piv(|s| {
+    let (pk, recorded) = t.piv(|s| {
         authorize(s, &auth)?;
-        Ok(s.generate(slot, alg, PinPolicy::Default, TouchPolicy::Default)?)
+        let pk = s.generate(slot, alg, PinPolicy::Default, TouchPolicy::Default)?;
+        // A card that cannot report the key: keep it visible until its
+        // certificate is installed.
+        let recorded = Keys::new(&prep.info).keep_visible(s, slot, &pk)?;
+        Ok((pk, recorded))
     })?;
     progress.done();
+    match recorded {
+        Some(RecordPlace::Host(path)) => output::note(format!(
+            "note: this token cannot report its keys and keeps no ukey data: the new public key \
+             is recorded in {} until its certificate is installed",
+            path.display()
+        )),
+        Some(RecordPlace::Nowhere) => output::warn(
+            "this token cannot report its keys, and ukey could not record the new one (the card \
+             has no serial or CHUID to file it under): install its certificate now; until then \
+             only this output shows the public key",
+        ),
+        Some(RecordPlace::Card) | None => {}
+    }
     let public_key_pem = pem("PUBLIC KEY", &spki_der(&pk)?);
     if let Some(path) = out {
         write_file(path, public_key_pem.as_bytes())?;

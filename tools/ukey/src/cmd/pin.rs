@@ -5,7 +5,7 @@
 //! transaction, and reports every failure with the tries left.
 
 use super::Ctx;
-use crate::auth::{announce, check, pin_counter, puk_counter, CardInfo, Counter};
+use crate::auth::{announce, check, first_pin_counter, puk_counter, read_info, CardInfo, Counter};
 use crate::error::Result;
 use crate::secrets::Kind;
 use apdu::piv::PinRef;
@@ -26,8 +26,8 @@ struct Counters {
 
 fn counters(t: &mut crate::token::Token, want_puk: bool) -> Result<Counters> {
     t.piv(|s| {
-        let info = CardInfo::read(s)?;
-        let pin = pin_counter(s, &info)?;
+        let info = read_info(s)?;
+        let pin = first_pin_counter(s, &info)?;
         let puk = if want_puk {
             puk_counter(s, &info)?
         } else {

@@ -2,7 +2,7 @@
 //! only with PIN and PUK both blocked; we check first and ask to confirm.
 
 use super::{who, Ctx};
-use crate::auth::{pin_counter, puk_counter, CardInfo, Counter};
+use crate::auth::{first_pin_counter, puk_counter, read_info, Counter};
 use crate::error::{CliError, Result};
 use crate::output;
 use apdu::StatusWord;
@@ -27,8 +27,9 @@ fn refused(pin: Option<Counter>, puk: Option<Counter>) -> CliError {
 pub fn run(ctx: &Ctx, yes: bool) -> Result<()> {
     let mut t = ctx.token()?;
     let (info, pin, puk) = t.piv(|s| {
-        let info = CardInfo::read(s)?;
-        Ok((info, pin_counter(s, &info)?, puk_counter(s, &info)?))
+        let info = read_info(s)?;
+        let (pin, puk) = (first_pin_counter(s, &info)?, puk_counter(s, &info)?);
+        Ok((info, pin, puk))
     })?;
     let pin_blocked = pin.is_some_and(|c| c.blocked());
     let puk_blocked = puk.is_some_and(|c| c.blocked());

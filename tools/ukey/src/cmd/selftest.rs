@@ -3,13 +3,15 @@
 //! against their keys.
 
 use super::{role, Ctx};
-use crate::auth::{announce, pin_counter, verify_pin, CardInfo};
+use crate::auth::{announce, first_pin_counter, read_info, verify_pin, CardInfo};
 use crate::certs::{public_key_from_spki, read_cert, CertSummary};
 use crate::error::{CliError, Result};
 use crate::keys;
 use crate::output;
 use crate::secrets::Kind;
-use crate::token::optional;
+use crate::slotkey::Keys;
+use apdu::piv::caps::KeyAnswer;
+use apdu::piv::generated::KeySource;
 use apdu::piv::{PinPolicy, PublicKey, Slot, TouchPolicy};
 use serde::Serialize;
 
@@ -50,14 +52,10 @@ fn result(r: Result<bool>, what: &str) -> String {
 
 fn find_keys(s: &mut apdu::Session<'_>, info: &CardInfo) -> Result<Vec<KeyUnderTest>> {
     let mut keys = Vec::new();
+    let mut lookup = Keys::new(info);
     for slot in Slot::all() {
-        let md = if info.has_metadata() {
-            optional(s.metadata(slot.key_ref()))?
-        } else {
-            None
-        };
-        let main = !matches!(slot, Slot::Retired(_));
-        let cert = if md.is_some() || (!info.has_metadata() && main) {
+        let answer = lookup.reported(s, slot)?;
+        let cert = if matches!(answer, KeyAnswer::Reported(_)) || !lookup.metadata_works() {
             read_cert(s, slot)?.and_then(|d| CertSummary::parse(&d).ok())
         } else {
             None
@@ -65,27 +63,23 @@ fn find_keys(s: &mut apdu::Session<'_>, info: &CardInfo) -> Result<Vec<KeyUnderT
         let cert_key = cert
             .as_ref()
             .and_then(|c| public_key_from_spki(&c.spki_der).ok());
-        let (pk, policy) = match md {
-            Some(md) => match md.public_key {
-                Some(pk) => (pk, md.policy),
-                None => continue,
-            },
-            None => match cert_key.clone() {
-                // Without metadata a certificate is the only sign of a key.
-                Some(pk) if !info.has_metadata() => (pk, None),
-                _ => continue,
-            },
+        // Without working metadata a certificate (or ukey's record of a key
+        // it generated) is the only sign of a key.
+        let Some(found) = lookup.resolve(s, slot, answer, cert.as_ref())?.into_key() else {
+            continue;
         };
+        let from_cert = found.source == KeySource::Certificate;
+        let (pk, policy) = (found.public, found.metadata.and_then(|m| m.policy));
         let pin_always = match policy {
             Some((p, _)) => matches!(p, PinPolicy::Always | PinPolicy::MatchAlways),
             None => slot == Slot::Signature,
         };
         let touch =
             policy.is_some_and(|(_, t)| matches!(t, TouchPolicy::Always | TouchPolicy::Cached));
-        let cert_matches = if info.has_metadata() {
-            cert_key.as_ref().map(|c| *c == pk)
-        } else {
+        let cert_matches = if from_cert {
             None
+        } else {
+            cert_key.as_ref().map(|c| *c == pk)
         };
         keys.push(KeyUnderTest {
             slot,
@@ -101,8 +95,8 @@ fn find_keys(s: &mut apdu::Session<'_>, info: &CardInfo) -> Result<Vec<KeyUnderT
 pub fn run(ctx: &mut Ctx) -> Result<()> {
     let mut t = ctx.token()?;
     let (pin, keys) = t.piv(|s| {
-        let info = CardInfo::read(s)?;
-        let pin = pin_counter(s, &info)?;
+        let info = read_info(s)?;
+        let pin = first_pin_counter(s, &info)?;
         Ok((pin, find_keys(s, &info)?))
     })?;
     if keys.is_empty() {

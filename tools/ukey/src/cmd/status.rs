@@ -2,30 +2,36 @@
 //! the management key mode, and every slot's key and certificate with its
 //! renewal verdict.
 //!
-//! APDUs, on a card with GET METADATA (5.3+): SELECT, version, serial,
-//! metadata of PIN, PUK and management key, ADMIN DATA, metadata of all 24
-//! slots, and the certificates of the four main slots and of any retired
-//! slot holding a key. Without metadata: an empty VERIFY for the PIN and
-//! the 24 certificate objects (algorithms then come from certificates).
+//! APDUs, on a card whose GET METADATA works (YubiKey 5.3+): SELECT,
+//! version, serial, metadata of PIN, PUK and management key, ADMIN DATA,
+//! metadata of all 24 slots, and the certificates of the four main slots
+//! and of any retired slot holding a key. Where it does not (older and
+//! other makers' cards, found out from their answers): an empty VERIFY for
+//! the PIN, the 24 certificate objects (algorithms then come from
+//! certificates) and ukey's record of keys it generated there.
 
 use super::{role, Ctx};
-use crate::auth::{mgmt_info, pin_counter, puk_counter, CardInfo, Counter, MgmtInfo};
+use crate::auth::{first_pin_counter, mgmt_info, puk_counter, read_info, Counter, MgmtInfo};
 use crate::certs::{
     canonical_spki, public_key_from_spki, read_cert_lenient, CertReport, CertSummary,
 };
 use crate::cmd::renew::{phase_of, Phase, SlotKeys};
 use crate::error::{CliError, Result};
 use crate::marker::{key_hash, KeyHash, Marker, MarkerError};
+use crate::slotkey::{Found, Keys, SlotKey};
 use crate::token::{optional, Inventory, Selection, Source, Token};
 use crate::verdict::{judge, Verdict};
-use apdu::piv::{Metadata, Slot};
+use apdu::piv::caps::KeyAnswer;
+use apdu::piv::generated::KeySource;
+use apdu::piv::Slot;
 use serde::Serialize;
 use std::time::SystemTime;
 
 #[derive(Serialize)]
 pub struct KeyReport {
     pub algorithm: String,
-    /// "metadata" (asked the card) or "certificate" (inferred from it).
+    /// "metadata" (asked the card), "certificate" (inferred from it) or
+    /// "ukey-record" (ukey generated it on a card that cannot report it).
     pub known_from: &'static str,
     pub origin: Option<String>,
     pub pin_policy: Option<String>,
@@ -69,6 +75,8 @@ pub struct TokenReport {
     pub reader: String,
     pub source: Source,
     pub serial: Option<u32>,
+    /// The card's identity where it has no serial: its CHUID's GUID (hex).
+    pub chuid_guid: Option<String>,
     pub version: Option<String>,
     /// `null` only on a card without GET METADATA whose PIN is verified in
     /// this card session (an empty VERIFY then gives no count).
@@ -98,39 +106,42 @@ fn lower<T: std::fmt::Debug>(v: T) -> String {
     format!("{v:?}").to_lowercase()
 }
 
-fn key_report(md: &Metadata) -> Option<KeyReport> {
-    Some(KeyReport {
-        algorithm: md.algorithm?.name().to_string(),
-        known_from: "metadata",
-        origin: md.origin.map(lower),
-        pin_policy: md.policy.map(|(p, _)| lower(p)),
-        touch_policy: md.policy.map(|(_, t)| lower(t)),
-    })
+fn key_report(k: &SlotKey) -> KeyReport {
+    let md = k.metadata.as_ref();
+    KeyReport {
+        algorithm: k.public.algorithm().name().to_string(),
+        known_from: match k.source {
+            KeySource::Metadata => "metadata",
+            KeySource::Certificate => "certificate",
+            KeySource::Record => "ukey-record",
+        },
+        origin: match k.source {
+            KeySource::Record => Some("generated".into()),
+            _ => md.and_then(|m| m.origin).map(lower),
+        },
+        pin_policy: md.and_then(|m| m.policy).map(|(p, _)| lower(p)),
+        touch_policy: md.and_then(|m| m.policy).map(|(_, t)| lower(t)),
+    }
 }
 
 /// Read one slot: `None` for an empty retired slot (not worth a line).
 fn slot_report(
     s: &mut apdu::Session<'_>,
-    info: &CardInfo,
+    keys: &mut Keys<'_>,
     slot: Slot,
     now: SystemTime,
     window: u32,
 ) -> Result<Option<SlotReport>> {
     let main = !matches!(slot, Slot::Retired(_));
-    let md = if info.has_metadata() {
-        optional(s.metadata(slot.key_ref()))?
-    } else {
-        None
-    };
-    let cert_der = if main || md.is_some() || !info.has_metadata() {
+    let answer = keys.reported(s, slot)?;
+    // Where the card reports keys, an empty retired slot is not read further.
+    let cert_der = if main || !keys.metadata_works() || matches!(answer, KeyAnswer::Reported(_)) {
         read_cert_lenient(s, slot)?
     } else {
         None
     };
-    if !main && md.is_none() && cert_der.is_none() {
-        return Ok(None);
-    }
     let mut problem = None;
+    let had_cert = cert_der.is_some();
     let cert = match cert_der.map(|r| r.and_then(|der| CertSummary::parse(&der))) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
@@ -139,25 +150,19 @@ fn slot_report(
         }
         None => None,
     };
+    let found = keys.resolve(s, slot, answer, cert.as_ref())?;
+    if !main && found.key().is_none() && !had_cert {
+        return Ok(None);
+    }
     let cert_key = cert
         .as_ref()
         .and_then(|c| public_key_from_spki(&c.spki_der).ok());
-    let mut key = md.as_ref().and_then(key_report);
-    if key.is_none() && !info.has_metadata() {
-        key = cert_key.as_ref().map(|pk| KeyReport {
-            algorithm: pk.algorithm().name().to_string(),
-            known_from: "certificate",
-            origin: None,
-            pin_policy: None,
-            touch_policy: None,
-        });
-    }
-    let key_matches_certificate = match (md.as_ref().and_then(|m| m.public_key.as_ref()), &cert_key)
-    {
-        (Some(k), Some(c)) => Some(k == c),
+    let key = found.key().map(key_report);
+    let key_matches_certificate = match (found.key(), &cert_key) {
+        (Some(k), Some(c)) if k.source != KeySource::Certificate => Some(k.public == *c),
         _ => None,
     };
-    if info.has_metadata() && md.is_none() && cert.is_some() {
+    if matches!(found, Found::NoKey) && cert.is_some() {
         problem = Some("a certificate but no key in this slot".into());
     }
     if key_matches_certificate == Some(false) {
@@ -174,10 +179,12 @@ fn slot_report(
         verdict,
         renewal: None,
         staged_for: None,
-        key_hash: md
-            .as_ref()
-            .and_then(|m| m.public_key.as_ref())
-            .and_then(|pk| crate::certs::spki_der(pk).ok())
+        // The key as the card (or ukey's record) reports it, not as a
+        // certificate suggests it.
+        key_hash: found
+            .key()
+            .filter(|k| k.source != KeySource::Certificate)
+            .and_then(|k| crate::certs::spki_der(&k.public).ok())
             .map(|d| key_hash(&d)),
         cert_key_hash: cert
             .as_ref()
@@ -287,13 +294,14 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
     let now = SystemTime::now();
     let (reader, source) = (t.reader.clone(), t.source);
     t.piv(|s| {
-        let info = CardInfo::read(s)?;
-        let pin = pin_counter(s, &info)?;
+        let info = read_info(s)?;
+        let pin = first_pin_counter(s, &info)?;
         let puk = puk_counter(s, &info)?;
         let management_key = mgmt_info(s, &info)?;
+        let mut keys = Keys::new(&info);
         let mut slots = Vec::new();
         for slot in Slot::all() {
-            if let Some(r) = slot_report(s, &info, slot, now, window)? {
+            if let Some(r) = slot_report(s, &mut keys, slot, now, window)? {
                 slots.push(r);
             }
         }
@@ -302,6 +310,11 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
             reader,
             source,
             serial: info.serial,
+            chuid_guid: info
+                .chuid
+                .as_ref()
+                .filter(|c| info.serial.is_none() && c.guid.iter().any(|b| *b != 0))
+                .map(|c| hex::encode_upper(&c.guid)),
             version: info.version.map(|v| v.to_string()),
             pin,
             puk,
@@ -379,10 +392,11 @@ fn text(r: &Report) -> String {
 
 fn token_text(t: &TokenReport, window: u32) -> String {
     let mut s = String::new();
-    let id = t
-        .serial
-        .map(|n| format!("Token {n}"))
-        .unwrap_or_else(|| "Token (no serial)".into());
+    let id = match (&t.serial, &t.chuid_guid) {
+        (Some(n), _) => format!("Token {n}"),
+        (None, Some(guid)) => format!("Token with CHUID {guid}"),
+        (None, None) => "Token (no serial)".into(),
+    };
     let sim = if t.source == Source::Sim {
         " (simulated)"
     } else {
@@ -441,6 +455,13 @@ pub fn slot_text(slot: &SlotReport, window: u32) -> String {
         None => s += ": no key",
     }
     s.push('\n');
+    if slot
+        .key
+        .as_ref()
+        .is_some_and(|k| k.known_from == "ukey-record")
+    {
+        s += "    key      known from ukey's record of its generation (this card cannot report keys)\n";
+    }
     if let Some(c) = &slot.certificate {
         s += &format!("    subject  {}\n", c.subject);
         s += &format!("    issuer   {}\n", c.issuer);

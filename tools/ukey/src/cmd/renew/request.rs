@@ -23,8 +23,9 @@ use crate::cmd::{role, write_file, Ctx};
 use crate::error::{CliError, Result};
 use crate::marker::{Marker, Staged};
 use crate::p11::P11Token;
-use crate::token::{optional, Token};
+use crate::token::Token;
 use crate::verdict::{days_left, judge, Verdict};
+use apdu::piv::caps::KeyAnswer;
 use apdu::piv::{Algorithm, Slot, TouchPolicy};
 use der::{Decode, Encode};
 use serde::Serialize;
@@ -120,10 +121,9 @@ pub fn request_core(
     let tref = t.token_ref();
     let (prep, md) = t.piv(|s| {
         let prep = prepare_write(s)?;
-        let md = if prep.info.has_metadata() {
-            optional(s.metadata(target.key_ref()))?
-        } else {
-            None
+        let md = match prep.info.key(s, target)? {
+            KeyAnswer::Reported(md) => Some(md),
+            KeyAnswer::Empty | KeyAnswer::CannotTell => None,
         };
         Ok((prep, md))
     })?;
