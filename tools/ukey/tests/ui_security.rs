@@ -71,6 +71,11 @@ fn without_the_secret_every_request_is_refused() {
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/"));
     let cookie = r.header("set-cookie").unwrap();
+    // Named after the port: every port of a host shares cookies.
+    assert!(
+        cookie.starts_with(&format!("ukey_session_{}=", server.port)),
+        "{cookie}"
+    );
     for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(part), "{cookie}");
     }

@@ -25,7 +25,8 @@ use subtle::ConstantTimeEq;
 
 use super::App;
 
-/// The session cookie's name.
+/// The session cookie's name is this and the port: cookies are shared by
+/// every port of a host, and two `ukey ui` must not take each other's.
 pub const COOKIE: &str = "ukey_session";
 /// The request header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -91,15 +92,15 @@ impl Sessions {
     }
 }
 
-/// The session cookie's value in a request.
-pub fn session_cookie(req: &Request) -> Option<String> {
+/// The session cookie's value in a request (cookie `name`).
+pub fn session_cookie(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -187,14 +188,14 @@ fn admit(app: &App, req: &mut Request) -> Option<Response<Body>> {
             *r.status_mut() = StatusCode::SEE_OTHER;
             r.headers_mut()
                 .insert(header::LOCATION, HeaderValue::from_static("/"));
-            let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/");
+            let cookie = format!("{}={id}; HttpOnly; SameSite=Strict; Path=/", app.cookie);
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             return Some(r);
         }
     }
-    let csrf = session_cookie(req).and_then(|id| app.sessions.csrf_of(&id));
+    let csrf = session_cookie(req, &app.cookie).and_then(|id| app.sessions.csrf_of(&id));
     let Some(csrf) = csrf else {
         return Some(refuse(
             StatusCode::FORBIDDEN,

@@ -41,6 +41,8 @@ pub struct App {
     /// `http://127.0.0.1:PORT`: the only `Origin` a POST may come from.
     origin: String,
     sessions: guard::Sessions,
+    /// The session cookie's name (`ukey_session_PORT`).
+    cookie: String,
     /// The tokens `ukey` would see (UKEY_SIM, UKEY_NO_PCSC, --sim...).
     base: Selection,
     window: u32,
@@ -111,6 +113,7 @@ pub fn run(ctx: &Ctx, listen: Option<SocketAddr>, no_open: bool, idle: Duration)
     let (shutdown, _) = tokio_watch::channel(false);
     let app = Arc::new(App {
         origin: format!("http://{host}"),
+        cookie: format!("{}_{}", guard::COOKIE, local.port()),
         host,
         sessions: guard::Sessions::new(),
         base: ctx.sel.clone(),
