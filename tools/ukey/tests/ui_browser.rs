@@ -16,6 +16,7 @@ use common::*;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +33,10 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // chromedriver and the browser it started (its process group),
+        // also when a test failed before closing the session.
+        // SAFETY: signalling the process group we created for our child.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
@@ -56,6 +60,7 @@ fn chromedriver_with(env: &[(&str, &Path)]) -> Driver {
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -129,8 +134,18 @@ async fn text_of(c: &Client, css: &str, want: &str) -> String {
     panic!("{css} never showed {want:?}; last text: {last:?}");
 }
 
+/// Click `css` (found again if the page redrew it meanwhile: a token
+/// event redraws the lists).
 async fn click(c: &Client, css: &str) {
-    find(c, css).await.click().await.unwrap();
+    let mut last = None;
+    for _ in 0..5 {
+        match find(c, css).await.click().await {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("clicking {css}: {last:?}");
 }
 
 async fn js(c: &Client, script: &str) -> serde_json::Value {
@@ -415,6 +430,16 @@ async fn the_renewal_journey_in_headless_chromium() {
     }
     text_of(&c, "#flow", "move the new key from slot 82 into 9A").await;
     screenshot(&c, "en-install-preview").await;
+    // The "do not remove the key" banner: seen while the install writes.
+    js(
+        &c,
+        "window.__banner = false;
+         const b = document.getElementById('banner');
+         new MutationObserver(() => { if (!b.hidden) window.__banner = b.textContent; })
+           .observe(b, { attributes: true });
+         return 0",
+    )
+    .await;
     click(&c, "#do-install").await;
     enter_pin(&c, PIN).await;
     let validity = text_of(&c, "#flow[data-view='installed'] #new-validity", "365 days").await;
@@ -438,6 +463,17 @@ async fn the_renewal_journey_in_headless_chromium() {
         "the steps, as the token reported them"
     );
     screenshot(&c, "en-installed").await;
+    let banner = js(&c, "return window.__banner").await;
+    assert!(
+        banner
+            .as_str()
+            .is_some_and(|t| t.contains("Do not remove the key")),
+        "the banner was not shown during the install: {banner}"
+    );
+    assert_eq!(
+        js(&c, "return document.getElementById('banner').hidden").await,
+        true
+    );
 
     // The token: 9A holds the CA's certificate and its key signs
     // (OpenSC's pkcs11-tool through our module; openssl verifies).
@@ -533,18 +569,18 @@ async fn the_renewal_journey_in_headless_chromium() {
     .await;
     assert_eq!(finish.text().await.unwrap(), "Finish installation");
     screenshot(&c, "en-finish-installation").await;
-    finish.click().await.unwrap();
+    click(
+        &c,
+        &format!("{key_b} .row[data-slot='9a'] button[data-action='finish']"),
+    )
+    .await;
     text_of(&c, "#flow h2", "Finish the installation on key 4242102").await;
     find(&c, "#cert-file")
         .await
         .send_keys(cert_b.to_str().unwrap())
         .await
         .unwrap();
-    find(&c, "#flow[data-view='preview'] #do-install")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#flow[data-view='preview'] #do-install").await;
     text_of(&c, "#pin-title", "4242102").await;
     enter_pin(&c, PIN).await;
     text_of(&c, "#flow[data-view='installed'] #new-validity", "days").await;

@@ -546,3 +546,53 @@ fn it_stops_by_itself_when_idle() {
         server.log_text()
     );
 }
+
+/// "Cancel renewal" (the page confirms first): the staged key and the
+/// marker go, the pair in use stays, and the page is told.
+#[test]
+fn cancel_discards_the_staged_key_and_keeps_the_pair_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo(dir.path());
+    let server = Server::start(&[&state], dir.path(), &dir.path().join("ui.log"), &[]);
+    let s = Session::open(&server);
+    status_with(&server, &s, 1);
+    let before = load(&state);
+    let r = s.post(&server, "/api/request", &request_body(&state, PIN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let staged = r.json()["staged_slot"].as_str().unwrap().to_string();
+    let mut body = request_body(&state, PIN);
+    body["op"] = "c1".into();
+    let r = s.post(&server, "/api/cancel", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    schema_check(Some("renew_cancel"), &r.json());
+    assert_eq!(r.json()["cancelled"][0]["target"], "9a");
+    assert_eq!(r.json()["cancelled"][0]["staged_slot"], staged.as_str());
+    assert_eq!(r.json()["cancelled"][0]["staged_key_deleted"], true);
+    let after = load(&state);
+    assert_eq!(
+        serde_json::to_value(&after.keys).unwrap(),
+        serde_json::to_value(&before.keys).unwrap(),
+        "the keys are as before the request"
+    );
+    assert!(
+        !after.objects.contains_key(&0x5F_FF10),
+        "the marker is gone"
+    );
+    // The watcher shows it: no renewal next to 9A any more.
+    let start = std::time::Instant::now();
+    loop {
+        let st = status_with(&server, &s, 1);
+        let slot = st["status"]["tokens"][0]["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["slot"] == "9a")
+            .unwrap()
+            .clone();
+        if slot["renewal"].is_null() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{slot:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

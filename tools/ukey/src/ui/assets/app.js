@@ -376,7 +376,7 @@ function showTab(tab) {
   for (const b of document.querySelectorAll("nav button")) b.classList.toggle("active", b.dataset.tab === tab);
   for (const name of ["certs", "renew", "diag"]) document.getElementById("panel-" + name).hidden = name !== tab;
   if (tab === "diag" && !state.diag) loadDiagnostics();
-  render();
+  renderAll();
 }
 
 function setLive(on) {
@@ -908,9 +908,12 @@ function renderDiag() {
 
 // ---- everything --------------------------------------------------------------
 
+// The tab's content from the state. The renewal in progress (its box)
+// is drawn only when it changes, so a token event never resets what the
+// user is doing there (a chosen file, a ticked box).
 function render() {
   if (state.tab === "certs") renderCerts();
-  if (state.tab === "renew") { renderFlow(); renderRenewList(); }
+  if (state.tab === "renew") renderRenewList();
   if (state.tab === "diag") renderDiag();
 }
 
@@ -924,6 +927,8 @@ function connect() {
   es.addEventListener("open", () => setLive(true));
   es.addEventListener("error", () => setLive(false));
   es.addEventListener("status", (m) => {
+    if (m.data === state.lastStatus) return;
+    state.lastStatus = m.data;
     const doc = JSON.parse(m.data);
     state.status = doc.status;
     state.error = doc.error;
