@@ -166,10 +166,13 @@ wait
     )
 }
 
+/// The card's memory, then `status` as soon as it reads the card (after a
+/// pull, pcscd may take a while to see the card back on a loaded machine:
+/// up to 30 s; the last answer is kept either way and judged).
 fn snapshot_lines(name: &str, pcsc: &str) -> String {
     format!(
         r#"cp card.json snap-{name}.json
-{pcsc} --json status >st-{name}.json 2>/dev/null || true
+for t in $(seq 150); do {pcsc} --json status >st-{name}.json 2>/dev/null && break; sleep 0.2; done
 "#
     )
 }
@@ -285,7 +288,7 @@ fn two_installs_over_pcscd_with_the_token_pulled_at_each_apdu() {
         script += &round_lines(&name, false, &install, &install);
         script += "\"$UKEY_SIM_BIN\" control --state card.json insert\n";
         script += &format!(
-            "for t in $(seq 50); do {pcsc} status >/dev/null 2>&1 && break; sleep 0.1; done\n"
+            "for t in $(seq 150); do {pcsc} status >/dev/null 2>&1 && break; sleep 0.2; done\n"
         );
         script += &snapshot_lines(&name, &pcsc);
         let again = format!("again-{n}");

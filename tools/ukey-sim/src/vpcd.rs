@@ -91,14 +91,35 @@ pub fn serve(card: SharedCard, addr: &str, opts: &ServeOptions) -> std::io::Resu
     }
 }
 
+/// How long vpcd may take to speak to a freshly connected card.
+const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(3);
+
 /// One insertion: returns `Ok` when the card is pulled, `Err` when vpcd went away.
 fn serve_connection(
     card: &SharedCard,
     stream: &mut TcpStream,
     mut log: Option<&mut std::fs::File>,
 ) -> std::io::Result<()> {
+    // vpcd talks first (power on, ATR) as soon as it takes the card. On a
+    // loaded machine it may not take a reconnection at all (it still holds
+    // the socket of the card pulled a moment ago): then try again rather
+    // than wait forever for a reader that never polls this socket.
+    stream.set_read_timeout(Some(FIRST_MESSAGE_WAIT))?;
+    let mut first = true;
     loop {
-        let msg = read_msg(stream)?;
+        let msg = match read_msg(stream) {
+            Ok(m) => m,
+            Err(e) if first && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    "vpcd did not take the card: reconnecting",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if std::mem::take(&mut first) {
+            stream.set_read_timeout(None)?;
+        }
         let mut c = card.lock().unwrap_or_else(|e| e.into_inner());
         c.begin();
         let reply = match msg.as_slice() {
