@@ -971,7 +971,7 @@ fn overhead_table(r: &R, o: &mut String) {
         "**Which part is the module's.** The column *module over the direct applet call* is what an\n\
          application sees over the card in this set-up, and most of it is the simulator's\n\
          transport, not the module: for a real card that transport is PC/SC, whose cost is\n\
-         sections 3 and 4. The module's own part is the column *module µs* and the module's\n\
+         section 3. The module's own part is the column *module µs* and the module's\n\
          instructions. These numbers come from this machine ({cpu}). Another run, on an AMD EPYC\n\
          under KVM (issue 16), gave 5.2–5.7 µs (P-256) and 10.4 µs (RSA-2048) over the direct\n\
          applet call, of which the module's own part was 1.3 and 3.3 µs: there too the rest was\n\

@@ -12,7 +12,6 @@ use apdu::piv::Version;
 use apdu::{PivCard, Session, Transport, TransportError};
 use serde::Serialize;
 use std::ffi::CString;
-#[cfg(feature = "sim")]
 use std::path::PathBuf;
 #[cfg(feature = "sim")]
 use ukey_sim::SimReader;
@@ -22,7 +21,7 @@ use ukey_sim::SimReader;
 pub struct Selection {
     pub reader: Option<String>,
     pub serial: Option<u32>,
-    #[cfg(feature = "sim")]
+    /// Simulated tokens' state files (always empty without feature `sim`).
     pub sims: Vec<PathBuf>,
     pub no_pcsc: bool,
 }
@@ -36,11 +35,12 @@ impl Selection {
         } else {
             g.sim.clone()
         };
+        #[cfg(not(feature = "sim"))]
+        let sims = Vec::new();
         let no_pcsc = settings.no_pcsc;
         Self {
             reader: g.reader.clone(),
             serial: g.serial,
-            #[cfg(feature = "sim")]
             sims,
             no_pcsc,
         }
