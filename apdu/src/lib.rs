@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod atr;
+pub mod card;
 pub mod command;
 pub mod piv;
 pub mod sw;
@@ -17,6 +18,7 @@ pub mod transport;
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
 
+pub use card::{Card, CardSession};
 pub use command::{Command, ParsedCommand, Response, Sensitivity};
 pub use piv::{PivCard, Session};
 pub use sw::StatusWord;

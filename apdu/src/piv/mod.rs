@@ -1,8 +1,9 @@
 //! The PIV command set (SP 800-73-4 Part 2 §3) and the YubiKey extensions,
 //! as typed requests and responses over a [`Transport`].
 //!
-//! A [`PivCard`] owns a transport; [`PivCard::transaction`] runs a closure
-//! with a [`Session`] under one exclusive transaction, so a multi-command
+//! A [`PivCard`] is a [`Card`] (generic card access: `crate::card`);
+//! [`PivCard::transaction`] runs a closure with a [`Session`] under one
+//! exclusive transaction, so a multi-command
 //! operation (VERIFY then GENERAL AUTHENTICATE for a PIN-always key) cannot
 //! be interleaved with another application's commands.
 
@@ -20,7 +21,8 @@ pub use types::*;
 use crate::command::{Command, Response};
 use crate::sw::StatusWord;
 use crate::tlv::{self, Builder};
-use crate::transport::{self, Link, Transport};
+use crate::card::{Card, CardSession};
+use crate::transport::{Link, Transport};
 use crate::Error;
 use zeroize::Zeroizing;
 
@@ -71,41 +73,39 @@ impl core::fmt::Display for Version {
     }
 }
 
-/// A card with the PIV application, over some transport.
+/// A card with the PIV application, over some transport: a [`Card`] whose
+/// transactions hand out PIV [`Session`]s.
 pub struct PivCard<T: Transport> {
-    transport: T,
-    extended: bool,
+    card: Card<T>,
 }
 
 impl<T: Transport> PivCard<T> {
     /// Wrap a transport; extended length is used when the ATR announces it.
     pub fn new(transport: T) -> Self {
-        let extended = transport.extended_length();
         Self {
-            transport,
-            extended,
+            card: Card::new(transport),
         }
     }
 
     /// Force extended length on or off (e.g. for a reader that mangles it).
     pub fn set_extended_length(&mut self, on: bool) {
-        self.extended = on;
+        self.card.set_extended_length(on);
     }
 
     pub fn extended_length(&self) -> bool {
-        self.extended
+        self.card.extended_length()
     }
 
     pub fn transport(&self) -> &T {
-        &self.transport
+        self.card.transport()
     }
 
     pub fn transport_mut(&mut self) -> &mut T {
-        &mut self.transport
+        self.card.transport_mut()
     }
 
     pub fn into_transport(self) -> T {
-        self.transport
+        self.card.into_transport()
     }
 
     /// Run `f` under one exclusive transaction.
@@ -113,25 +113,17 @@ impl<T: Transport> PivCard<T> {
         &mut self,
         f: impl FnOnce(&mut Session<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let extended = self.extended;
-        let mut f = Some(f);
-        let mut out = None;
-        self.transport.exclusive(&mut |link| {
-            let f = f
-                .take()
-                .ok_or(Error::InvalidArgument("transaction body ran twice"))?;
-            let mut session = Session { link, extended };
-            out = Some(f(&mut session)?);
-            Ok(())
-        })?;
-        out.ok_or(Error::InvalidArgument("transaction body did not run"))
+        self.card.transaction(|card| {
+            f(&mut Session {
+                card: card.reborrow(),
+            })
+        })
     }
 }
 
-/// Commands on a card inside one transaction.
+/// PIV commands on a card inside one transaction.
 pub struct Session<'a> {
-    link: &'a mut dyn Link,
-    extended: bool,
+    card: CardSession<'a>,
 }
 
 fn ga_template(input_tag: u32, input: &[u8]) -> Vec<u8> {
@@ -151,17 +143,29 @@ fn ga_output(data: &[u8], tag: u32) -> Result<Zeroizing<Vec<u8>>, Error> {
 impl<'a> Session<'a> {
     /// A session over a raw link (tests, fuzzers, the CLI's `apdu` command).
     pub fn new(link: &'a mut dyn Link, extended: bool) -> Self {
-        Self { link, extended }
+        Self {
+            card: CardSession::new(link, extended),
+        }
+    }
+
+    /// PIV commands in a card session.
+    pub fn from_card(card: CardSession<'a>) -> Self {
+        Self { card }
+    }
+
+    /// The card session underneath (commands of no particular application).
+    pub fn card(&mut self) -> &mut CardSession<'a> {
+        &mut self.card
     }
 
     /// Send any command; chaining and GET RESPONSE are handled below.
     pub fn transmit(&mut self, cmd: &Command) -> Result<Response, Error> {
-        transport::transmit(self.link, cmd, self.extended)
+        self.card.transmit(cmd)
     }
 
     /// Send and require 9000.
     fn ok(&mut self, cmd: &Command) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.transmit(cmd)?.into_result()
+        self.card.ok(cmd)
     }
 
     /// SELECT the PIV application (the AID without version, as OpenSC does).
