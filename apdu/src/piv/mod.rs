@@ -18,10 +18,10 @@ pub mod types;
 pub use objects::*;
 pub use types::*;
 
+use crate::card::{Card, CardSession};
 use crate::command::{Command, Response};
 use crate::sw::StatusWord;
 use crate::tlv::{self, Builder};
-use crate::card::{Card, CardSession};
 use crate::transport::{Link, Transport};
 use crate::Error;
 use zeroize::Zeroizing;

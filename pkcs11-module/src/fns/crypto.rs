@@ -11,7 +11,7 @@ use crate::mechanism::{self, SignScheme};
 use crate::object::{Kind, ObjectRef};
 use crate::pad::Hasher;
 use crate::session::{DecryptOp, Input, Session, SignOp, VerifyOp, MAX_RAW_INPUT};
-use crate::token::{Login, Token, TokenState};
+use crate::token::{Login, PrivateOp, Token, TokenState};
 use apdu::piv::{Pin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -142,8 +142,14 @@ fn sign_finish(s: &Session, out: &OutBytes, data: Option<&[u8]>) -> Result<()> {
         let raw = {
             let mut st = s.token.lock();
             let pin = pin_for_use(&s.token, &mut st, &op.key, op.context_pin.as_ref())?;
-            s.token
-                .private_op(&mut st, op.slot, &op.key, 0x81, &block, pin.as_ref())?
+            s.token.private_op(
+                &mut st,
+                op.slot,
+                &op.key,
+                PrivateOp::Raw,
+                &block,
+                pin.as_ref(),
+            )?
         };
         mechanism::finish_signature(&op.key, &raw)
     })();
@@ -311,8 +317,14 @@ pub fn decrypt(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()>
         let raw = {
             let mut st = s.token.lock();
             let pin = pin_for_use(&s.token, &mut st, &op.key, op.context_pin.as_ref())?;
-            s.token
-                .private_op(&mut st, op.slot, &op.key, 0x81, data, pin.as_ref())?
+            s.token.private_op(
+                &mut st,
+                op.slot,
+                &op.key,
+                PrivateOp::Raw,
+                data,
+                pin.as_ref(),
+            )?
         };
         let mut block = Zeroizing::new(vec![0u8; k.saturating_sub(raw.len())]);
         block.extend_from_slice(&raw);

@@ -328,8 +328,14 @@ pub fn derive_key(
         if !key.needs_no_pin() && st.login != Login::User {
             return Err(Error::UserNotLoggedIn);
         }
-        s.token
-            .private_op(&mut st, slot, &key, 0x85, &point, None)?
+        s.token.private_op(
+            &mut st,
+            slot,
+            &key,
+            crate::token::PrivateOp::KeyAgreement,
+            &point,
+            None,
+        )?
     };
     if let Some(len) = find(&template, CKA_VALUE_LEN) {
         let len = as_ulong(len).ok_or(Error::AttributeValueInvalid)? as usize;

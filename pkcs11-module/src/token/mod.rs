@@ -35,5 +35,6 @@ mod tests;
 
 pub use card_info::CardInfo;
 pub use guard::Shown;
+pub use private::PrivateOp;
 pub use state::{Connector, Counter, Login, RenewalData, SlotContents, Token, TokenState};
 pub use vendor::{RENEWAL_APPLICATION, RENEWAL_OBJECT};

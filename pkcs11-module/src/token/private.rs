@@ -8,6 +8,29 @@ use apdu::piv::{Pin, Slot};
 use apdu::{Session, StatusWord};
 use zeroize::Zeroizing;
 
+/// What a private-key operation does with its input: the session layer
+/// says this, the token knows how its card is asked (for PIV, the input
+/// tag of GENERAL AUTHENTICATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateOp {
+    /// The raw private-key operation on a block the host prepared: an RSA
+    /// signature or decryption, an ECDSA signature on a digest.
+    Raw,
+    /// ECDH: the other party's public point in, the shared secret out.
+    KeyAgreement,
+}
+
+impl PrivateOp {
+    /// The GENERAL AUTHENTICATE input tag (SP 800-73-4 Part 2 §3.2.4):
+    /// 81 challenge, 85 exponentiation.
+    fn input_tag(self) -> u32 {
+        match self {
+            PrivateOp::Raw => 0x81,
+            PrivateOp::KeyAgreement => 0x85,
+        }
+    }
+}
+
 impl Token {
     /// The private-key operation (GENERAL AUTHENTICATE) with the key in `slot`.
     /// With `context_pin` (PIN-always keys) the PIN is verified in the same
@@ -20,7 +43,7 @@ impl Token {
         st: &mut TokenState,
         slot: Slot,
         key: &KeyInfo,
-        input_tag: u32,
+        op: PrivateOp,
         input: &[u8],
         context_pin: Option<&Pin>,
     ) -> Result<Zeroizing<Vec<u8>>> {
@@ -29,6 +52,7 @@ impl Token {
         }
         // Any private-key operation uses up the login's own PIN entry.
         st.login_pin_unused = false;
+        let input_tag = op.input_tag();
         self.transact(st, &mut |s, st| {
             let verify = |s: &mut Session<'_>, st: &mut TokenState, pin: &Pin| {
                 s.verify_pin(pin)
