@@ -220,10 +220,15 @@ fn pkcs7_certs(der: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// certificate, or a DER PKCS#7 (`.p7b`, as CAs send a certificate with
 /// its chain).
 pub fn load_cert_bundle(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
-    let shown = path.display();
     let bytes = read_limited(path)?;
+    cert_bundle(&bytes, &path.display())
+}
+
+/// The certificates in `bytes` (a file's content, named `shown` in
+/// errors), as [`load_cert_bundle`] reads them.
+pub fn cert_bundle(bytes: &[u8], shown: &dyn std::fmt::Display) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    match std::str::from_utf8(&bytes) {
+    match std::str::from_utf8(bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
             let mut rest = text;
             while let Some(start) = rest.find("-----BEGIN ") {
@@ -248,9 +253,9 @@ pub fn load_cert_bundle(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
             }
         }
         _ => {
-            if Certificate::from_der(&bytes).is_ok() {
-                out.push(bytes);
-            } else if let Some(certs) = pkcs7_certs(&bytes) {
+            if Certificate::from_der(bytes).is_ok() {
+                out.push(bytes.to_vec());
+            } else if let Some(certs) = pkcs7_certs(bytes) {
                 out.extend(certs);
             } else {
                 return Err(CliError::new(format!(

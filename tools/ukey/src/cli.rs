@@ -113,6 +113,20 @@ pub enum Command {
     /// Renew a certificate: stage a new key and request, install the CA's certificate.
     #[command(subcommand)]
     Renew(RenewCommand),
+    /// The local web page: my certificates, renewal, driver and diagnostics.
+    /// Serves on the loopback interface only, prints its address (with a
+    /// one-time secret) on the first line and opens the browser.
+    Ui {
+        /// Listen here (a loopback address; default 127.0.0.1 on a free port).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Do not open the browser (xdg-open).
+        #[arg(long)]
+        no_open: bool,
+        /// Stop after this many seconds with no page open and nothing running.
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        idle: u64,
+    },
 }
 
 #[derive(Subcommand)]

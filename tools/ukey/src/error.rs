@@ -147,21 +147,24 @@ impl CliError {
 
     /// The JSON error document on stdout (schema `error`).
     pub fn report_json_only(&self) {
-        {
-            let mut doc = serde_json::json!({
-                "schema_version": crate::output::SCHEMA_VERSION,
-                "error": self.message,
-                "kind": self.kind,
-                "exit_code": self.code,
-            });
-            if let Some(n) = self.tries_left {
-                doc["tries_left"] = n.into();
-            }
-            if let Some(r) = self.reason {
-                doc["reason"] = r.into();
-            }
-            crate::output::stdout(format!("{doc}\n").as_bytes());
+        crate::output::stdout(format!("{}\n", self.to_json()).as_bytes());
+    }
+
+    /// The JSON error document (schema `error`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "schema_version": crate::output::SCHEMA_VERSION,
+            "error": self.message,
+            "kind": self.kind,
+            "exit_code": self.code,
+        });
+        if let Some(n) = self.tries_left {
+            doc["tries_left"] = n.into();
         }
+        if let Some(r) = self.reason {
+            doc["reason"] = r.into();
+        }
+        doc
     }
 }
 

@@ -13,7 +13,8 @@
 //!   token and judge renewability; [`output`] prints text or JSON.
 //! * [`p11`] loads the PKCS#11 module for the renewal commands, and
 //!   [`marker`] is the staging marker they keep on the token;
-//! * [`cmd`] holds one module per command.
+//! * [`cmd`] holds one module per command; [`ui`] is `ukey ui`, the local
+//!   web page on the same status model and renewal cores.
 
 mod auth;
 mod certs;
@@ -29,6 +30,7 @@ mod secrets;
 mod settings;
 mod slotkey;
 mod token;
+mod ui;
 mod verdict;
 
 use clap::Parser;
@@ -81,7 +83,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    init_tracing(cli.global.trace);
+    if matches!(cli.command, cli::Command::Ui { .. }) {
+        ui::trace::init(cli.global.trace);
+    } else {
+        init_tracing(cli.global.trace);
+    }
     settings::report_problems();
     let json = cli.global.json;
     let e = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd::run(cli))) {

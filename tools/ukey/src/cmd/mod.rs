@@ -6,7 +6,7 @@ pub mod csr;
 mod keygen;
 mod mgmt;
 mod pin;
-mod readers;
+pub mod readers;
 pub mod renew;
 mod reset;
 mod selftest;
@@ -91,6 +91,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Renew(RenewCommand::Status) => renew::status(&ctx),
         Command::Renew(RenewCommand::Cancel { slot, yes }) => renew::cancel(&mut ctx, slot, yes),
         Command::Renew(RenewCommand::Clean { slot, yes }) => renew::clean(&mut ctx, slot, yes),
+        Command::Ui {
+            listen,
+            no_open,
+            idle,
+        } => crate::ui::run(&ctx, listen, no_open, std::time::Duration::from_secs(idle)),
     }
 }
 

@@ -4,37 +4,44 @@
 
 use super::Ctx;
 use crate::error::Result;
-use crate::token::{Inventory, PcscStatus, Source};
+use crate::token::{Inventory, PcscStatus, Selection, Source};
 use serde::Serialize;
 
 #[derive(Serialize)]
-struct PcscReport {
-    available: bool,
-    skipped: bool,
-    message: Option<String>,
+pub struct PcscReport {
+    pub available: bool,
+    pub skipped: bool,
+    pub message: Option<String>,
 }
 
 #[derive(Serialize)]
-struct ReaderReport {
-    name: String,
-    source: Source,
-    card_present: bool,
-    exclusive: bool,
-    atr: Option<String>,
-    piv: Option<bool>,
-    version: Option<String>,
-    serial: Option<u32>,
-    error: Option<String>,
+pub struct ReaderReport {
+    pub name: String,
+    pub source: Source,
+    pub card_present: bool,
+    pub exclusive: bool,
+    pub atr: Option<String>,
+    pub piv: Option<bool>,
+    pub version: Option<String>,
+    pub serial: Option<u32>,
+    pub error: Option<String>,
 }
 
+/// The `readers` JSON document.
 #[derive(Serialize)]
-struct Report {
-    pcsc: PcscReport,
-    readers: Vec<ReaderReport>,
+pub struct Report {
+    pub pcsc: PcscReport,
+    pub readers: Vec<ReaderReport>,
 }
 
 pub fn run(ctx: &Ctx) -> Result<()> {
-    let inv = Inventory::scan(&ctx.sel)?;
+    let report = collect(&ctx.sel)?;
+    ctx.out.emit(&report, || text(&report))
+}
+
+/// Every reader `sel` shows, and who the card in each is (no PIN involved).
+pub fn collect(sel: &Selection) -> Result<Report> {
+    let inv = Inventory::scan(sel)?;
     let pcsc = match &inv.pcsc {
         PcscStatus::Available => PcscReport {
             available: true,
@@ -77,8 +84,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         }
         readers.push(rep);
     }
-    let report = Report { pcsc, readers };
-    ctx.out.emit(&report, || text(&report))
+    Ok(Report { pcsc, readers })
 }
 
 fn text(r: &Report) -> String {

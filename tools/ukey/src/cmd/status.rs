@@ -19,7 +19,7 @@ use crate::cmd::renew::{phase_of, Phase, SlotKeys};
 use crate::error::{CliError, Result};
 use crate::marker::{key_hash, KeyHash, Marker, MarkerError};
 use crate::slotkey::{Found, Keys, SlotKey};
-use crate::token::{optional, Inventory, Source, Token};
+use crate::token::{optional, Inventory, Selection, Source, Token};
 use crate::verdict::{judge, Verdict};
 use apdu::piv::caps::KeyAnswer;
 use apdu::piv::generated::KeySource;
@@ -88,15 +88,16 @@ pub struct TokenReport {
     pub renewal_problem: Option<String>,
 }
 
+/// The `status` JSON document.
 #[derive(Serialize)]
-struct Report {
-    window_days: u32,
-    tokens: Vec<TokenResult>,
+pub struct Report {
+    pub window_days: u32,
+    pub tokens: Vec<TokenResult>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum TokenResult {
+pub enum TokenResult {
     Ok(Box<TokenReport>),
     Failed { reader: String, error: String },
 }
@@ -324,8 +325,10 @@ pub fn token_report(t: &mut Token, window: u32) -> Result<TokenReport> {
     })
 }
 
-pub fn run(ctx: &Ctx, window: u32) -> Result<()> {
-    let tokens = Inventory::scan(&ctx.sel)?.all(&ctx.sel)?;
+/// Every token `sel` allows, read as `status` reports it (a token that
+/// cannot be read is a `Failed` entry, not the end of the report).
+pub fn collect(sel: &Selection, window: u32) -> Result<Report> {
+    let tokens = Inventory::scan(sel)?.all(sel)?;
     let mut results = Vec::new();
     for (reader, token) in tokens {
         results.push(match token.and_then(|mut t| token_report(&mut t, window)) {
@@ -341,13 +344,18 @@ pub fn run(ctx: &Ctx, window: u32) -> Result<()> {
             },
         });
     }
-    let all_failed = results
-        .iter()
-        .all(|r| matches!(r, TokenResult::Failed { .. }));
-    let report = Report {
+    Ok(Report {
         window_days: window,
         tokens: results,
-    };
+    })
+}
+
+pub fn run(ctx: &Ctx, window: u32) -> Result<()> {
+    let report = collect(&ctx.sel, window)?;
+    let all_failed = report
+        .tokens
+        .iter()
+        .all(|r| matches!(r, TokenResult::Failed { .. }));
     if all_failed {
         // Nothing useful to show: one line per token, then the reason.
         let notes = report

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod renewal;
+pub mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -16,9 +16,9 @@
 //! * another issuer than the current certificate's is shown, and installed
 //!   only when the user confirms on a terminal or gives `--new-issuer-ok`.
 
+use super::Feedback;
 use crate::certs::CertSummary;
 use crate::error::{CliError, ErrorKind, Result};
-use crate::output;
 use apdu::piv::Slot;
 use der::Decode;
 use std::path::Path;
@@ -86,7 +86,8 @@ fn extension<T: for<'a> Decode<'a> + const_oid::AssociatedOid>(
 }
 
 /// Check `der` (for `target`) before anything is written. `current` is
-/// the certificate in use in the target slot, if any.
+/// the certificate in use in the target slot, if any. Each check that
+/// passes is told to `fb` (by the reason it would refuse with).
 pub fn check(
     file: &Path,
     der: &[u8],
@@ -94,6 +95,7 @@ pub fn check(
     current: Option<&CertSummary>,
     allow: Allow,
     now: SystemTime,
+    fb: &dyn Feedback,
 ) -> Result<CertSummary> {
     let summary = CertSummary::parse(der)?;
     let cert = Certificate::from_der(der)
@@ -119,12 +121,14 @@ pub fn check(
             ));
         }
     }
+    fb.check_passed("ca");
     if summary.not_after <= now {
         return Err(bad(
             "expired",
             format!("the certificate expired on {}", summary.not_after_text),
         ));
     }
+    fb.check_passed("expired");
     if summary.not_before > now && !allow.not_yet_valid {
         return Err(bad(
             "not_yet_valid",
@@ -135,6 +139,9 @@ pub fn check(
                 summary.not_before_text
             ),
         ));
+    }
+    if summary.not_before <= now {
+        fb.check_passed("not_yet_valid");
     }
     if let Some(u) = usage {
         let (need, text) = role_usages(target);
@@ -148,6 +155,7 @@ pub fn check(
             ));
         }
     }
+    fb.check_passed("key_usage");
     if let Some(cur) = current {
         if cur.issuer != summary.issuer {
             let what = format!(
@@ -156,7 +164,7 @@ pub fn check(
                 cur.issuer, summary.issuer
             );
             if !allow.new_issuer {
-                if !output::interactive() {
+                if !fb.interactive() {
                     return Err(bad(
                         "issuer_changed",
                         format!(
@@ -165,19 +173,16 @@ pub fn check(
                         ),
                     ));
                 }
-                output::confirm(
-                    &format!("{what}\nInstall it anyway?"),
-                    "yes",
-                    false,
-                    "--new-issuer-ok",
-                )
-                .map_err(|e| {
-                    e.with_kind(ErrorKind::CertificateRefused)
-                        .with_reason("issuer_changed")
-                })?;
+                fb.confirm(&format!("{what}\nInstall it anyway?"), "--new-issuer-ok")
+                    .map_err(|e| {
+                        e.with_kind(ErrorKind::CertificateRefused)
+                            .with_reason("issuer_changed")
+                    })?;
             } else {
-                output::warn(what);
+                fb.warn(&what);
             }
+        } else {
+            fb.check_passed("issuer_changed");
         }
     }
     Ok(summary)

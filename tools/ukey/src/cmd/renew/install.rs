@@ -56,7 +56,8 @@
 
 use super::checks::{self, Allow};
 use super::{
-    hash_of, lock, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Live,
+    hash_of, lock, pin_login, read_marker, require_protected, subject_text, utc, write_marker,
+    Feedback, Live, PinFrom, Terminal,
 };
 use crate::auth::prepare_write;
 use crate::certs::{load_cert_bundle, CertSummary};
@@ -64,9 +65,8 @@ use crate::cmd::status::{slot_text, token_report, SlotReport, TokenReport};
 use crate::cmd::Ctx;
 use crate::error::{CliError, ErrorKind, Result, EXIT_INTERRUPTED, EXIT_REMOVED};
 use crate::marker::{Claim, KeyHash, Marker, Staged};
-use crate::output;
 use crate::p11::P11Token;
-use crate::token::TokenRef;
+use crate::token::{Token, TokenRef};
 use crate::verdict::{days_left, judge, Verdict, DEFAULT_WINDOW_DAYS};
 use apdu::piv::Slot;
 use serde::Serialize;
@@ -218,27 +218,6 @@ fn read_view(p: &P11Token, e: &Staged, hash: &KeyHash, new: &[u8]) -> Result<Vie
     })
 }
 
-#[derive(Serialize)]
-struct Report {
-    target: String,
-    staged_slot: Option<String>,
-    /// Where the renewed pair is now.
-    installed_in: String,
-    /// Promoted into the target slot (false: the card cannot move keys, or
-    /// the certificate is not valid yet).
-    promoted: bool,
-    /// Not valid yet (`--not-before-ok`): written next to the new key, to
-    /// be promoted by a run on or after this time.
-    held_until: Option<String>,
-    /// The writes this run made (none when it was installed already).
-    steps: Vec<String>,
-    subject: String,
-    not_after: String,
-    days_left: i64,
-    verdict: Verdict,
-    status: Option<TokenReport>,
-}
-
 /// Writes refused because another program changed the token meanwhile:
 /// the run reads the card again and goes on, this many times at most.
 const MAX_CONFLICTS: u32 = 8;
@@ -263,6 +242,7 @@ fn drive(
     new: &[u8],
     hold: bool,
     done: &mut Vec<Step>,
+    fb: &dyn Feedback,
 ) -> Result<Outcome> {
     let (t, r) = (e.target, e.staged);
     let mut conflicts = 0;
@@ -330,13 +310,13 @@ fn drive(
             Ok(()) => {}
             Err(err) if err.kind == ErrorKind::Conflict && conflicts < MAX_CONFLICTS => {
                 conflicts += 1;
-                output::note("  the token changed meanwhile (another program?): reading it again");
+                fb.note("  the token changed meanwhile (another program?): reading it again");
                 live.reopen()?;
                 continue;
             }
             Err(err) => return Err(err),
         }
-        output::note(format!("  {}", step.describe(t, r)));
+        fb.step(step.name(), &format!("  {}", step.describe(t, r)));
         done.push(step);
         if step == Step::Finish {
             return Ok(if v.target_key == KeyIn::Staged {
@@ -421,19 +401,39 @@ fn refusal(file: &Path, marker: &Marker) -> CliError {
     .with_reason("wrong_key")
 }
 
-pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
-    let certs = load_cert_bundle(file)?;
-    let mut t = ctx.token()?;
-    let tref = t.token_ref();
-    let prep = t.piv(prepare_write)?;
-    drop(t);
-    let _lock = lock(&tref, &prep)?;
-    let p = P11Token::open(&tref.origin, &tref.reader)?;
-    let marker = read_marker(&p)?;
+/// The certificate of the file for a staged key, checked: what an install
+/// of it would do.
+struct Chosen {
+    new: Vec<u8>,
+    entry: Staged,
+    hash: KeyHash,
+    cert: CertSummary,
+    /// Not valid yet: written next to the new key, promoted later.
+    hold: bool,
+    /// The issuer of the certificate in use in the target slot.
+    current_issuer: Option<String>,
+}
 
+enum Found {
+    Staged(Box<Chosen>),
+    /// The file's certificate is on the token already, with its key.
+    Installed(Slot, Vec<u8>),
+}
+
+/// Pick the file's certificate for a staged key and run every check on
+/// it: nothing is written.
+fn choose(
+    p: &P11Token,
+    certs: &[Vec<u8>],
+    file: &Path,
+    allow: Allow,
+    now: SystemTime,
+    fb: &dyn Feedback,
+) -> Result<Found> {
+    let marker = read_marker(p)?;
     // The certificate in the file for a staged key (a .p7b also holds the CA's).
     let mut chosen = None;
-    for der in &certs {
+    for der in certs {
         let summary = CertSummary::parse(der)?;
         // A chain may hold CA keys of kinds a PIV key cannot be: not ours.
         let Ok(hash) = hash_of(&summary.spki_der) else {
@@ -445,7 +445,71 @@ pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
         }
     }
     let Some((new, entry, hash)) = chosen else {
-        if let Some((slot, der)) = installed_already(&p, &certs)? {
+        if let Some((slot, der)) = installed_already(p, certs)? {
+            return Ok(Found::Installed(slot, der));
+        }
+        return Err(refusal(file, &marker));
+    };
+    fb.check_passed("wrong_key");
+    let target = entry.target;
+    // Before anything is written: can this certificate serve the slot?
+    // (Once an install has claimed the renewal, only finishing it is safe.)
+    let current = p
+        .cert(target)?
+        .and_then(|d| CertSummary::parse(&d).ok())
+        .filter(|c| hash_of(&c.spki_der).ok() != Some(hash));
+    let cert = if entry.claim == Some(Claim::Promoting) {
+        CertSummary::parse(&new)?
+    } else {
+        checks::check(file, &new, target, current.as_ref(), allow, now, fb)?
+    };
+    let requested = subject_text(&entry.subject);
+    if cert.subject.to_string() != requested {
+        fb.warn(&format!(
+            "the CA changed the subject: requested {requested}, issued {}",
+            cert.subject
+        ));
+    }
+    Ok(Found::Staged(Box::new(Chosen {
+        hold: cert.not_before > now,
+        current_issuer: current.map(|c| c.issuer.to_string()),
+        new,
+        entry,
+        hash,
+        cert,
+    })))
+}
+
+/// `ukey renew install FILE`: the core, then the report.
+pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
+    let certs = load_cert_bundle(file)?;
+    let t = ctx.token()?;
+    let fb = Terminal::default();
+    let report = install_core(t, &certs, file, allow, PinFrom::Ask(&mut ctx.secrets), &fb)?;
+    ctx.out.emit(&report, || install_text(&report))
+}
+
+/// Install the CA's certificate (one of `certs`, the file's) for a staged
+/// key on `t` and promote the new pair, or finish an interrupted install:
+/// what `ukey renew install` and the web page's "Install certificate" run.
+/// `file` names the certificate in messages.
+pub fn install_core(
+    mut t: Token,
+    certs: &[Vec<u8>],
+    file: &Path,
+    allow: Allow,
+    pin: PinFrom<'_>,
+    fb: &dyn Feedback,
+) -> Result<InstallReport> {
+    let tref = t.token_ref();
+    let prep = t.piv(prepare_write)?;
+    drop(t);
+    let _lock = lock(&tref, &prep)?;
+    let p = P11Token::open(&tref.origin, &tref.reader)?;
+    let now = SystemTime::now();
+    let chosen = match choose(&p, certs, file, allow, now, fb) {
+        Ok(Found::Staged(c)) => c,
+        Ok(Found::Installed(slot, der)) => {
             p.close();
             let done = Done {
                 target: slot,
@@ -458,33 +522,24 @@ pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
                 },
                 steps: Vec::new(),
             };
-            return report_done(ctx, &tref, file, &der, done);
+            return done_report(&tref, file, &der, done, fb);
         }
-        return Err(refusal(file, &marker));
+        Err(e) => {
+            p.close();
+            return Err(e);
+        }
     };
+    let Chosen {
+        new,
+        entry,
+        hash,
+        cert,
+        hold,
+        ..
+    } = *chosen;
     let (target, staged) = (entry.target, entry.staged);
-    let now = SystemTime::now();
-    // Before anything is written: can this certificate serve the slot?
-    // (Once an install has claimed the renewal, only finishing it is safe.)
-    let current = p
-        .cert(target)?
-        .and_then(|d| CertSummary::parse(&d).ok())
-        .filter(|c| hash_of(&c.spki_der).ok() != Some(hash));
-    let cert = if entry.claim == Some(Claim::Promoting) {
-        CertSummary::parse(&new)?
-    } else {
-        checks::check(file, &new, target, current.as_ref(), allow, now)?
-    };
-    let hold = cert.not_before > now;
-    let requested = subject_text(&entry.subject);
-    if cert.subject.to_string() != requested {
-        output::warn(format!(
-            "the CA changed the subject: requested {requested}, issued {}",
-            cert.subject
-        ));
-    }
     require_protected(&prep, &tref.reader)?;
-    output::note(format!(
+    fb.note(&format!(
         "Installing the certificate for {} (valid until {}) for slot {target}; the new key \
          is in slot {staged}. Do not pull the token; should it be pulled, run this command \
          again to finish.",
@@ -492,10 +547,10 @@ pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
     ));
     let mut p = p;
     let mut done = Vec::new();
-    let run = match pin_login(&mut ctx.secrets, &mut p, &tref, &prep) {
+    let run = match pin_login(pin, &mut p, &tref, &prep) {
         Ok(pin) => {
             let mut live = Live::new(p, &tref, pin);
-            let run = drive(&mut live, &entry, &hash, &new, hold, &mut done);
+            let run = drive(&mut live, &entry, &hash, &new, hold, &mut done, fb);
             live.close();
             run
         }
@@ -545,7 +600,128 @@ pub fn install(ctx: &mut Ctx, file: &Path, allow: Allow) -> Result<()> {
         outcome,
         steps: done,
     };
-    report_done(ctx, &tref, file, &new, done)
+    done_report(&tref, file, &new, done, fb)
+}
+
+/// What installing a certificate file would do on `t`, found by the same
+/// checks as the install (nothing is written, no PIN is needed): the
+/// web page shows it before asking for the PIN.
+#[derive(Serialize)]
+pub struct Preview {
+    /// The slot being renewed and the retired slot of its new key.
+    pub target: String,
+    pub staged_slot: Option<String>,
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub days_left: i64,
+    /// The subject the request asked for (the CA may change it).
+    pub requested_subject: Option<String>,
+    /// The issuer of the certificate in use, when it differs.
+    pub issuer_changed_from: Option<String>,
+    /// Not valid yet: the install writes it next to the new key and
+    /// promotes it on or after `not_before`.
+    pub not_yet_valid: bool,
+    /// An install of it started and was interrupted: this finishes it.
+    pub finishing: bool,
+    /// Installed already (in this slot): nothing to do.
+    pub installed_in: Option<String>,
+    /// The checks passed (by the reason each would refuse with).
+    pub checks_passed: Vec<&'static str>,
+    pub warnings: Vec<String>,
+}
+
+/// Records what the checks say, for [`preview`].
+#[derive(Default)]
+struct Collect {
+    passed: std::sync::Mutex<Vec<&'static str>>,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl Feedback for Collect {
+    fn note(&self, _: &str) {}
+    fn warn(&self, msg: &str) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(msg.to_string());
+        }
+    }
+    fn slow_start(&self, _: &str) {}
+    fn slow_done(&self, _: bool) {}
+    fn interactive(&self) -> bool {
+        false
+    }
+    fn confirm(&self, question: &str, flag: &str) -> Result<()> {
+        Err(
+            CliError::new(format!("{question} — not confirmed ({flag})"))
+                .with_kind(ErrorKind::NotConfirmed),
+        )
+    }
+    fn check_passed(&self, what: &'static str) {
+        if let Ok(mut p) = self.passed.lock() {
+            p.push(what);
+        }
+    }
+}
+
+/// What `install_core` would do with `certs` on `t`, without writing.
+/// A certificate that is not valid yet or from another issuer is shown
+/// as such (the install asks for them to be accepted); anything else the
+/// install would refuse is the same error here.
+pub fn preview(t: Token, certs: &[Vec<u8>], file: &Path) -> Result<Preview> {
+    let tref = t.token_ref();
+    drop(t);
+    let p = P11Token::open(&tref.origin, &tref.reader)?;
+    let now = SystemTime::now();
+    let allow = Allow {
+        not_yet_valid: true,
+        new_issuer: true,
+    };
+    let fb = Collect::default();
+    let found = choose(&p, certs, file, allow, now, &fb);
+    p.close();
+    let passed = fb.passed.into_inner().unwrap_or_default();
+    let warnings = fb.warnings.into_inner().unwrap_or_default();
+    Ok(match found? {
+        Found::Installed(slot, der) => {
+            let c = CertSummary::parse(&der)?;
+            Preview {
+                target: slot.to_string(),
+                staged_slot: None,
+                subject: c.subject.to_string(),
+                issuer: c.issuer.to_string(),
+                not_before: c.not_before_text.clone(),
+                not_after: c.not_after_text.clone(),
+                days_left: days_left(c.not_after, now),
+                requested_subject: None,
+                issuer_changed_from: None,
+                not_yet_valid: false,
+                finishing: false,
+                installed_in: Some(slot.to_string()),
+                checks_passed: passed,
+                warnings,
+            }
+        }
+        Found::Staged(c) => {
+            let issuer = c.cert.issuer.to_string();
+            Preview {
+                target: c.entry.target.to_string(),
+                staged_slot: Some(c.entry.staged.to_string()),
+                subject: c.cert.subject.to_string(),
+                not_before: c.cert.not_before_text.clone(),
+                not_after: c.cert.not_after_text.clone(),
+                days_left: days_left(c.cert.not_after, now),
+                requested_subject: Some(subject_text(&c.entry.subject)),
+                issuer_changed_from: c.current_issuer.filter(|i| *i != issuer),
+                issuer,
+                not_yet_valid: c.hold,
+                finishing: c.entry.claim == Some(Claim::Promoting),
+                installed_in: None,
+                checks_passed: passed,
+                warnings,
+            }
+        }
+    })
 }
 
 /// How an install ended.
@@ -558,7 +734,40 @@ struct Done {
     steps: Vec<Step>,
 }
 
-fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) -> Result<()> {
+/// What `renew install` did (the `renew_install` JSON document).
+#[derive(Serialize)]
+pub struct InstallReport {
+    pub target: String,
+    pub staged_slot: Option<String>,
+    /// Where the renewed pair is now.
+    pub installed_in: String,
+    /// Promoted into the target slot (false: the card cannot move keys, or
+    /// the certificate is not valid yet).
+    pub promoted: bool,
+    /// Not valid yet (`--not-before-ok`): written next to the new key, to
+    /// be promoted by a run on or after this time.
+    pub held_until: Option<String>,
+    /// The writes this run made (none when it was installed already).
+    pub steps: Vec<String>,
+    pub subject: String,
+    pub not_after: String,
+    pub days_left: i64,
+    pub verdict: Verdict,
+    pub status: Option<TokenReport>,
+    /// The certificate file, as messages name it.
+    #[serde(skip)]
+    file: String,
+    #[serde(skip)]
+    outcome: Option<Outcome>,
+}
+
+fn done_report(
+    tref: &TokenRef,
+    file: &Path,
+    der: &[u8],
+    done: Done,
+    fb: &dyn Feedback,
+) -> Result<InstallReport> {
     let Done {
         target,
         staged,
@@ -574,9 +783,9 @@ fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) 
     let status = tref
         .connect()
         .and_then(|mut t| token_report(&mut t, DEFAULT_WINDOW_DAYS))
-        .map_err(|e| output::warn(format!("reading the new status: {}", e.message)))
+        .map_err(|e| fb.warn(&format!("reading the new status: {}", e.message)))
         .ok();
-    let report = Report {
+    Ok(InstallReport {
         target: target.to_string(),
         staged_slot: staged.map(|s| s.to_string()),
         installed_in: home.to_string(),
@@ -588,56 +797,59 @@ fn report_done(ctx: &Ctx, tref: &TokenRef, file: &Path, der: &[u8], done: Done) 
         days_left: days,
         verdict,
         status,
-    };
-    ctx.out.emit(&report, || {
-        let mut s = String::new();
-        if report.steps.is_empty() {
-            s += &format!(
-                "{} is already installed in slot {home}: nothing to do.\n",
-                file.display()
-            );
-        } else if outcome == Outcome::Held {
-            s += &format!(
-                "The certificate is valid from {}: it is written next to the new key in slot \
-                 {home}, and slot {target} keeps the pair in use until then. On or after that \
-                 date, run `ukey renew install {}` again to promote the new pair into {target} \
-                 (`ukey status` says when).\n",
-                cert.not_before_text,
-                file.display()
-            );
-        } else if promoted {
-            s += &format!(
-                "Renewed: slot {home} holds the new key and certificate (read back from the \
-                 token).\n"
-            );
-        } else {
-            s += &format!(
-                "Installed in slot {home}: this token cannot move keys (MOVE KEY needs \
-                 firmware 5.7), so the renewed key and certificate stay in the retired slot \
-                 {home}, where applications find them by their certificate; slot {target} \
-                 keeps the old pair until it expires.\n"
-            );
-        }
-        // The new status of the slots involved, read from the token.
-        let shown: Vec<&SlotReport> = report
-            .status
-            .iter()
-            .flat_map(|st| st.slots.iter())
-            .filter(|r| r.slot == report.target || r.slot == report.installed_in)
-            .collect();
-        if shown.is_empty() {
-            s += &format!(
-                "Certificate for {}: valid until {} ({}).\n",
-                report.subject,
-                report.not_after,
-                verdict.explain(Some(days), DEFAULT_WINDOW_DAYS)
-            );
-        }
-        for r in shown {
-            s += &slot_text(r, DEFAULT_WINDOW_DAYS);
-        }
-        s
+        file: file.display().to_string(),
+        outcome: Some(outcome),
     })
+}
+
+/// The text `renew install` prints.
+fn install_text(report: &InstallReport) -> String {
+    let (home, target, file) = (&report.installed_in, &report.target, &report.file);
+    let mut s = String::new();
+    if report.steps.is_empty() {
+        s += &format!("{file} is already installed in slot {home}: nothing to do.\n");
+    } else if report.outcome == Some(Outcome::Held) {
+        s += &format!(
+            "The certificate is valid from {}: it is written next to the new key in slot \
+             {home}, and slot {target} keeps the pair in use until then. On or after that \
+             date, run `ukey renew install {file}` again to promote the new pair into {target} \
+             (`ukey status` says when).\n",
+            report.held_until.as_deref().unwrap_or_default(),
+        );
+    } else if report.promoted {
+        s += &format!(
+            "Renewed: slot {home} holds the new key and certificate (read back from the \
+             token).\n"
+        );
+    } else {
+        s += &format!(
+            "Installed in slot {home}: this token cannot move keys (MOVE KEY needs \
+             firmware 5.7), so the renewed key and certificate stay in the retired slot \
+             {home}, where applications find them by their certificate; slot {target} \
+             keeps the old pair until it expires.\n"
+        );
+    }
+    // The new status of the slots involved, read from the token.
+    let shown: Vec<&SlotReport> = report
+        .status
+        .iter()
+        .flat_map(|st| st.slots.iter())
+        .filter(|r| r.slot == report.target || r.slot == report.installed_in)
+        .collect();
+    if shown.is_empty() {
+        s += &format!(
+            "Certificate for {}: valid until {} ({}).\n",
+            report.subject,
+            report.not_after,
+            report
+                .verdict
+                .explain(Some(report.days_left), DEFAULT_WINDOW_DAYS)
+        );
+    }
+    for r in shown {
+        s += &slot_text(r, DEFAULT_WINDOW_DAYS);
+    }
+    s
 }
 
 #[cfg(test)]

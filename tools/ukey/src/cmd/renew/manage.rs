@@ -3,8 +3,8 @@
 //! and its marker entry; the key in use is never touched).
 
 use super::{
-    lock, look, pin_login, read_marker, require_protected, subject_text, utc, write_marker, Live,
-    Phase,
+    lock, look, pin_login, read_marker, require_protected, subject_text, utc, write_marker,
+    Feedback, Live, Phase, PinFrom, Terminal,
 };
 use crate::auth::prepare_write;
 use crate::cmd::{role, who, Ctx};
@@ -12,6 +12,7 @@ use crate::error::{CliError, ErrorKind, Result};
 use crate::marker::{Claim, Marker, MarkerError, Staged};
 use crate::output;
 use crate::p11::P11Token;
+use crate::token::Token;
 use apdu::piv::Slot;
 use serde::Serialize;
 
@@ -190,17 +191,18 @@ pub fn status(ctx: &Ctx) -> Result<()> {
 }
 
 #[derive(Serialize)]
-struct Cancelled {
-    target: String,
-    staged_slot: String,
-    staged_key_deleted: bool,
+pub struct Cancelled {
+    pub target: String,
+    pub staged_slot: String,
+    pub staged_key_deleted: bool,
     /// The card cannot delete keys (no DELETE KEY before firmware 5.7).
-    staged_key_left: bool,
+    pub staged_key_left: bool,
 }
 
+/// What `renew cancel` did (the `renew_cancel` JSON document).
 #[derive(Serialize)]
-struct CancelReport {
-    cancelled: Vec<Cancelled>,
+pub struct CancelReport {
+    pub cancelled: Vec<Cancelled>,
 }
 
 /// An install has claimed (or already changed the target slot of) `e`:
@@ -224,13 +226,13 @@ fn refuse_if_promoting(p: &P11Token, e: &Staged) -> Result<()> {
 /// staged one, checked by the module in the same card transaction), then
 /// drop its marker entry. Another program changing the token meanwhile
 /// makes it read the token again and go on from what it finds.
-fn cancel_one(live: &mut Live<'_>, staged: &Staged) -> Result<Cancelled> {
+fn cancel_one(live: &mut Live<'_>, staged: &Staged, fb: &dyn Feedback) -> Result<Cancelled> {
     let (t, r) = (staged.target, staged.staged);
     let mut deleted = false;
     let mut left = false;
     let mut conflicts = 0;
     loop {
-        let step = cancel_step(live, staged, &mut deleted, &mut left);
+        let step = cancel_step(live, staged, &mut deleted, &mut left, fb);
         if matches!(step, Ok(true)) && !live_claimed(live, staged)? && !deleted && !left {
             // Gone before this run claimed it: installed (or cancelled) by
             // another program meanwhile; this run changed nothing.
@@ -277,6 +279,7 @@ fn cancel_step(
     staged: &Staged,
     deleted: &mut bool,
     left: &mut bool,
+    fb: &dyn Feedback,
 ) -> Result<bool> {
     let mut marker = read_marker(live.token())?;
     // The same renewal (not one requested again since).
@@ -316,13 +319,13 @@ fn cancel_step(
         if let Some(h) = &e.key {
             if super::certifies(p.cert(r)?.as_deref(), h) {
                 p.delete_cert(r)?;
-                output::note(format!("  certificate deleted from slot {r}"));
+                fb.note(&format!("  certificate deleted from slot {r}"));
                 return Ok(false);
             }
         }
         if p.can_move(r)? {
             p.delete_key(r)?;
-            output::note(format!("  new key deleted from slot {r}"));
+            fb.note(&format!("  new key deleted from slot {r}"));
             *deleted = true;
             return Ok(false);
         }
@@ -330,63 +333,22 @@ fn cancel_step(
     }
     marker.remove(e.target);
     write_marker(p, &marker)?;
-    output::note("  staging marker cleared");
+    fb.note("  staging marker cleared");
     Ok(true)
 }
 
+/// `ukey renew cancel`: the core, then the report.
 pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
-    let mut t = ctx.token()?;
-    let tref = t.token_ref();
-    let prep = t.piv(prepare_write)?;
-    drop(t);
-    let _lock = lock(&tref, &prep)?;
-    let mut p = P11Token::open(&tref.origin, &tref.reader)?;
-    let marker = read_marker(&p)?;
-    let chosen: Vec<Staged> = marker
-        .entries
-        .iter()
-        .filter(|e| target.is_none_or(|t| e.target == t))
-        .cloned()
-        .collect();
-    if chosen.is_empty() {
-        p.close();
-        let report = CancelReport {
-            cancelled: Vec::new(),
-        };
-        return ctx.out.emit(&report, || match target {
-            Some(t) => format!("No renewal of slot {t} is staged: nothing to cancel.\n"),
-            None => "No renewal is staged: nothing to cancel.\n".into(),
-        });
-    }
-    for e in &chosen {
-        refuse_if_promoting(&p, e)?;
-    }
-    require_protected(&prep, &tref.reader)?;
-    let list: Vec<String> = chosen
-        .iter()
-        .map(|e| format!("slot {} (new key in slot {})", e.target, e.staged))
-        .collect();
-    output::confirm(
-        &format!(
-            "Cancel the renewal of {} on {}? The new key and its request are deleted; the key \
-             and certificate in use stay as they are.",
-            list.join(", "),
-            who(prep.info.serial, &tref.reader)
-        ),
-        "yes",
-        yes,
-        "--yes",
-    )?;
-    output::note(format!("Cancelling the renewal of {}.", list.join(", ")));
-    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
-    let mut live = Live::new(p, &tref, pin);
-    let mut cancelled = Vec::new();
-    for e in &chosen {
-        cancelled.push(cancel_one(&mut live, e)?);
-    }
-    live.close();
-    let report = CancelReport { cancelled };
+    let t = ctx.token()?;
+    let fb = Terminal::default();
+    let report = cancel_core(t, target, yes, PinFrom::Ask(&mut ctx.secrets), &fb)?;
     ctx.out.emit(&report, || {
+        if report.cancelled.is_empty() {
+            return match target {
+                Some(t) => format!("No renewal of slot {t} is staged: nothing to cancel.\n"),
+                None => "No renewal is staged: nothing to cancel.\n".into(),
+            };
+        }
         let mut s = String::new();
         for c in &report.cancelled {
             s += &format!("Renewal of slot {} cancelled", c.target);
@@ -403,6 +365,65 @@ pub fn cancel(ctx: &mut Ctx, target: Option<Slot>, yes: bool) -> Result<()> {
         }
         s
     })
+}
+
+/// Discard the renewal of `target` (every staged one with `None`) on `t`:
+/// its new key and marker entry; the key in use stays. `yes`: the caller
+/// has confirmed (else `fb` asks). What `ukey renew cancel` and the web
+/// page's "Cancel renewal" run.
+pub fn cancel_core(
+    mut t: Token,
+    target: Option<Slot>,
+    yes: bool,
+    pin: PinFrom<'_>,
+    fb: &dyn Feedback,
+) -> Result<CancelReport> {
+    let tref = t.token_ref();
+    let prep = t.piv(prepare_write)?;
+    drop(t);
+    let _lock = lock(&tref, &prep)?;
+    let mut p = P11Token::open(&tref.origin, &tref.reader)?;
+    let marker = read_marker(&p)?;
+    let chosen: Vec<Staged> = marker
+        .entries
+        .iter()
+        .filter(|e| target.is_none_or(|t| e.target == t))
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        p.close();
+        return Ok(CancelReport {
+            cancelled: Vec::new(),
+        });
+    }
+    for e in &chosen {
+        refuse_if_promoting(&p, e)?;
+    }
+    require_protected(&prep, &tref.reader)?;
+    let list: Vec<String> = chosen
+        .iter()
+        .map(|e| format!("slot {} (new key in slot {})", e.target, e.staged))
+        .collect();
+    if !yes {
+        fb.confirm(
+            &format!(
+                "Cancel the renewal of {} on {}? The new key and its request are deleted; the \
+                 key and certificate in use stay as they are.",
+                list.join(", "),
+                who(prep.info.serial, &tref.reader)
+            ),
+            "--yes",
+        )?;
+    }
+    fb.note(&format!("Cancelling the renewal of {}.", list.join(", ")));
+    let pin = pin_login(pin, &mut p, &tref, &prep)?;
+    let mut live = Live::new(p, &tref, pin);
+    let mut cancelled = Vec::new();
+    for e in &chosen {
+        cancelled.push(cancel_one(&mut live, e, fb)?);
+    }
+    live.close();
+    Ok(CancelReport { cancelled })
 }
 
 #[derive(Serialize)]
@@ -494,7 +515,7 @@ pub fn clean(ctx: &mut Ctx, slot: Option<Slot>, yes: bool) -> Result<()> {
     };
     require_protected(&prep, &tref.reader)?;
     output::confirm(&question, "yes", yes, "--yes")?;
-    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    let pin = pin_login(PinFrom::Ask(&mut ctx.secrets), &mut p, &tref, &prep)?;
     let live = Live::new(p, &tref, pin);
     let p = live.token();
     let mut report = CleanReport {

@@ -12,21 +12,23 @@
 //! login then authorises every step.
 
 mod checks;
+mod feedback;
 mod install;
 mod manage;
 mod request;
 
 pub use checks::Allow;
-pub use install::install;
-pub use manage::{cancel, clean, status};
-pub use request::request;
+pub use feedback::{Feedback, PinFrom, Terminal};
+pub use install::{install, install_core, preview};
+pub use manage::{cancel, cancel_core, clean, status};
+pub use request::{request, request_core};
 
-use crate::auth::{gather_write, pin_counter, wrong, WritePrep};
+use crate::auth::{pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
 use crate::error::{CliError, Result, EXIT_INTERRUPTED, EXIT_WRONG_SECRET};
 use crate::marker::{key_hash, KeyHash, Marker, Staged};
 use crate::p11::P11Token;
-use crate::secrets::{Kind, Secrets};
+use crate::secrets::Kind;
 use crate::token::TokenRef;
 use apdu::piv::{Pin, Slot};
 use serde::Serialize;
@@ -45,18 +47,11 @@ fn require_protected(prep: &WritePrep, reader: &str) -> Result<()> {
     )))
 }
 
-/// Ask for the PIN (showing the tries left) and log in to the module with
-/// it; the PIN is returned for PIN-always keys. A wrong PIN reports the
-/// tries left, read without spending one.
-fn pin_login(
-    secrets: &mut Secrets,
-    p: &mut P11Token,
-    tref: &TokenRef,
-    prep: &WritePrep,
-) -> Result<Pin> {
-    let pin = gather_write(prep, secrets, true)?
-        .pin
-        .ok_or_else(|| CliError::new("the PIN is needed"))?;
+/// Get the PIN (on a terminal: showing the tries left) and log in to the
+/// module with it; the PIN is returned for PIN-always keys. A wrong PIN
+/// reports the tries left, read without spending one.
+fn pin_login(pin: PinFrom<'_>, p: &mut P11Token, tref: &TokenRef, prep: &WritePrep) -> Result<Pin> {
+    let pin = pin.get(prep)?;
     match p.login_user(&pin) {
         Err(e) if e.code == EXIT_WRONG_SECRET => {}
         done => return done.map(|()| pin),
@@ -73,6 +68,26 @@ fn pin_login(
 /// Set by SIGINT, SIGTERM and SIGHUP (a closed terminal) while a renewal
 /// writes: the run stops at the next point between two safe steps.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The program handles the signals itself and calls [`request_stop`]
+/// (`ukey ui`, whose runtime owns SIGINT and SIGTERM).
+static SIGNALS_BY_CALLER: AtomicBool = AtomicBool::new(false);
+
+/// Renewals in this process leave SIGINT, SIGTERM and SIGHUP alone from
+/// now on; the program stops them with [`request_stop`].
+pub fn leave_signals_to_caller() {
+    SIGNALS_BY_CALLER.store(true, Ordering::SeqCst);
+}
+
+/// Stop the running renewals at their next point between two safe steps
+/// (for programs that handle the signals themselves).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn own_signals() -> bool {
+    !SIGNALS_BY_CALLER.load(Ordering::SeqCst)
+}
 
 extern "C" fn stop_requested(_: libc::c_int) {
     // Only an atomic store: async-signal-safe.
@@ -95,7 +110,7 @@ pub struct Live<'a> {
 impl<'a> Live<'a> {
     /// Signals stop the run between steps from now on.
     fn new(p: P11Token, tref: &'a TokenRef, pin: Pin) -> Self {
-        for sig in STOP_SIGNALS {
+        for sig in STOP_SIGNALS.into_iter().filter(|_| own_signals()) {
             let handler = stop_requested as extern "C" fn(libc::c_int) as libc::sighandler_t;
             // SAFETY: the handler only stores to an atomic, which is
             // async-signal-safe; the previous handler is restored in Drop.
@@ -148,7 +163,7 @@ impl Drop for Live<'_> {
         if let Some(p) = self.p.take() {
             p.close();
         }
-        for sig in STOP_SIGNALS {
+        for sig in STOP_SIGNALS.into_iter().filter(|_| own_signals()) {
             // SAFETY: restoring the default disposition.
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }

@@ -15,14 +15,15 @@ use super::{
     hash_of, lock, look, pin_login, read_marker, require_protected, subject_text, utc,
     write_marker, Phase,
 };
+use super::{Feedback, PinFrom, Terminal};
 use crate::auth::prepare_write;
 use crate::certs::{pem, public_key_from_spki, CertSummary};
 use crate::cmd::csr::build_with;
 use crate::cmd::{role, write_file, Ctx};
 use crate::error::{CliError, Result};
 use crate::marker::{Marker, Staged};
-use crate::output::{self, Progress};
 use crate::p11::P11Token;
+use crate::token::Token;
 use crate::verdict::{days_left, judge, Verdict};
 use apdu::piv::caps::KeyAnswer;
 use apdu::piv::{Algorithm, Slot, TouchPolicy};
@@ -31,19 +32,20 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// What `renew request` did (the `renew_request` JSON document).
 #[derive(Serialize)]
-struct Report {
-    target: String,
-    staged_slot: String,
-    algorithm: &'static str,
-    subject: String,
+pub struct RequestReport {
+    pub target: String,
+    pub staged_slot: String,
+    pub algorithm: &'static str,
+    pub subject: String,
     /// "generated", "adopted" (found after an interrupted run) or "existing".
-    key: &'static str,
-    staged_since: String,
-    current_certificate_days_left: i64,
-    verdict: Verdict,
-    file: Option<String>,
-    csr_pem: String,
+    pub key: &'static str,
+    pub staged_since: String,
+    pub current_certificate_days_left: i64,
+    pub verdict: Verdict,
+    pub file: Option<String>,
+    pub csr_pem: String,
 }
 
 /// A retired slot with no key that no staged renewal reserves.
@@ -61,6 +63,7 @@ fn free_slot(p: &P11Token, marker: &Marker) -> Result<Slot> {
     ))
 }
 
+/// `ukey renew request`: the core, then the file and the report.
 pub fn request(
     ctx: &mut Ctx,
     target: Slot,
@@ -68,7 +71,53 @@ pub fn request(
     force: bool,
     window: u32,
 ) -> Result<()> {
-    let mut t = ctx.token()?;
+    let t = ctx.token()?;
+    let fb = Terminal::default();
+    let mut report = request_core(
+        t,
+        target,
+        force,
+        window,
+        PinFrom::Ask(&mut ctx.secrets),
+        &fb,
+    )?;
+    if let Some(path) = out {
+        write_file(path, report.csr_pem.as_bytes())?;
+    }
+    report.file = out.map(|p| p.display().to_string());
+    let staged = &report.staged_slot;
+    ctx.out.emit(&report, || {
+        let mut s = format!(
+            "Renewal of slot {target} staged: new {} key in slot {staged} (the key in use \
+             stays in {target}).\n",
+            report.algorithm
+        );
+        match out {
+            Some(path) => {
+                s += &format!(
+                    "Request for {} (signed on the token) written to {}.\n",
+                    report.subject,
+                    path.display()
+                );
+                s += "Send it to the CA; once it issues the certificate: ukey renew install CERT\n";
+            }
+            None => s += &report.csr_pem,
+        }
+        s
+    })
+}
+
+/// Stage a renewal of `target` on the token `t` (or finish or repeat the
+/// one staged) and return the request, signed on the token: what `ukey
+/// renew request` and the web page's "Apply for renewal" run.
+pub fn request_core(
+    mut t: Token,
+    target: Slot,
+    force: bool,
+    window: u32,
+    pin: PinFrom<'_>,
+    fb: &dyn Feedback,
+) -> Result<RequestReport> {
     let tref = t.token_ref();
     let (prep, md) = t.piv(|s| {
         let prep = prepare_write(s)?;
@@ -180,16 +229,16 @@ pub fn request(
     };
     let staged = entry.staged;
     match plan {
-        Plan::Existing => output::note(format!(
+        Plan::Existing => fb.note(&format!(
             "A renewal of slot {target} is staged since {} (new key in slot {staged}): \
              writing its request again.",
             utc(entry.created)
         )),
-        Plan::Adopt | Plan::Generate => output::note(format!(
+        Plan::Adopt | Plan::Generate => fb.note(&format!(
             "Finishing the renewal of slot {target} staged since {} (slot {staged}).",
             utc(entry.created)
         )),
-        Plan::Reserve => output::note(format!(
+        Plan::Reserve => fb.note(&format!(
             "Slot {target} ({}): {}. A new {alg} key goes into the free retired slot \
              {staged}; the key and certificate in use stay until the install.",
             role(target),
@@ -197,14 +246,14 @@ pub fn request(
         )),
     }
 
-    let pin = pin_login(&mut ctx.secrets, &mut p, &tref, &prep)?;
+    let pin = pin_login(pin, &mut p, &tref, &prep)?;
 
     if plan == Plan::Reserve {
         marker.set(entry.clone());
         write_marker(&p, &marker)?;
     }
     if matches!(plan, Plan::Reserve | Plan::Generate) {
-        let progress = Progress::start(format!(
+        fb.slow_start(&format!(
             "generating the new {alg} key in slot {staged}{}",
             if alg.is_rsa() {
                 " (a real card takes up to a minute)"
@@ -212,8 +261,9 @@ pub fn request(
                 ""
             }
         ));
-        p.generate(staged, entry.algorithm, pin_policy, touch_policy)?;
-        progress.done();
+        let generated = p.generate(staged, entry.algorithm, pin_policy, touch_policy);
+        fb.slow_done(generated.is_ok());
+        generated?;
     }
     let spki = p
         .public_key(staged)?
@@ -231,11 +281,7 @@ pub fn request(
         p.sign(staged, pk.algorithm(), tbs, &pin)
     })?;
     p.close();
-    let csr_pem = pem("CERTIFICATE REQUEST", &csr);
-    if let Some(path) = out {
-        write_file(path, csr_pem.as_bytes())?;
-    }
-    let report = Report {
+    Ok(RequestReport {
         target: target.to_string(),
         staged_slot: staged.to_string(),
         algorithm: entry.algorithm.name(),
@@ -248,27 +294,8 @@ pub fn request(
         staged_since: utc(entry.created),
         current_certificate_days_left: days,
         verdict,
-        file: out.map(|p| p.display().to_string()),
-        csr_pem,
-    };
-    ctx.out.emit(&report, || {
-        let mut s = format!(
-            "Renewal of slot {target} staged: new {} key in slot {staged} (the key in use \
-             stays in {target}).\n",
-            report.algorithm
-        );
-        match out {
-            Some(path) => {
-                s += &format!(
-                    "Request for {} (signed on the token) written to {}.\n",
-                    report.subject,
-                    path.display()
-                );
-                s += "Send it to the CA; once it issues the certificate: ukey renew install CERT\n";
-            }
-            None => s += &report.csr_pem,
-        }
-        s
+        file: None,
+        csr_pem: pem("CERTIFICATE REQUEST", &csr),
     })
 }
 
