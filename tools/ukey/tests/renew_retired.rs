@@ -150,7 +150,9 @@ fn a_card_with_move_key_is_asked_nothing() {
     let t = token_on(dir.path(), Profile::Yk57);
     let req = dir.path().join("req.pem");
     let (so, se) = ok(on(&t)
-        .args(["--json", "--pin", PIN, "renew", "request", "--slot", "9a", "--out"])
+        .args([
+            "--json", "--pin", PIN, "renew", "request", "--slot", "9a", "--out",
+        ])
         .arg(&req));
     let r = json(&so);
     assert_eq!(r["stays_in_retired_slot"], false, "{r:#}");
@@ -198,7 +200,9 @@ fn check_superseded(t: &Path, live: &str, new: &serde_json::Value) {
     assert_eq!(r["certificate"]["serial"], new["serial"], "{r:#}");
     let (text, _) = ok(on(t).arg("status"));
     assert!(
-        text.contains(&format!("verdict  superseded by retired slot {live} (renewed ")),
+        text.contains(&format!(
+            "verdict  superseded by retired slot {live} (renewed "
+        )),
         "{text}"
     );
     assert!(
@@ -280,7 +284,10 @@ fn the_superseded_role_renews_again_into_the_next_retired_slot() {
     assert_eq!(older["verdict"], "superseded", "{older:#}");
     assert_eq!(older["superseded_by"]["slot"], "83");
     assert_eq!(older["renewal_of"]["slot"], "9a");
-    assert_eq!(older["certificate"]["serial"], cert_serial(&first)["serial"]);
+    assert_eq!(
+        older["certificate"]["serial"],
+        cert_serial(&first)["serial"]
+    );
     third_party_signature(d, &t, Slot::Retired(2), &second);
     // Both renewed pairs stay: the card cannot delete keys.
     let p = load(&t);
