@@ -14,6 +14,12 @@
 //! log_file = "/var/log/ukey.log"        # UKEY_LOG_FILE
 //! restore_login = true                  # UKEY_RESTORE_LOGIN
 //! module = "/usr/lib/x86_64-linux-gnu/pkcs11/libukey_pkcs11.so"  # UKEY_MODULE (ukey)
+//!
+//! # Vendor SKF libraries (GM/T 0016 SM2 keys), one table each; UKEY_SKF_LIBS
+//! [[skf]]
+//! library = "/opt/vendor/lib/libskf.so"          # an absolute path
+//! dev_auth_key = "31323334353637383132333435363738"  # optional, 16 bytes in hex
+//! application = "UKEY_APP"                       # optional: only this application
 //! ```
 //!
 //! A file that cannot be read or parsed, or has an unknown key or a value of
@@ -25,10 +31,21 @@
 //! Simulated tokens exist only with the feature `sim` (tests, the demo,
 //! the benchmarks): without it `sim` is an unknown key like any other and
 //! the simulator's environment variable is never read.
+//!
+//! `[[skf]]` is one key like the others: the user's file, when it has any
+//! `[[skf]]` table, replaces the system's list. `UKEY_SKF_LIBS=/a.so:/b.so`
+//! replaces the list again; a library it names keeps the `dev_auth_key` and
+//! `application` a file gave the same path. A relative library path (which
+//! `dlopen` would look up in the library search path) or a key that is not
+//! 16 bytes of hex makes the file a bad file; in `UKEY_SKF_LIBS` such an
+//! entry is one problem line and is skipped. A device authentication key is
+//! a secret: a file holding one that others can read is reported (and still
+//! used), and [`SkfLibrary`]'s `Debug` never shows it.
 
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 /// The settings, after files and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +64,66 @@ pub struct Config {
     pub restore_login: bool,
     /// The PKCS#11 module `ukey` loads.
     pub module: Option<PathBuf>,
+    /// Vendor SKF libraries, in order.
+    pub skf: Vec<SkfLibrary>,
+}
+
+/// One vendor SKF library (`[[skf]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkfLibrary {
+    /// Absolute path of the `.so`.
+    pub library: PathBuf,
+    /// The device authentication key (`SKF_DevAuth`), if the vendor's
+    /// devices need one for what ukey does.
+    #[serde(default)]
+    pub dev_auth_key: Option<DevAuthKey>,
+    /// Show only this application of each device (default: all).
+    #[serde(default)]
+    pub application: Option<String>,
+}
+
+impl SkfLibrary {
+    /// A library named only by its path.
+    pub fn new(library: PathBuf) -> Self {
+        Self {
+            library,
+            dev_auth_key: None,
+            application: None,
+        }
+    }
+}
+
+/// A 16-byte device authentication key: zeroized on drop, never shown by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DevAuthKey(Zeroizing<[u8; 16]>);
+
+impl DevAuthKey {
+    /// The key from 32 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, String> {
+        let mut key = Zeroizing::new([0u8; 16]);
+        hex::decode_to_slice(s.trim(), &mut key[..])
+            .map_err(|_| "dev_auth_key must be 16 bytes in hex (32 hex digits)".to_string())?;
+        Ok(Self(key))
+    }
+
+    pub fn bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DevAuthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevAuthKey(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for DevAuthKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Zeroizing::new(String::deserialize(d)?);
+        DevAuthKey::from_hex(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Config {
@@ -59,6 +136,7 @@ impl Default for Config {
             log_file: None,
             restore_login: true,
             module: None,
+            skf: Vec::new(),
         }
     }
 }
@@ -96,6 +174,7 @@ struct File {
     log_file: Option<PathBuf>,
     restore_login: Option<bool>,
     module: Option<PathBuf>,
+    skf: Option<Vec<SkfLibrary>>,
 }
 
 /// What [`load`] found.
@@ -172,7 +251,7 @@ pub fn load_from(files: &[PathBuf], env: &dyn Fn(&str) -> Option<OsString>) -> L
                 continue;
             }
         };
-        let f: File = match toml::from_str(&text) {
+        let f: File = match toml::from_str(&text).and_then(check_skf) {
             Ok(f) => f,
             Err(e) => {
                 let why = e.message().replace('\n', " ");
@@ -207,6 +286,15 @@ pub fn load_from(files: &[PathBuf], env: &dyn Fn(&str) -> Option<OsString>) -> L
         if let Some(v) = f.module {
             c.module = Some(v).filter(|v| !v.as_os_str().is_empty());
         }
+        if let Some(libs) = f.skf {
+            if libs.iter().any(|l| l.dev_auth_key.is_some()) && readable_by_others(path) {
+                out.problems.push(format!(
+                    "{}: holds a dev_auth_key and others can read it (chmod 600)",
+                    path.display()
+                ));
+            }
+            c.skf = libs;
+        }
     }
     #[cfg(feature = "sim")]
     if let Some(v) = env("UKEY_SIM") {
@@ -234,7 +322,41 @@ pub fn load_from(files: &[PathBuf], env: &dyn Fn(&str) -> Option<OsString>) -> L
     if let Some(v) = env("UKEY_MODULE") {
         c.module = Some(PathBuf::from(v)).filter(|v| !v.as_os_str().is_empty());
     }
+    if let Some(v) = env("UKEY_SKF_LIBS") {
+        let mut libs = Vec::new();
+        for p in std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()) {
+            if !p.is_absolute() {
+                out.problems.push(format!(
+                    "UKEY_SKF_LIBS: {}: not an absolute path: ignored",
+                    p.display()
+                ));
+                continue;
+            }
+            let from_file = c.skf.iter().find(|l| l.library == p).cloned();
+            libs.push(from_file.unwrap_or_else(|| SkfLibrary::new(p)));
+        }
+        c.skf = libs;
+    }
     out
+}
+
+/// A relative `library` is refused: `dlopen` would search for it.
+fn check_skf(f: File) -> Result<File, toml::de::Error> {
+    use serde::de::Error;
+    for l in f.skf.iter().flatten() {
+        if !l.library.is_absolute() {
+            return Err(toml::de::Error::custom(format!(
+                "[[skf]] library {:?} is not an absolute path",
+                l.library
+            )));
+        }
+    }
+    Ok(f)
+}
+
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| m.mode() & 0o044 != 0)
 }
 
 #[cfg(test)]
@@ -278,6 +400,7 @@ mod tests {
                 log_file: None,
                 restore_login: false,
                 module: None,
+                skf: Vec::new(),
             }
         );
         let l = load_from(
@@ -361,6 +484,109 @@ mod tests {
         let l = load_from(&[g], &env_of(&[("UKEY_SIM", "/b.json")]));
         assert!(l.problems.is_empty(), "{:?}", l.problems);
         assert_eq!(l.config.log.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn skf_libraries_from_files_and_the_environment() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let sys = write(
+            d.path(),
+            "sys.toml",
+            "[[skf]]\nlibrary = \"/opt/a/libskf.so\"\n\
+             dev_auth_key = \"31323334353637383132333435363738\"\napplication = \"APP\"\n\
+             [[skf]]\nlibrary = \"/opt/b/libskf.so\"\n",
+        );
+        std::fs::set_permissions(&sys, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let l = load_from(std::slice::from_ref(&sys), &env_of(&[]));
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        let skf = &l.config.skf;
+        assert_eq!(skf.len(), 2);
+        assert_eq!(skf[0].library, PathBuf::from("/opt/a/libskf.so"));
+        assert_eq!(
+            skf[0].dev_auth_key.as_ref().map(|k| *k.bytes()),
+            Some(*b"1234567812345678")
+        );
+        assert_eq!(skf[0].application.as_deref(), Some("APP"));
+        assert_eq!(skf[1], SkfLibrary::new("/opt/b/libskf.so".into()));
+        // The key never shows in Debug output.
+        let shown = format!("{:?}", l.config);
+        assert!(
+            shown.contains("redacted") && !shown.contains("49, 50"),
+            "{shown}"
+        );
+        assert!(!shown.contains("3132333435363738"), "{shown}");
+
+        // The environment replaces the list; a path the file named keeps its settings.
+        let l = load_from(
+            std::slice::from_ref(&sys),
+            &env_of(&[("UKEY_SKF_LIBS", "/opt/c/libskf.so::/opt/a/libskf.so:rel.so")]),
+        );
+        let skf = &l.config.skf;
+        assert_eq!(skf.len(), 2, "{skf:?}");
+        assert_eq!(skf[0], SkfLibrary::new("/opt/c/libskf.so".into()));
+        assert_eq!(skf[1].application.as_deref(), Some("APP"));
+        assert!(skf[1].dev_auth_key.is_some());
+        assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+        assert!(l.problems[0].contains("rel.so"), "{:?}", l.problems);
+
+        // A user file with [[skf]] replaces the system's list; one without keeps it.
+        let user = write(
+            d.path(),
+            "user.toml",
+            "[[skf]]\nlibrary = \"/u/libskf.so\"\n",
+        );
+        let l = load_from(&[sys.clone(), user], &env_of(&[]));
+        assert_eq!(l.config.skf, [SkfLibrary::new("/u/libskf.so".into())]);
+        let other = write(d.path(), "other.toml", "no_pcsc = true\n");
+        let l = load_from(&[sys.clone(), other], &env_of(&[]));
+        assert_eq!(l.config.skf.len(), 2);
+
+        // A key in a file others can read is reported and still used.
+        std::fs::set_permissions(&sys, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let l = load_from(&[sys], &env_of(&[]));
+        assert_eq!(l.config.skf.len(), 2);
+        assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+        assert!(l.problems[0].contains("chmod 600"), "{:?}", l.problems);
+    }
+
+    #[test]
+    fn a_bad_skf_table_is_a_bad_file() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text, why) in [
+            (
+                "relative.toml",
+                "[[skf]]\nlibrary = \"libskf.so\"\n",
+                "not an absolute path",
+            ),
+            (
+                "short.toml",
+                "[[skf]]\nlibrary = \"/a.so\"\ndev_auth_key = \"3132\"\n",
+                "16 bytes in hex",
+            ),
+            (
+                "nothex.toml",
+                "[[skf]]\nlibrary = \"/a.so\"\ndev_auth_key = \"zz323334353637383132333435363738\"\n",
+                "16 bytes in hex",
+            ),
+            (
+                "typo.toml",
+                "[[skf]]\nlibrary = \"/a.so\"\napplicaton = \"X\"\n",
+                "unknown field `applicaton`",
+            ),
+            ("nolib.toml", "[[skf]]\napplication = \"X\"\n", "missing field `library`"),
+        ] {
+            let f = write(d.path(), name, text);
+            let l = load_from(&[f], &env_of(&[]));
+            assert_eq!(l.config, Config::default(), "{name}");
+            assert_eq!(l.problems.len(), 1, "{name}: {:?}", l.problems);
+            assert!(
+                l.problems[0].contains(name) && l.problems[0].contains(why),
+                "{name}: {}",
+                l.problems[0]
+            );
+            assert!(!l.problems[0].contains('\n'));
+        }
     }
 
     #[test]

@@ -287,6 +287,28 @@ impl CardFacts {
             MetadataSupport::Absent => false,
         })
     }
+
+    /// Whether the card has MOVE KEY, asked the only safe way
+    /// ([`probe_move_key`] between two retired slots GET METADATA reported
+    /// empty, searched from the last one): no card state changes, no PIN.
+    /// A card whose GET METADATA does not work cannot report empty slots,
+    /// so it is not asked and taken not to move keys (as the PKCS#11
+    /// module does); so is a card with fewer than two empty retired slots.
+    pub fn moves_keys(&self, s: &mut Session<'_>) -> Result<bool, Error> {
+        if self.metadata != MetadataSupport::Works {
+            return Ok(false);
+        }
+        let mut empty = Vec::new();
+        for slot in (1..=20u8).rev().map(Slot::Retired) {
+            if self.key(s, slot)? == KeyAnswer::Empty {
+                empty.push(slot);
+            }
+            if let [to, from] = empty[..] {
+                return probe_move_key(s, to, from);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// GET METADATA's word on a key slot.
@@ -514,6 +536,36 @@ mod tests {
         }
         assert!(probe_move_key(&mut sess, Slot::Retired(20), Slot::Retired(20)).is_err());
         assert!(s.done());
+    }
+
+    #[test]
+    fn moves_keys_probes_only_between_two_slots_reported_empty() {
+        let mut key = hex!("01 01 11 04 43 86 41 04").to_vec();
+        key.extend([7u8; 64]);
+        key.extend(hex!("90 00"));
+        // 95 holds a key, 94 and 93 are empty: the probe moves 93 into 94.
+        for (answer, expect) in [(hex!("6A 88"), true), (hex!("6D 00"), false)] {
+            let mut s = Script::new(&[
+                (&hex!("00 F7 00 95 00"), &key),
+                (&hex!("00 F7 00 94 00"), &hex!("6A 88")),
+                (&hex!("00 F7 00 93 00"), &hex!("6A 88")),
+                (&hex!("00 F6 94 93"), &answer),
+            ]);
+            let f = facts(MetadataSupport::Works);
+            assert_eq!(
+                f.moves_keys(&mut Session::new(&mut s, false)).unwrap(),
+                expect
+            );
+            assert!(s.done());
+        }
+        // Without working metadata nothing is asked.
+        for m in [MetadataSupport::Unreliable, MetadataSupport::Absent] {
+            let mut s = Script::new(&[]);
+            assert!(!facts(m)
+                .moves_keys(&mut Session::new(&mut s, false))
+                .unwrap());
+            assert!(s.done());
+        }
     }
 
     #[test]

@@ -91,8 +91,11 @@ pub fn serve(card: SharedCard, addr: &str, opts: &ServeOptions) -> std::io::Resu
     }
 }
 
-/// How long vpcd may take to speak to a freshly connected card.
-const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(3);
+/// How long vpcd may take to speak to a freshly connected card. pcscd's
+/// polling thread does that within a second on an idle machine; on a loaded
+/// one it can take several, and giving up too early makes things worse (vpcd
+/// then finds the socket closed and reports a pull), so be patient.
+const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(10);
 
 /// One insertion: returns `Ok` when the card is pulled, `Err` when vpcd went away.
 fn serve_connection(

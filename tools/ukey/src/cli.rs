@@ -164,6 +164,11 @@ pub enum RenewCommand {
         /// Renewal window in days before expiry.
         #[arg(long, default_value_t = crate::verdict::DEFAULT_WINDOW_DAYS, value_name = "DAYS")]
         window: u32,
+        /// On a token that cannot move keys (no MOVE KEY: firmware before
+        /// 5.7), accept without asking that the renewed pair stays in the
+        /// retired slot (applications pinned to the slot keep the old key).
+        #[arg(long)]
+        retired_slot_ok: bool,
     },
     /// Install the CA's certificate (PEM, DER or PKCS#7 .p7b) for a staged key
     /// and promote the new pair into its slot; run it again after an interruption.

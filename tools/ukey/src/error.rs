@@ -44,6 +44,10 @@ pub enum ErrorKind {
     TokenAmbiguous,
     /// A destructive action was not confirmed.
     NotConfirmed,
+    /// A renewal on a card without MOVE KEY, whose new pair would stay in
+    /// a retired slot, was not accepted (`--retired-slot-ok`): nothing was
+    /// asked or written.
+    RetiredSlotNotConfirmed,
     /// No renewal is staged (for this certificate or slot).
     NotStaged,
     /// A renewal refused before anything was written (`reason` says why).

@@ -12,7 +12,8 @@
 //! * [`certs`], [`keys`] and [`verdict`] read certificates, sign on the
 //!   token and judge renewability; [`output`] prints text or JSON.
 //! * [`p11`] loads the PKCS#11 module for the renewal commands, and
-//!   [`marker`] is the staging marker they keep on the token;
+//!   [`marker`] is the staging marker they keep on the token, [`supersede`]
+//!   what it says of renewed pairs left in retired slots;
 //! * [`cmd`] holds one module per command; [`ui`] is `ukey ui`, the local
 //!   web page on the same status model and renewal cores.
 
@@ -29,6 +30,7 @@ mod p11;
 mod secrets;
 mod settings;
 mod slotkey;
+mod supersede;
 mod token;
 mod ui;
 mod verdict;

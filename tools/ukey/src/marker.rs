@@ -19,10 +19,24 @@
 //!     86 20 SHA-256 of the staged key's SubjectPublicKeyInfo
 //!     87 01 claim                    (01 an install is promoting the new
 //!   } ...                             pair; 02 a cancel is deleting it)
+//!   A2 {                             a renewed pair that stays in a retired
+//!     81 01 target key reference       slot (the card has no MOVE KEY)
+//!     82 01 retired key reference
+//!     85 08 installed                (Unix seconds, big-endian)
+//!     86 20 SHA-256 of its key's SubjectPublicKeyInfo
+//!   } ...
 //! }                                  (86 is absent while the key is generated)
 //! ```
 //! Unknown tags inside an entry are skipped (later versions may add some);
-//! a marker of a newer version is shown but never rewritten.
+//! a marker of a newer version is shown but never rewritten. A marker with
+//! `A2` records is written as version 2, so that a ukey that knows only
+//! version 1 (and would drop them when it rewrites the marker) leaves it
+//! alone; one without is version 1, byte for byte as before.
+//!
+//! The `A2` records are what `ukey status` and the renewal commands know a
+//! renewed pair in a retired slot by (see [`crate::supersede`]): `renew
+//! install` writes one, in the same compare-and-swap that drops the staged
+//! entry, when the card cannot move the new key into the target slot.
 //!
 //! Every change of the marker is a compare-and-swap on the card (the
 //! module writes it only if it still holds what was read), so the claim
@@ -35,8 +49,10 @@ use apdu::piv::{Algorithm, Slot};
 use apdu::tlv::{self, Builder};
 use sha2::{Digest, Sha256};
 
-/// The version this code writes.
+/// The version of a marker without `A2` records (what older ukey reads).
 pub const VERSION: u8 = 1;
+/// The version of a marker with `A2` records, the newest this code reads.
+pub const VERSION_RENEWED: u8 = 2;
 
 const MARKER: u32 = 0xA0;
 const VERSION_TAG: u32 = 0x80;
@@ -48,6 +64,7 @@ const SUBJECT: u32 = 0x84;
 const CREATED: u32 = 0x85;
 const KEY_HASH: u32 = 0x86;
 const CLAIM: u32 = 0x87;
+const RENEWED: u32 = 0xA2;
 
 /// Who has claimed a staged renewal (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +117,27 @@ pub struct Staged {
     pub claim: Option<Claim>,
 }
 
-/// Every staged renewal on a token.
+/// A renewed pair that stays in a retired slot because the card could not
+/// move its key into the target slot (no MOVE KEY): it replaces the pair
+/// in the target slot for applications that find keys by certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewed {
+    /// The slot whose role the pair took over (9A, 9C, 9D, 9E).
+    pub target: Slot,
+    /// The retired slot holding it.
+    pub slot: Slot,
+    /// When the install finished (Unix seconds).
+    pub installed: u64,
+    /// Its key (checked against the card before the record is believed).
+    pub key: KeyHash,
+}
+
+/// Every staged renewal on a token, and the renewed pairs in retired slots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Marker {
     pub version: u8,
     pub entries: Vec<Staged>,
+    pub renewed: Vec<Renewed>,
 }
 
 /// Why a marker cannot be used.
@@ -189,6 +222,43 @@ impl Staged {
     }
 }
 
+impl Renewed {
+    fn parse(content: &[u8]) -> Result<Self, MarkerError> {
+        let bad = MarkerError::Malformed;
+        let field = |tag: u32, what: &'static str| -> Result<&[u8], MarkerError> {
+            tlv::find(content, tag)
+                .map_err(|_| bad("record"))?
+                .ok_or(bad(what))
+        };
+        let target = Slot::from_key_ref(byte(field(TARGET, "record target")?, "record target")?)
+            .filter(|s| !matches!(s, Slot::Retired(_) | Slot::Attestation))
+            .ok_or(bad("record target"))?;
+        let slot = Slot::from_key_ref(byte(field(STAGED, "record slot")?, "record slot")?)
+            .filter(|s| matches!(s, Slot::Retired(_)))
+            .ok_or(bad("record slot"))?;
+        let installed = <[u8; 8]>::try_from(field(CREATED, "installed")?)
+            .map(u64::from_be_bytes)
+            .map_err(|_| bad("installed"))?;
+        let key =
+            KeyHash::try_from(field(KEY_HASH, "record key")?).map_err(|_| bad("record key"))?;
+        Ok(Self {
+            target,
+            slot,
+            installed,
+            key,
+        })
+    }
+
+    fn encode(&self, b: Builder) -> Builder {
+        b.nested(RENEWED, |b| {
+            b.add(TARGET, &[self.target.key_ref()])
+                .add(STAGED, &[self.slot.key_ref()])
+                .add(CREATED, &self.installed.to_be_bytes())
+                .add(KEY_HASH, &self.key)
+        })
+    }
+}
+
 /// The marker in the content of the module's renewal object (5FFF10,
 /// `80 "ukey renewal" 81 value`): `None` when the object is absent, empty
 /// or another application's.
@@ -206,7 +276,13 @@ impl Marker {
         Self {
             version: VERSION,
             entries: Vec::new(),
+            renewed: Vec::new(),
         }
+    }
+
+    /// Nothing staged and no renewed pair recorded: the object can go.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.renewed.is_empty()
     }
 
     pub fn parse(value: &[u8]) -> Result<Self, MarkerError> {
@@ -218,16 +294,23 @@ impl Marker {
                 .ok_or(bad("version"))?,
             "version",
         )?;
-        if version > VERSION {
+        if version > VERSION_RENEWED {
             return Err(MarkerError::Newer(version));
         }
         if version == 0 {
             return Err(bad("version"));
         }
         let mut entries: Vec<Staged> = Vec::new();
+        let mut renewed: Vec<Renewed> = Vec::new();
         for t in tlv::iter(inner) {
             let t = t.map_err(|_| bad("TLV"))?;
-            if t.tag == tlv::Tag(ENTRY) {
+            if t.tag == tlv::Tag(RENEWED) {
+                let r = Renewed::parse(t.value)?;
+                if renewed.iter().any(|o| o.slot == r.slot) {
+                    return Err(bad("two records for one slot"));
+                }
+                renewed.push(r);
+            } else if t.tag == tlv::Tag(ENTRY) {
                 let e = Staged::parse(t.value)?;
                 if entries
                     .iter()
@@ -238,15 +321,27 @@ impl Marker {
                 entries.push(e);
             }
         }
-        Ok(Self { version, entries })
+        Ok(Self {
+            version,
+            entries,
+            renewed,
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        let version = if self.renewed.is_empty() {
+            VERSION
+        } else {
+            VERSION_RENEWED
+        };
         Builder::new()
             .nested(MARKER, |b| {
-                let mut b = b.add(VERSION_TAG, &[VERSION]);
+                let mut b = b.add(VERSION_TAG, &[version]);
                 for e in &self.entries {
                     b = e.encode(b);
+                }
+                for r in &self.renewed {
+                    b = r.encode(b);
                 }
                 b
             })
@@ -277,6 +372,23 @@ impl Marker {
     pub fn reserves(&self, slot: Slot) -> bool {
         self.entries.iter().any(|e| e.staged == slot)
     }
+
+    /// Record a renewed pair left in a retired slot (replacing an older
+    /// record of that slot).
+    pub fn record_renewed(&mut self, r: Renewed) {
+        self.renewed.retain(|o| o.slot != r.slot);
+        self.renewed.push(r);
+    }
+
+    /// The target slot holds its own pair again (promoted): its records go.
+    pub fn forget_renewed(&mut self, target: Slot) {
+        self.renewed.retain(|o| o.target != target);
+    }
+
+    /// The record of the renewed pair in `slot`, if any.
+    pub fn renewed_in(&self, slot: Slot) -> Option<&Renewed> {
+        self.renewed.iter().find(|r| r.slot == slot)
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +413,7 @@ mod tests {
         let m = Marker {
             version: VERSION,
             entries: vec![entry(None)],
+            renewed: vec![],
         };
         let bytes = m.encode();
         assert_eq!(
@@ -345,6 +458,83 @@ mod tests {
         assert_eq!(fewer.entries.len(), 1);
     }
 
+    #[test]
+    fn renewed_records_round_trip_as_version_2() {
+        let mut m = Marker::new();
+        m.set(entry(Some([7; 32])));
+        m.record_renewed(Renewed {
+            target: Slot::Authentication,
+            slot: Slot::Retired(1),
+            installed: 0x6789_ABCD,
+            key: [9; 32],
+        });
+        let bytes = m.encode();
+        // Version 2: a ukey that knows only version 1 shows it and never
+        // rewrites it (it would drop the record).
+        let back = Marker::parse(&bytes).unwrap();
+        assert_eq!(back.entries, m.entries);
+        assert_eq!(back.renewed, m.renewed);
+        assert_eq!(back.version, 2);
+        assert!(!back.is_empty());
+        let rec = back.renewed_in(Slot::Retired(1)).unwrap();
+        assert_eq!(
+            (rec.target, rec.installed, rec.key),
+            (Slot::Authentication, 0x6789_ABCD, [9; 32])
+        );
+        // A newer record of the same slot replaces the older one.
+        let mut again = back.clone();
+        again.record_renewed(Renewed {
+            installed: 1,
+            ..rec.clone()
+        });
+        assert_eq!(again.renewed.len(), 1);
+        assert_eq!(again.renewed[0].installed, 1);
+        // Promoted into the target: its records go, and with no record
+        // left the marker is version 1 again, byte for byte.
+        again.forget_renewed(Slot::Authentication);
+        assert_eq!(Marker::parse(&again.encode()).unwrap().version, 1);
+        again.remove(Slot::Authentication);
+        assert!(again.is_empty());
+        assert_eq!(Marker::parse(&raw(3, &[])), Err(MarkerError::Newer(3)));
+    }
+
+    #[test]
+    fn malformed_records_are_errors() {
+        let rec = |fields: &[(u32, &[u8])]| {
+            Builder::new()
+                .nested(MARKER, |b| {
+                    b.add(VERSION_TAG, &[2]).nested(RENEWED, |mut b| {
+                        for (tag, value) in fields {
+                            b = b.add(*tag, value);
+                        }
+                        b
+                    })
+                })
+                .build()
+        };
+        let good: [(u32, &[u8]); 4] = [
+            (TARGET, &[0x9A]),
+            (STAGED, &[0x82]),
+            (CREATED, &CREATED_1),
+            (KEY_HASH, &[1; 32]),
+        ];
+        assert_eq!(Marker::parse(&rec(&good)).unwrap().renewed.len(), 1);
+        for (i, why) in [(0, "target"), (1, "slot"), (2, "installed"), (3, "key")] {
+            let mut missing = good.to_vec();
+            missing.remove(i);
+            assert!(Marker::parse(&rec(&missing)).is_err(), "no {why}");
+        }
+        let mut in_9c = good.to_vec();
+        in_9c[1] = (STAGED, &[0x9C]);
+        assert!(
+            Marker::parse(&rec(&in_9c)).is_err(),
+            "a record for a primary slot"
+        );
+        let mut short = good.to_vec();
+        short[3] = (KEY_HASH, &[1; 31]);
+        assert!(Marker::parse(&rec(&short)).is_err(), "a short key hash");
+    }
+
     /// A marker with one entry made of these raw fields.
     fn raw(version: u8, fields: &[(u32, &[u8])]) -> Vec<u8> {
         Builder::new()
@@ -385,7 +575,9 @@ mod tests {
                 claim: None,
             }]
         );
-        assert_eq!(Marker::parse(&raw(2, &fields)), Err(MarkerError::Newer(2)));
+        // Version 2 adds the A2 records; anything later is refused.
+        assert_eq!(Marker::parse(&raw(2, &fields)).unwrap().entries, m.entries);
+        assert_eq!(Marker::parse(&raw(3, &fields)), Err(MarkerError::Newer(3)));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum Verdict {
     /// A certificate the slot cannot use: no key, or a key it does not
     /// certify. Never `ok`, whatever the dates say.
     Unusable,
+    /// A renewed pair in a retired slot holds this slot's role (a card
+    /// without MOVE KEY): the pair here is the old one, kept until it
+    /// expires; renewing the role renews the pair in the retired slot.
+    Superseded,
 }
 
 fn seconds_left(not_after: SystemTime, now: SystemTime) -> i64 {
@@ -75,6 +79,9 @@ impl Verdict {
             Verdict::Missing => "missing: no certificate in this slot".to_string(),
             Verdict::Unusable => "UNUSABLE: this slot cannot sign with its certificate (see the \
                                   problem above)"
+                .to_string(),
+            Verdict::Superseded => "superseded: a renewed pair in a retired slot holds this \
+                                    slot's role; this old pair stays until it expires"
                 .to_string(),
         }
     }

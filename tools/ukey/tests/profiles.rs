@@ -196,9 +196,30 @@ fn renew_where_the_card_allows(profile: Profile) {
     let t = token(d, profile);
     let before = load(&t);
     let req = d.join("req.pem");
+    if profile.spec().vendor_objects && !profile.spec().move_key {
+        // No MOVE KEY: said before the PIN, and refused without a terminal
+        // or --retired-slot-ok; nothing asked or written.
+        let bytes = std::fs::read(&t).unwrap();
+        let (so, se) = fails(
+            ukey_on(d, &t)
+                .args([
+                    "--json", "--pin", PIN, "renew", "request", "--slot", "9a", "--out",
+                ])
+                .arg(&req),
+            1,
+        );
+        assert_eq!(json(&so)["kind"], "retired_slot_not_confirmed", "{so}");
+        assert!(se.contains("stay there after the install"), "{se}");
+        assert_eq!(std::fs::read(&t).unwrap(), bytes);
+        assert_eq!(tries(&t), (3, 3));
+    }
     let out = ukey_on(d, &t)
         .args(["--pin", PIN, "renew", "request", "--slot", "9a", "--out"])
         .arg(&req)
+        .args(
+            (profile.spec().vendor_objects && !profile.spec().move_key)
+                .then_some("--retired-slot-ok"),
+        )
         .output()
         .unwrap();
     let (so, se) = text(&out);
@@ -244,8 +265,18 @@ fn renew_where_the_card_allows(profile: Profile) {
             before.objects[&Slot::Authentication.cert_object().0]
         );
         assert!(after.key(Slot::Retired(1)).is_some());
+        // The marker keeps only the record of the renewed pair: status
+        // shows 9A superseded by 82, which carries the role.
+        let tok = status(d, &t);
+        assert_eq!(slot(&tok, "9a")["verdict"], "superseded", "{tok:#}");
+        assert_eq!(slot(&tok, "9a")["superseded_by"]["slot"], "82", "{tok:#}");
+        assert_eq!(slot(&tok, "82")["renewal_of"]["slot"], "9a", "{tok:#}");
+        assert_eq!(slot(&tok, "82")["role"], "PIV Authentication", "{tok:#}");
+        assert_eq!(slot(&tok, "82")["verdict"], "ok", "{tok:#}");
     }
-    assert!(!after.objects.contains_key(&RENEWAL_OBJECT));
+    if profile.spec().move_key {
+        assert!(!after.objects.contains_key(&RENEWAL_OBJECT));
+    }
     assert!(!after.objects.contains_key(&GENERATED_KEYS_OBJECT.0));
     assert_eq!(tries(&t), (3, 3));
 }

@@ -75,7 +75,15 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             force,
             window,
-        }) => renew::request(&mut ctx, slot, out.as_deref(), force, window),
+            retired_slot_ok,
+        }) => renew::request(
+            &mut ctx,
+            slot,
+            out.as_deref(),
+            force,
+            window,
+            retired_slot_ok,
+        ),
         Command::Renew(RenewCommand::Install {
             file,
             not_before_ok,

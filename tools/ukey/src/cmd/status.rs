@@ -52,12 +52,29 @@ pub struct SlotReport {
     pub renewal: Option<SlotRenewal>,
     /// This retired slot holds the new key of the renewal of that slot.
     pub staged_for: Option<String>,
+    /// A renewed pair in this retired slot holds the role of that slot (a
+    /// card without MOVE KEY left it here).
+    pub renewal_of: Option<SlotLink>,
+    /// The role of this slot is held by the renewed pair in that retired
+    /// slot: the pair here is the old one (verdict `superseded`).
+    pub superseded_by: Option<SlotLink>,
+    /// The card said this slot holds no key.
+    #[serde(skip)]
+    key_absent: bool,
     #[serde(skip)]
     key_hash: Option<KeyHash>,
     #[serde(skip)]
     cert_key_hash: Option<KeyHash>,
     #[serde(skip)]
     cert_not_before: Option<SystemTime>,
+}
+
+/// The other slot of a renewed pair left in a retired slot, and when the
+/// renewal was installed.
+#[derive(Serialize)]
+pub struct SlotLink {
+    pub slot: String,
+    pub renewed: String,
 }
 
 /// A staged renewal, next to the slot it renews.
@@ -179,6 +196,9 @@ fn slot_report(
         verdict,
         renewal: None,
         staged_for: None,
+        renewal_of: None,
+        superseded_by: None,
+        key_absent: matches!(found, Found::NoKey),
         // The key as the card (or ukey's record) reports it, not as a
         // certificate suggests it.
         key_hash: found
@@ -211,7 +231,7 @@ fn annotate_renewals(
         .and_then(|c| crate::marker::from_object(c))
     {
         None => (Marker::new(), None),
-        Some(Ok(m)) if m.entries.is_empty() => (
+        Some(Ok(m)) if m.is_empty() => (
             m,
             Some(
                 "an empty renewal marker is on the token (left by an older or interrupted \
@@ -274,6 +294,7 @@ fn annotate_renewals(
             slots[i].staged_for = Some(e.target.to_string());
         }
     }
+    supersessions(slots, &marker);
     for r in slots.iter_mut() {
         let retired = apdu::piv::Slot::parse(&r.slot)
             .is_some_and(|s| matches!(s, apdu::piv::Slot::Retired(_)));
@@ -287,6 +308,64 @@ fn annotate_renewals(
         }
     }
     Ok(problem)
+}
+
+/// Renewed pairs in retired slots (see [`crate::supersede`]): the target
+/// slot is `superseded`, the retired slot carries its role.
+fn supersessions(slots: &mut [SlotReport], marker: &Marker) {
+    use crate::supersede::{KeySeen, Seen};
+    let find = |slots: &[SlotReport], slot: Slot| {
+        let name = slot.to_string();
+        slots.iter().position(|r| r.slot == name)
+    };
+    for target in [
+        Slot::Authentication,
+        Slot::Signature,
+        Slot::KeyManagement,
+        Slot::CardAuthentication,
+    ] {
+        let home = crate::supersede::home::<std::convert::Infallible>(marker, target, |slot| {
+            Ok(match find(slots, slot).map(|i| &slots[i]) {
+                None => Seen {
+                    key: KeySeen::Absent,
+                    cert_key: None,
+                    cert_not_before: None,
+                },
+                Some(r) => Seen {
+                    key: match (r.key_hash, r.key_absent) {
+                        (Some(h), _) => KeySeen::Known(h),
+                        (None, true) => KeySeen::Absent,
+                        (None, false) => KeySeen::Unknown,
+                    },
+                    cert_key: r.cert_key_hash,
+                    cert_not_before: r.cert_not_before,
+                },
+            })
+        });
+        let Ok(Some(home)) = home else { continue };
+        let link = |slot: Slot, installed: u64| SlotLink {
+            slot: slot.to_string(),
+            renewed: crate::cmd::renew::utc(installed),
+        };
+        let live = home.live;
+        let superseded = std::iter::once((target, live.installed))
+            .chain(home.older.iter().map(|r| (r.slot, r.installed)));
+        for (slot, _) in superseded {
+            if let Some(i) = find(slots, slot) {
+                let s = &mut slots[i];
+                s.superseded_by = Some(link(live.slot, live.installed));
+                if !matches!(s.verdict, Verdict::Missing | Verdict::Unusable) {
+                    s.verdict = Verdict::Superseded;
+                }
+            }
+        }
+        for r in std::iter::once(live).chain(home.older.iter().copied()) {
+            if let Some(i) = find(slots, r.slot) {
+                slots[i].renewal_of = Some(link(target, r.installed));
+                slots[i].role = role(target);
+            }
+        }
+    }
 }
 
 /// Everything `status` shows about one token.
@@ -448,6 +527,13 @@ fn token_text(t: &TokenReport, window: u32) -> String {
 /// One slot of the report, as `status` prints it.
 pub fn slot_text(slot: &SlotReport, window: u32) -> String {
     let mut s = format!("  Slot {} {}", slot.slot, slot.role);
+    if let Some(of) = &slot.renewal_of {
+        s += &format!(
+            " (renewed pair of slot {}, installed {})",
+            of.slot,
+            of.renewed.get(..10).unwrap_or(&of.renewed)
+        );
+    }
     match &slot.key {
         Some(k) => {
             s += &format!(": {} key", k.algorithm);
@@ -484,11 +570,35 @@ pub fn slot_text(slot: &SlotReport, window: u32) -> String {
     if let Some(t) = &slot.staged_for {
         s += &format!("    staged   the new key of the renewal of slot {t}\n");
     }
-    s += &format!(
-        "    verdict  {}\n",
-        slot.verdict
-            .explain(slot.certificate.as_ref().map(|c| c.days_left), window)
-    );
+    match (&slot.superseded_by, slot.verdict) {
+        (Some(by), Verdict::Superseded) => {
+            s += &format!(
+                "    verdict  superseded by retired slot {} (renewed {}): applications that find \
+                 keys by certificate use the new pair there; those pinned to slot {} keep this \
+                 old key until it expires (renew with `ukey renew request --slot {}`)\n",
+                by.slot,
+                by.renewed.get(..10).unwrap_or(&by.renewed),
+                slot.slot,
+                slot.renewal_of
+                    .as_ref()
+                    .map(|o| o.slot.as_str())
+                    .unwrap_or(&slot.slot)
+            )
+        }
+        _ => {
+            s += &format!(
+                "    verdict  {}\n",
+                slot.verdict
+                    .explain(slot.certificate.as_ref().map(|c| c.days_left), window)
+            );
+            if let Some(by) = &slot.superseded_by {
+                s += &format!(
+                    "    renewed  its role is held by retired slot {}\n",
+                    by.slot
+                );
+            }
+        }
+    }
     if let Some(r) = &slot.renewal {
         s += &format!(
             "    renewal  staged {} (new key in slot {}): {}\n",

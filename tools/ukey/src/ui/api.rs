@@ -358,6 +358,10 @@ struct RequestBody {
     slot: String,
     pin: Zeroizing<String>,
     op: String,
+    /// The user accepted, on the page, that the renewed pair stays in a
+    /// retired slot (a key without MOVE KEY): `--retired-slot-ok`.
+    #[serde(default)]
+    retired_slot_ok: bool,
 }
 
 /// "Apply for renewal": `ukey renew request --slot S`.
@@ -376,8 +380,17 @@ pub async fn request(State(app): State<Arc<App>>, body: Bytes) -> Response<Body>
         reader: b.reader,
         serial: b.serial,
     };
+    let retired_slot_ok = b.retired_slot_ok;
     operate(app, who, b.op, move |t, fb| {
-        renew::request_core(t, slot, false, window, PinFrom::Given(pin), fb)
+        renew::request_core(
+            t,
+            slot,
+            false,
+            window,
+            retired_slot_ok,
+            PinFrom::Given(pin),
+            fb,
+        )
     })
     .await
 }

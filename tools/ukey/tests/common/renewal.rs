@@ -6,6 +6,7 @@ use super::*;
 use apdu::piv::{CertContainer, Slot};
 use der::{Decode, Encode};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use ukey_sim::ca::{self, Ca, LeafUse};
 use ukey_sim::state::Persistent;
@@ -98,4 +99,64 @@ pub fn demo_ca() -> Ca {
 
 pub fn new_cert_der() -> Vec<u8> {
     ca::pem_decode(&std::fs::read_to_string(&template().cert).unwrap()).unwrap()
+}
+
+/// Sign `msg` with the key in `slot` through our module with OpenSC's
+/// pkcs11-tool, and check the signature with openssl against the public
+/// key of `cert_der`: the pair is usable by third-party software.
+pub fn third_party_signature(dir: &Path, state: &Path, slot: Slot, cert_der: &[u8]) {
+    let module = PathBuf::from(env!("CARGO_BIN_EXE_ukey"))
+        .parent()
+        .unwrap()
+        .join("libukey_pkcs11.so");
+    let msg = dir.join("msg.txt");
+    std::fs::write(&msg, b"signed with the key in use").unwrap();
+    let sig = dir.join("sig.bin");
+    let out = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&module)
+        .args([
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "-m",
+            "SHA256-RSA-PKCS",
+            "--id",
+        ])
+        .arg(format!("{:02x}", slot.cka_id()))
+        .arg("-i")
+        .arg(&msg)
+        .arg("-o")
+        .arg(&sig)
+        .env("UKEY_SIM", state)
+        .env("UKEY_NO_PCSC", "1")
+        .output()
+        .expect("pkcs11-tool (opensc) runs");
+    let (so, se) = text(&out);
+    assert!(out.status.success(), "pkcs11-tool:\n{so}{se}");
+    let cert = dir.join("signer.der");
+    std::fs::write(&cert, cert_der).unwrap();
+    let pubkey = dir.join("signer-pub.pem");
+    openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        cert.to_str().unwrap(),
+        "-pubkey",
+        "-noout",
+        "-out",
+        pubkey.to_str().unwrap(),
+    ]);
+    let v = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        pubkey.to_str().unwrap(),
+        "-signature",
+        sig.to_str().unwrap(),
+        msg.to_str().unwrap(),
+    ]);
+    assert!(v.contains("Verified OK"), "{v}");
 }

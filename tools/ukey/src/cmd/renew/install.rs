@@ -31,9 +31,11 @@
 //! after a pulled token finds the state it stopped in and goes on; a step
 //! the card committed just before the pull (answer lost) is seen as done.
 //!
-//! Without MOVE KEY (firmware before 5.7: the module's private key is not
-//! CKA_MODIFIABLE) the install stops in S1: the renewed pair stays in R,
-//! the marker entry is dropped, and the user is told so. A certificate
+//! Without MOVE KEY (firmware before 5.7: the module's CKA_UKEY_MOVABLE is
+//! false) the install stops in S1: the renewed pair stays in R, and the
+//! marker entry is replaced by a record that R now holds T's role (one
+//! compare-and-swap; [`crate::supersede`]), so `status` shows T as
+//! superseded and the next renewal of T starts from R. A certificate
 //! for no staged key is refused before anything is written, and so is one
 //! that cannot serve the slot (see [`super::checks`]); one not valid yet
 //! is, with `--not-before-ok`, written next to the new key (S1) and
@@ -56,15 +58,15 @@
 
 use super::checks::{self, Allow};
 use super::{
-    hash_of, lock, pin_login, read_marker, require_protected, subject_text, utc, write_marker,
-    Feedback, Live, PinFrom, Terminal,
+    hash_of, home_slot, lock, pin_login, read_marker, require_protected, subject_text, utc,
+    write_marker, Feedback, Live, PinFrom, Terminal,
 };
 use crate::auth::prepare_write;
 use crate::certs::{load_cert_bundle, CertSummary};
 use crate::cmd::status::{slot_text, token_report, SlotReport, TokenReport};
 use crate::cmd::Ctx;
 use crate::error::{CliError, ErrorKind, Result, EXIT_INTERRUPTED, EXIT_REMOVED};
-use crate::marker::{Claim, KeyHash, Marker, Staged};
+use crate::marker::{Claim, KeyHash, Marker, Renewed, Staged};
 use crate::p11::P11Token;
 use crate::token::{Token, TokenRef};
 use crate::verdict::{days_left, judge, Verdict, DEFAULT_WINDOW_DAYS};
@@ -302,7 +304,20 @@ fn drive(
             Step::MoveKey => p.move_key(r, t),
             Step::ClearStaged => p.delete_cert(r),
             Step::Finish => {
+                // One compare-and-swap: the staged entry goes and, when the
+                // new pair stays in R, the record that it holds T's role
+                // comes (see crate::supersede); promoted, T's older records go.
                 marker.remove(t);
+                if v.target_key == KeyIn::Staged {
+                    marker.forget_renewed(t);
+                } else {
+                    marker.record_renewed(Renewed {
+                        target: t,
+                        slot: r,
+                        installed: unix_now(),
+                        key: *hash,
+                    });
+                }
                 write_marker(p, &marker)
             }
         };
@@ -330,6 +345,13 @@ fn drive(
         "the install does not converge: the token does not keep what is written to it, or \
          another program keeps changing it",
     ))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Read the result back from the card with a fresh module (no cache).
@@ -454,8 +476,11 @@ fn choose(
     let target = entry.target;
     // Before anything is written: can this certificate serve the slot?
     // (Once an install has claimed the renewal, only finishing it is safe.)
+    // The pair in use may be in a retired slot (an earlier renewal on a
+    // card without MOVE KEY): its issuer is the one to compare with.
+    let (home, _) = home_slot(p, &marker, target)?;
     let current = p
-        .cert(target)?
+        .cert(home)?
         .and_then(|d| CertSummary::parse(&d).ok())
         .filter(|c| hash_of(&c.spki_der).ok() != Some(hash));
     let cert = if entry.claim == Some(Claim::Promoting) {
@@ -826,7 +851,7 @@ fn install_text(report: &InstallReport) -> String {
             "Installed in slot {home}: this token cannot move keys (MOVE KEY needs \
              firmware 5.7), so the renewed key and certificate stay in the retired slot \
              {home}, where applications find them by their certificate; slot {target} \
-             keeps the old pair until it expires.\n"
+             keeps the old pair until it expires and is shown as superseded by slot {home}.\n"
         );
     }
     // The new status of the slots involved, read from the token.

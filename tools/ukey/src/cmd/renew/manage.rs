@@ -86,7 +86,7 @@ fn marker_problem(value: Option<&[u8]>) -> (Option<Marker>, Option<String>) {
     match value {
         None => (Some(Marker::new()), None),
         Some(v) => match Marker::parse(v) {
-            Ok(m) if m.entries.is_empty() => (
+            Ok(m) if m.is_empty() => (
                 Some(m),
                 Some(
                     "an empty renewal marker is on the token: `ukey renew clean` removes it".into(),
@@ -451,7 +451,7 @@ pub fn clean(ctx: &mut Ctx, slot: Option<Slot>, yes: bool) -> Result<()> {
     let question = match slot {
         None => {
             let removable = value.is_some()
-                && marker.as_ref().is_none_or(|m| m.entries.is_empty())
+                && marker.as_ref().is_none_or(|m| m.is_empty())
                 && !matches!(
                     value.as_deref().map(Marker::parse),
                     Some(Err(MarkerError::Newer(_)))
@@ -501,6 +501,14 @@ pub fn clean(ctx: &mut Ctx, slot: Option<Slot>, yes: bool) -> Result<()> {
                 )));
             }
             if p.cert(r)?.is_some() {
+                if let Some(rec) = marker.as_ref().and_then(|m| m.renewed_in(r)) {
+                    return Err(CliError::new(format!(
+                        "slot {r} holds the renewed pair of slot {} (installed {}; this token \
+                         cannot move keys): it is in use; nothing was deleted",
+                        rec.target,
+                        super::day(rec.installed)
+                    )));
+                }
                 return Err(CliError::new(format!(
                     "slot {r} holds a certificate too: a complete pair, not a key left by a \
                      renewal; nothing was deleted"

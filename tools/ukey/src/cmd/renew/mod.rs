@@ -26,9 +26,10 @@ pub use request::{request, request_core};
 use crate::auth::{pin_counter, wrong, WritePrep};
 use crate::certs::{canonical_spki, CertSummary};
 use crate::error::{CliError, Result, EXIT_INTERRUPTED, EXIT_WRONG_SECRET};
-use crate::marker::{key_hash, KeyHash, Marker, Staged};
+use crate::marker::{key_hash, KeyHash, Marker, Renewed, Staged};
 use crate::p11::P11Token;
 use crate::secrets::Kind;
+use crate::supersede::{KeySeen, Seen};
 use crate::token::TokenRef;
 use apdu::piv::{Pin, Slot};
 use serde::Serialize;
@@ -190,13 +191,39 @@ fn read_marker(p: &P11Token) -> Result<Marker> {
     }
 }
 
-/// Store the marker, or remove the data object when nothing is staged.
+/// Store the marker, or remove the data object when nothing is staged
+/// and no renewed pair is recorded.
 fn write_marker(p: &P11Token, m: &Marker) -> Result<()> {
-    if m.entries.is_empty() {
+    if m.is_empty() {
         p.delete_renewal()
     } else {
         p.set_renewal(&m.encode())
     }
+}
+
+/// What `slot` holds, through the module (for [`crate::supersede`]).
+fn seen(p: &P11Token, slot: Slot) -> Result<Seen> {
+    let key = match p.public_key(slot)? {
+        Some(spki) => KeySeen::Known(hash_of(&spki)?),
+        None => KeySeen::Absent,
+    };
+    let cert = p.cert(slot)?.and_then(|d| CertSummary::parse(&d).ok());
+    Ok(Seen {
+        key,
+        cert_key: cert.as_ref().and_then(|c| hash_of(&c.spki_der).ok()),
+        cert_not_before: cert.map(|c| c.not_before),
+    })
+}
+
+/// Where the pair of `target`'s role is: `target` itself, or the retired
+/// slot an earlier renewal left it in on a card without MOVE KEY.
+fn home_slot(p: &P11Token, marker: &Marker, target: Slot) -> Result<(Slot, Option<Renewed>)> {
+    Ok(
+        match crate::supersede::home(marker, target, |s| seen(p, s))? {
+            Some(h) => (h.live.slot, Some(h.live.clone())),
+            None => (target, None),
+        },
+    )
 }
 
 /// The canonical key hash of a SubjectPublicKeyInfo.
@@ -335,6 +362,12 @@ fn look(p: &P11Token, e: &Staged) -> Result<Looked> {
         phase,
         key_in_staged_slot,
     })
+}
+
+/// "2026-01-31" for Unix seconds.
+pub fn day(secs: u64) -> String {
+    let t = utc(secs);
+    t.get(..10).unwrap_or(&t).to_string()
 }
 
 /// "2026-01-31T10:00:00Z" for Unix seconds.

@@ -12,15 +12,15 @@
 //! key recorded, it only writes the request again.
 
 use super::{
-    hash_of, lock, look, pin_login, read_marker, require_protected, subject_text, utc,
-    write_marker, Phase,
+    day, hash_of, home_slot, lock, look, pin_login, read_marker, require_protected, subject_text,
+    utc, write_marker, Phase,
 };
 use super::{Feedback, PinFrom, Terminal};
 use crate::auth::prepare_write;
 use crate::certs::{pem, public_key_from_spki, CertSummary};
 use crate::cmd::csr::build_with;
-use crate::cmd::{role, write_file, Ctx};
-use crate::error::{CliError, Result};
+use crate::cmd::{role, who, write_file, Ctx};
+use crate::error::{CliError, ErrorKind, Result};
 use crate::marker::{Marker, Staged};
 use crate::p11::P11Token;
 use crate::token::Token;
@@ -42,6 +42,12 @@ pub struct RequestReport {
     /// "generated", "adopted" (found after an interrupted run) or "existing".
     pub key: &'static str,
     pub staged_since: String,
+    /// Where the pair being renewed is: the target slot, or the retired
+    /// slot an earlier renewal left it in (a card without MOVE KEY).
+    pub current_slot: String,
+    /// The card cannot move keys: the renewed pair will stay in
+    /// `staged_slot` after the install (accepted before the PIN).
+    pub stays_in_retired_slot: bool,
     pub current_certificate_days_left: i64,
     pub verdict: Verdict,
     pub file: Option<String>,
@@ -70,6 +76,7 @@ pub fn request(
     out: Option<&Path>,
     force: bool,
     window: u32,
+    retired_slot_ok: bool,
 ) -> Result<()> {
     let t = ctx.token()?;
     let fb = Terminal::default();
@@ -78,6 +85,7 @@ pub fn request(
         target,
         force,
         window,
+        retired_slot_ok,
         PinFrom::Ask(&mut ctx.secrets),
         &fb,
     )?;
@@ -89,9 +97,15 @@ pub fn request(
     ctx.out.emit(&report, || {
         let mut s = format!(
             "Renewal of slot {target} staged: new {} key in slot {staged} (the key in use \
-             stays in {target}).\n",
-            report.algorithm
+             stays in {}).\n",
+            report.algorithm, report.current_slot
         );
+        if report.stays_in_retired_slot {
+            s += &format!(
+                "This token cannot move keys: after the install the new pair stays in slot \
+                 {staged}, and `ukey status` shows slot {target} as superseded by it.\n"
+            );
+        }
         match out {
             Some(path) => {
                 s += &format!(
@@ -110,34 +124,47 @@ pub fn request(
 /// Stage a renewal of `target` on the token `t` (or finish or repeat the
 /// one staged) and return the request, signed on the token: what `ukey
 /// renew request` and the web page's "Apply for renewal" run.
+///
+/// On a card without MOVE KEY the renewed pair will stay in the retired
+/// slot: that is said before the PIN is asked (where the pair will live,
+/// which applications follow it and which stay on the old key) and must
+/// be accepted (`retired_slot_ok`, or a terminal answer); otherwise
+/// nothing is asked or written (error kind `retired_slot_not_confirmed`).
 pub fn request_core(
     mut t: Token,
     target: Slot,
     force: bool,
     window: u32,
+    retired_slot_ok: bool,
     pin: PinFrom<'_>,
     fb: &dyn Feedback,
 ) -> Result<RequestReport> {
     let tref = t.token_ref();
-    let (prep, md) = t.piv(|s| {
-        let prep = prepare_write(s)?;
-        let md = match prep.info.key(s, target)? {
-            KeyAnswer::Reported(md) => Some(md),
-            KeyAnswer::Empty | KeyAnswer::CannotTell => None,
-        };
-        Ok((prep, md))
-    })?;
+    let prep = t.piv(prepare_write)?;
     drop(t);
     let _lock = lock(&tref, &prep)?;
     let mut p = P11Token::open(&tref.origin, &tref.reader)?;
 
+    // Where the pair of the role lives: the slot itself, or the retired
+    // slot an earlier renewal left it in (a card without MOVE KEY).
+    let marker_now = read_marker(&p);
+    let (home, renewed) = match &marker_now {
+        Ok(m) => home_slot(&p, m, target)?,
+        Err(_) => (target, None),
+    };
+    let in_home = |what: &str| match &renewed {
+        Some(r) => format!(
+            "slot {target} ({}, renewed into retired slot {home} on {}) {what}",
+            role(target),
+            day(r.installed)
+        ),
+        None => format!("slot {target} ({}) {what}", role(target)),
+    };
+
     // The verdict first: nothing is asked or written for a refusal.
-    let der = p.cert(target)?.ok_or_else(|| {
-        CliError::new(format!(
-            "slot {target} ({}) has no certificate to renew",
-            role(target)
-        ))
-    })?;
+    let der = p
+        .cert(home)?
+        .ok_or_else(|| CliError::new(in_home("has no certificate to renew")))?;
     let cert = CertSummary::parse(&der)?;
     let now = SystemTime::now();
     let days = days_left(cert.not_after, now);
@@ -145,14 +172,14 @@ pub fn request_core(
     match verdict {
         Verdict::Expired => {
             return Err(CliError::new(format!(
-                "slot {target}: the certificate expired on {}: {}",
+                "slot {home}: the certificate expired on {}: {}",
                 cert.not_after_text,
                 verdict.explain(Some(days), window)
             )))
         }
         Verdict::Ok if !force => {
             return Err(CliError::new(format!(
-                "slot {target}: the certificate is not due for renewal ({days} days left; {}): \
+                "slot {home}: the certificate is not due for renewal ({days} days left; {}): \
                  nothing was done (--force requests anyway)",
                 verdict.explain(Some(days), window)
             )))
@@ -160,12 +187,12 @@ pub fn request_core(
         _ => {}
     }
     let current = p
-        .public_key(target)?
-        .ok_or_else(|| CliError::new(format!("slot {target} holds no key")))?;
+        .public_key(home)?
+        .ok_or_else(|| CliError::new(format!("slot {home} holds no key")))?;
     let current_pk = public_key_from_spki(&current)?;
     if public_key_from_spki(&cert.spki_der)? != current_pk {
         return Err(CliError::new(format!(
-            "the certificate in slot {target} is not for the key there: see `ukey status`"
+            "the certificate in slot {home} is not for the key there: see `ukey status`"
         )));
     }
     let alg = current_pk.algorithm();
@@ -181,13 +208,22 @@ pub fn request_core(
             "{alg} keys cannot be renewed by ukey"
         )));
     }
-    // The new key gets the policies of the key it replaces (9C stays PIN-always).
+    // The new key gets the policies of the key it replaces (9C stays
+    // PIN-always); whether it can move into the target slot later is
+    // asked now, before the PIN (no card state changes, no try spent).
+    let (md, moves) = tref.connect()?.piv(|s| {
+        let md = match prep.info.key(s, home)? {
+            KeyAnswer::Reported(md) => Some(md),
+            KeyAnswer::Empty | KeyAnswer::CannotTell => None,
+        };
+        Ok((md, prep.info.moves_keys(s)?))
+    })?;
     let (pin_policy, touch_policy) = md
         .and_then(|m| m.policy)
         .unwrap_or((target.default_pin_policy(), TouchPolicy::Default));
     require_protected(&prep, &tref.reader)?;
 
-    let mut marker = read_marker(&p)?;
+    let mut marker = marker_now?;
     let existing = marker.for_target(target).cloned();
     let (mut entry, plan) = match existing {
         Some(e) => {
@@ -239,11 +275,29 @@ pub fn request_core(
             utc(entry.created)
         )),
         Plan::Reserve => fb.note(&format!(
-            "Slot {target} ({}): {}. A new {alg} key goes into the free retired slot \
-             {staged}; the key and certificate in use stay until the install.",
-            role(target),
+            "{}: {}. A new {alg} key goes into the free retired slot {staged}; the key and \
+             certificate in use stay until the install.",
+            upper_first(&in_home("")).trim_end(),
             verdict.explain(Some(days), window)
         )),
+    }
+    if !moves && plan == Plan::Reserve {
+        // Said and accepted before the PIN: nothing was asked or written.
+        fb.note(&retired_slot_warning(target, staged, home));
+        if !retired_slot_ok {
+            fb.confirm(
+                &format!(
+                    "Renew slot {target} of {} into retired slot {staged}, where the new pair \
+                     stays?",
+                    who(prep.info.serial, &tref.reader)
+                ),
+                "--retired-slot-ok",
+            )
+            .map_err(|e| {
+                CliError::new(format!("{}; nothing was asked or written", e.message))
+                    .with_kind(ErrorKind::RetiredSlotNotConfirmed)
+            })?;
+        }
     }
 
     let pin = pin_login(pin, &mut p, &tref, &prep)?;
@@ -292,11 +346,55 @@ pub fn request_core(
             Plan::Generate | Plan::Reserve => "generated",
         },
         staged_since: utc(entry.created),
+        current_slot: home.to_string(),
+        stays_in_retired_slot: !moves,
         current_certificate_days_left: days,
         verdict,
         file: None,
         csr_pem: pem("CERTIFICATE REQUEST", &csr),
     })
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// What happens on a card without MOVE KEY, said before the PIN.
+pub fn retired_slot_warning(target: Slot, staged: Slot, home: Slot) -> String {
+    let (id, label) = match target {
+        Slot::Authentication => ("01", "PIV%20AUTH%20key"),
+        Slot::Signature => ("02", "SIGN%20key"),
+        Slot::KeyManagement => ("03", "KEY%20MAN%20key"),
+        _ => ("04", "CARD%20AUTH%20key"),
+    };
+    let old = if home == target {
+        format!("slot {target} keeps its old key and certificate until they expire")
+    } else {
+        format!(
+            "the pair in use (in retired slot {home}) stays until it expires, as does the \
+             older one in slot {target}"
+        )
+    };
+    let mut pinned = format!(
+        "whatever names slot {target} itself: `pkcs11:id=%{id}` or `object={label}` URIs, \
+         `yubico-piv-tool -s {target}` and `ykman piv` commands for {target}"
+    );
+    if target == Slot::Authentication {
+        pinned += ", Windows smart-card logon (its minidriver uses 9a)";
+    }
+    pinned += ", and OpenSSH servers whose authorized_keys lists only the old key (add the new \
+               one from `ssh-keygen -D` after the install)";
+    format!(
+        "This token cannot move keys (MOVE KEY needs YubiKey firmware 5.7): the new key pair \
+         will be generated in retired slot {staged} and stay there after the install; {old}.\n\
+         \x20 Follow the new pair: applications that find keys by their certificate through \
+         PKCS#11 (Firefox, Thunderbird, Chromium and other NSS applications, p11-kit clients, \
+         OpenSSL with libp11 or pkcs11-provider choosing the key of a certificate).\n\
+         \x20 Keep using the old key until it expires: {pinned}."
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,10 @@ const T = {
     v_ok: "Valid — renewable from {date}",
     v_expired: "Expired — online renewal is no longer possible: renew in person at your CA (service counter or by post)",
     v_missing: "No certificate", v_unusable: "Unusable",
+    v_superseded: "Replaced by the renewed pair in retired slot {r} (renewed {date}); kept until it expires for applications pinned to this slot",
+    renewed_pair: "{role} — renewed pair of slot {t}",
+    renewed_home: "The pair in use is the renewed one in retired slot {r}.",
+    retired_confirm: "Key {serial} cannot move keys (firmware before 5.7): the new key pair will stay in a retired slot. Applications that find keys by their certificate (Firefox, Chromium, Thunderbird and other NSS applications) use the new pair; those pinned to slot {slot} (pkcs11:id URIs, yubico-piv-tool -s {slot}, Windows smart-card logon, SSH servers listing the old key) keep the old key until it expires. Apply anyway?",
     no_cert_key: "key without certificate",
     staged_for: "new key of the renewal of slot {t}",
     role_9a: "PIV Authentication", role_9c: "Digital Signature", role_9d: "Key Management", role_9e: "Card Authentication",
@@ -150,6 +154,10 @@ const T = {
     v_ok: "有效 — {date} 起可续期",
     v_expired: "已过期 — 无法在线续期：请到 CA 服务网点办理或邮寄材料",
     v_missing: "无证书", v_unusable: "不可用",
+    v_superseded: "已由退役槽位 {r} 中续期的密钥对取代（{date} 续期）；为固定使用此槽位的应用保留至到期",
+    renewed_pair: "{role} — 槽位 {t} 的续期密钥对",
+    renewed_home: "当前使用的是退役槽位 {r} 中续期的密钥对。",
+    retired_confirm: "Key {serial} 不能移动密钥（固件低于 5.7）：新的密钥对将保留在退役槽位中。按证书查找密钥的应用（Firefox、Chromium、Thunderbird 等 NSS 应用）会使用新密钥对；固定使用槽位 {slot} 的应用（pkcs11:id URI、yubico-piv-tool -s {slot}、Windows 智能卡登录、列出旧公钥的 SSH 服务器）在旧密钥到期前继续使用旧密钥。仍要申请吗？",
     no_cert_key: "无证书的密钥",
     staged_for: "槽位 {t} 续期的新密钥",
     role_9a: "PIV 身份认证", role_9c: "数字签名", role_9d: "密钥管理", role_9e: "卡认证",
@@ -398,6 +406,7 @@ function verdictText(s, w) {
     }
     case "expired": return t("v_expired");
     case "missing": return t("v_missing");
+    case "superseded": return t("v_superseded", { r: s.superseded_by.slot.toUpperCase(), date: day(s.superseded_by.renewed) });
     default: return t("v_unusable") + (s.problem ? ": " + s.problem : "");
   }
 }
@@ -440,7 +449,7 @@ function renderCerts() {
       const c = s.certificate;
       return el("tr", { "data-slot": s.slot, class: "slot" },
         el("td", {}, s.slot.toUpperCase()),
-        el("td", {}, role(s.slot)),
+        el("td", {}, s.renewal_of ? t("renewed_pair", { role: role(s.renewal_of.slot), t: s.renewal_of.slot.toUpperCase() }) : role(s.slot)),
         el("td", {}, c ? c.subject : (s.key ? t("no_cert_key") : "—"), s.staged_for ? el("div", { class: "detail" }, t("staged_for", { t: s.staged_for.toUpperCase() })) : null),
         el("td", {}, c ? c.issuer : ""),
         el("td", { class: "num" }, c ? when(c.not_before) : ""),
@@ -470,7 +479,11 @@ function renderRenewList() {
     const rows = [];
     for (const s of tok.slots) {
       if (!["9a", "9c", "9d", "9e"].includes(s.slot) || !s.certificate) continue;
-      const c = s.certificate;
+      // A renewed pair left in a retired slot (a key without MOVE KEY)
+      // holds this slot's role: it is the one to renew.
+      const live = s.superseded_by ? tok.slots.find((x) => x.slot === s.superseded_by.slot) : null;
+      const cur = live && live.certificate ? live : s;
+      const c = cur.certificate;
       const base = { ...who, slot: s.slot, tok };
       const actions = [];
       let note = null;
@@ -492,20 +505,21 @@ function renderRenewList() {
           note = t("ph_interrupted");
           actions.push(["finish", t("finish"), true]);
         }
-      } else if (s.verdict === "renewable") {
+      } else if (cur.verdict === "renewable") {
         actions.push(["apply", t("apply"), true]);
-      } else if (s.verdict === "expired") {
+      } else if (cur.verdict === "expired") {
         note = t("expired_short");
-      } else if (s.verdict === "ok") {
+      } else if (cur.verdict === "ok") {
         const from = new Date(new Date(c.not_after).getTime() - window_days() * 86400000).toISOString();
         note = t("not_due", { date: day(from) });
       } else {
-        note = verdictText(s, window_days());
+        note = verdictText(cur, window_days());
       }
+      if (cur !== s) note = t("renewed_home", { r: cur.slot.toUpperCase() }) + (note ? " " + note : "");
       rows.push(el("div", { class: "row", "data-slot": s.slot },
         el("div", { class: "what" },
           el("div", {}, el("strong", {}, s.slot.toUpperCase() + " " + role(s.slot)), " — ", c.subject),
-          el("div", { class: "meta" }, when(c.not_before) + " – " + when(c.not_after) + " · ", el("span", { class: "v-" + s.verdict }, verdictText(s, window_days()))),
+          el("div", { class: "meta" }, when(c.not_before) + " – " + when(c.not_after) + " · ", el("span", { class: "v-" + cur.verdict }, verdictText(cur, window_days()))),
           note ? el("div", { class: "phase" }, note) : null),
         el("div", { class: "actions" }, actions.map(([a, label, primary]) =>
           el("button", { type: "button", "data-action": a, class: primary ? "primary" : null, disabled: busy,
@@ -629,7 +643,13 @@ async function startAction(action, base) {
   if (action === "apply" || action === "show-request") {
     renderAll();
     const what = action === "apply" ? t("pin_for_apply", flowTitle(f)) : t("pin_for_request", flowTitle(f));
-    const r = await withPin(f, what, "/api/request", { slot: f.slot }, "working");
+    let r = await withPin(f, what, "/api/request", { slot: f.slot }, "working");
+    // A key without MOVE KEY: nothing was sent to it; ask, then apply with
+    // the user's consent (the PIN is asked again: it was never used).
+    if (r && !r.ok && r.doc.kind === "retired_slot_not_confirmed") {
+      if (!window.confirm(t("retired_confirm", flowTitle(f)))) return closeFlow();
+      r = await withPin(f, what, "/api/request", { slot: f.slot, retired_slot_ok: true }, "working");
+    }
     if (r === null) return closeFlow();
     if (r.ok) { f.view = "request"; f.result = r.doc; } else { f.view = "error"; f.result = r.doc; }
     renderAll();
