@@ -1,11 +1,15 @@
 //! Two renewal commands at once on one token through real PC/SC (pcscd +
 //! vpcd + `ukey-sim serve`), as on a user's machine: `renew install`
 //! twice, and `renew install` next to `renew cancel`, 50 rounds each, and
-//! the token pulled at each APDU of a pair of installs. Also the same
-//! card reached by two routes at once — one command through pcscd, the
-//! other in-process on the state file — where the two take different
-//! renewal locks, so only the module's check-and-act in one card
-//! transaction and the marker's claims keep the token whole.
+//! the token pulled at each APDU of a pair of installs.
+//!
+//! (Not here: one command through pcscd and the other in-process on the
+//! same state file. vpcd does not tell the card about PC/SC transactions,
+//! so `ukey-sim serve` locks the card per APDU, and a process going around
+//! pcscd can step between two APDUs of a transaction — something no real
+//! card allows. It lost a pair under load in 1 of 25 rounds, a simulator
+//! artefact; two processes on the state file, each with whole-transaction
+//! locks, are `tools/ukey/tests/renew_race.rs`.)
 //!
 //! After every round: the card's memory loads, a complete pair is on the
 //! token and signs (the card signs, `openssl dgst -verify` checks it
@@ -22,8 +26,6 @@ use ukey_sim::state::Persistent;
 use ukey_tests::*;
 
 const ROUNDS: u32 = 50;
-/// Rounds of each two-route pairing.
-const TWO_ROUTE_ROUNDS: u32 = 25;
 
 fn cert_of(p: &Persistent, slot: Slot) -> Option<Vec<u8>> {
     p.objects
@@ -178,7 +180,7 @@ for t in $(seq 150); do {pcsc} --json status >st-{name}.json 2>/dev/null && brea
 }
 
 #[test]
-fn installs_and_cancels_at_once_over_pcscd_and_by_two_routes() {
+fn installs_and_cancels_at_once_over_pcscd() {
     require_tools(&["openssl"]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -208,10 +210,6 @@ fn installs_and_cancels_at_once_over_pcscd_and_by_two_routes() {
         "env -u UKEY_SIM -u UKEY_NO_PCSC -u UKEY_PIN {}",
         ukey.display()
     );
-    let local = format!(
-        "env -u UKEY_SIM UKEY_NO_PCSC=1 {} --sim card.json",
-        ukey.display()
-    );
     let install = |u: &str| format!("{u} --pin 123456 renew install cert.pem");
     let cancel = |u: &str| format!("{u} --pin 123456 renew cancel --yes");
     let mut script = String::new();
@@ -219,8 +217,6 @@ fn installs_and_cancels_at_once_over_pcscd_and_by_two_routes() {
     let pairs = [
         ("ii", ROUNDS, install(&pcsc), install(&pcsc)),
         ("ic", ROUNDS, install(&pcsc), cancel(&pcsc)),
-        ("xi", TWO_ROUTE_ROUNDS, install(&pcsc), install(&local)),
-        ("xc", TWO_ROUTE_ROUNDS, install(&local), cancel(&pcsc)),
     ];
     for (mode, rounds, a, b) in &pairs {
         for i in 0..*rounds {
@@ -279,6 +275,12 @@ fn two_installs_over_pcscd_with_the_token_pulled_at_each_apdu() {
     // (both commands and pcscd's own): sweeping N covers each APDU of the
     // one that goes first. After the pull the card is reinserted, and the
     // pair runs again to settle.
+    // Not seen after ~10 s: pull and insert again, as a user would (pcscd
+    // can lose track of a card that came back before it noticed it gone;
+    // see OUT_AFTER_PULL in ukey-sim's vpcd.rs).
+    let replug =
+        "if [ $((t % 50)) = 0 ]; then \"$UKEY_SIM_BIN\" control --state card.json remove; \
+                  sleep 2; \"$UKEY_SIM_BIN\" control --state card.json insert; fi;";
     let mut script = String::new();
     let sweep = 70u32;
     for n in 0..sweep {
@@ -288,7 +290,7 @@ fn two_installs_over_pcscd_with_the_token_pulled_at_each_apdu() {
         script += &round_lines(&name, false, &install, &install);
         script += "\"$UKEY_SIM_BIN\" control --state card.json insert\n";
         script += &format!(
-            "for t in $(seq 150); do {pcsc} status >/dev/null 2>&1 && break; sleep 0.2; done\n"
+            "for t in $(seq 150); do {pcsc} status >/dev/null 2>&1 && break; {replug} sleep 0.2; done\n"
         );
         script += &snapshot_lines(&name, &pcsc);
         let again = format!("again-{n}");

@@ -87,15 +87,28 @@ pub fn serve(card: SharedCard, addr: &str, opts: &ServeOptions) -> std::io::Resu
         if opts.once {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // Out of the reader long enough for pcscd's status thread to see the
+        // reader empty (it polls about every 0.4 s). pcscd 1.9.9 otherwise
+        // loses track: when a client's reset fails because the card was just
+        // pulled, it marks the reader empty, and if the card is back before
+        // its status thread looked, that thread saw no change and the reader
+        // stays "empty" with the card in it until the next pull.
+        std::thread::sleep(OUT_AFTER_PULL);
     }
 }
 
-/// How long vpcd may take to speak to a freshly connected card. pcscd's
-/// polling thread does that within a second on an idle machine; on a loaded
-/// one it can take several, and giving up too early makes things worse (vpcd
-/// then finds the socket closed and reports a pull), so be patient.
-const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(10);
+/// How long a pulled card stays out at least (see above).
+const OUT_AFTER_PULL: Duration = Duration::from_millis(1500);
+
+/// How long vpcd may stay silent on a connected card. It asks for the ATR
+/// about every 0.4 s (and sends power on and the ATR request as soon as it
+/// takes a card), so a longer silence means it is not serving this socket:
+/// on a loaded machine it can accept a reconnection and then drop it from
+/// its books without closing it, or never take it while it still holds the
+/// socket of the card pulled a moment ago. Waiting for it would leave the
+/// reader empty forever; reconnecting is a re-insertion, which it takes.
+/// Generous, because a premature reconnection is a pull the clients see.
+const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
 /// One insertion: returns `Ok` when the card is pulled, `Err` when vpcd went away.
 fn serve_connection(
@@ -103,26 +116,18 @@ fn serve_connection(
     stream: &mut TcpStream,
     mut log: Option<&mut std::fs::File>,
 ) -> std::io::Result<()> {
-    // vpcd talks first (power on, ATR) as soon as it takes the card. On a
-    // loaded machine it may not take a reconnection at all (it still holds
-    // the socket of the card pulled a moment ago): then try again rather
-    // than wait forever for a reader that never polls this socket.
-    stream.set_read_timeout(Some(FIRST_MESSAGE_WAIT))?;
-    let mut first = true;
+    stream.set_read_timeout(Some(SILENCE_LIMIT))?;
     loop {
         let msg = match read_msg(stream) {
             Ok(m) => m,
-            Err(e) if first && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return Err(std::io::Error::new(
                     ErrorKind::TimedOut,
-                    "vpcd did not take the card: reconnecting",
+                    "vpcd stopped polling the card: reconnecting",
                 ));
             }
             Err(e) => return Err(e),
         };
-        if std::mem::take(&mut first) {
-            stream.set_read_timeout(None)?;
-        }
         let mut c = card.lock().unwrap_or_else(|e| e.into_inner());
         c.begin();
         let reply = match msg.as_slice() {

@@ -76,13 +76,16 @@ pub fn home<'m, E>(
     mut seen: impl FnMut(Slot) -> Result<Seen, E>,
 ) -> Result<Option<Home<'m>>, E> {
     let mut valid: Vec<(&Renewed, SystemTime)> = Vec::new();
-    for r in marker.renewed.iter().filter(|r| r.target == target) {
+    // Latest record first, so that the stable sort below keeps it first when
+    // two renewals share their second (certificate start and install time).
+    for r in marker.renewed.iter().rev().filter(|r| r.target == target) {
         let s = seen(r.slot)?;
         if let (true, Some(nb)) = (holds(r, &s), s.cert_not_before) {
             valid.push((r, nb));
         }
     }
-    // Newest first: by the certificate's start, then by the install time.
+    // Newest first: by the certificate's start, then by the install time,
+    // then by the record's place in the marker (`record_renewed` appends).
     valid.sort_by(|(a, anb), (b, bnb)| bnb.cmp(anb).then(b.installed.cmp(&a.installed)));
     let Some(&(live, live_nb)) = valid.first() else {
         return Ok(None);
@@ -219,5 +222,13 @@ mod tests {
         // The newest gone: the earlier one holds the role again.
         let card = HashMap::from([(T, pair(1, 10)), (R1, pair(2, 100))]);
         assert_eq!(judge(&m, &card), Some((R1, vec![])));
+    }
+
+    #[test]
+    fn two_renewals_in_the_same_second_go_by_the_order_of_their_records() {
+        // Same certificate start, same install time: the later record wins.
+        let m = marker(&[record(R1, 2, 100), record(R2, 3, 100)]);
+        let card = HashMap::from([(T, pair(1, 10)), (R1, pair(2, 100)), (R2, pair(3, 100))]);
+        assert_eq!(judge(&m, &card), Some((R2, vec![R1])));
     }
 }

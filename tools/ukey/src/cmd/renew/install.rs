@@ -331,7 +331,12 @@ fn drive(
             }
             Err(err) => return Err(err),
         }
-        fb.step(step.name(), &format!("  {}", step.describe(t, r)));
+        let said = if step == Step::Finish && v.target_key != KeyIn::Staged {
+            format!("staging marker cleared; it records that slot {r} now holds the role of {t}")
+        } else {
+            step.describe(t, r)
+        };
+        fb.step(step.name(), &format!("  {said}"));
         done.push(step);
         if step == Step::Finish {
             return Ok(if v.target_key == KeyIn::Staged {
