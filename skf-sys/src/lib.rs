@@ -120,6 +120,40 @@ pub const SGD_SHA256: ULONG = 0x0000_0004;
 /// The default SM2 user ID for Z (GM/T 0009 §10, GB/T 35276).
 pub const SM2_DEFAULT_ID: &[u8] = b"1234567812345678";
 
+/// Z of an SM2 public key (GB/T 32918.2 §5.5): SM3(ENTL‖ID‖a‖b‖xG‖yG‖xA‖yA),
+/// the value every SM2 signature over a message starts from (e = SM3(Z‖M)).
+/// `None` for an ID longer than ENTL's 16 bits can say.
+#[cfg(feature = "z")]
+pub fn sm2_z(public: &sm2::PublicKey, id: &[u8]) -> Option<[u8; 32]> {
+    use sm2::elliptic_curve::sec1::ToEncodedPoint;
+    use sm3::{Digest, Sm3};
+    /// sm2p256v1's a and b (GB/T 32918.5).
+    const CURVE_A: [u8; 32] = [
+        0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xFF, 0xFC,
+    ];
+    const CURVE_B: [u8; 32] = [
+        0x28, 0xE9, 0xFA, 0x9E, 0x9D, 0x9F, 0x5E, 0x34, 0x4D, 0x5A, 0x9E, 0x4B, 0xCF, 0x65, 0x09,
+        0xA7, 0xF3, 0x97, 0x89, 0xF5, 0x15, 0xAB, 0x8F, 0x92, 0xDD, 0xBC, 0xBD, 0x41, 0x4D, 0x94,
+        0x0E, 0x93,
+    ];
+    let entl = u16::try_from(id.len().checked_mul(8)?).ok()?;
+    let g = sm2::AffinePoint::GENERATOR.to_encoded_point(false);
+    let a = public.to_encoded_point(false);
+    Some(
+        Sm3::new()
+            .chain_update(entl.to_be_bytes())
+            .chain_update(id)
+            .chain_update(CURVE_A)
+            .chain_update(CURVE_B)
+            .chain_update(&g.as_bytes()[1..])
+            .chain_update(&a.as_bytes()[1..])
+            .finalize()
+            .into(),
+    )
+}
+
 /// Result codes (appendix A, 错误代码定义).
 pub const SAR_OK: ULONG = 0x0000_0000;
 pub const SAR_FAIL: ULONG = 0x0A00_0001;

@@ -8,16 +8,6 @@ use ukey_skf_sys::{EccPublicKeyBlob, EccSignatureBlob};
 /// The default user ID (GM/T 0009 §10): "1234567812345678".
 pub const DEFAULT_ID: &[u8] = ukey_skf_sys::SM2_DEFAULT_ID;
 
-/// sm2p256v1's a and b (GB/T 32918.5).
-const CURVE_A: [u8; 32] = [
-    0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC,
-];
-const CURVE_B: [u8; 32] = [
-    0x28, 0xE9, 0xFA, 0x9E, 0x9D, 0x9F, 0x5E, 0x34, 0x4D, 0x5A, 0x9E, 0x4B, 0xCF, 0x65, 0x09, 0xA7,
-    0xF3, 0x97, 0x89, 0xF5, 0x15, 0xAB, 0x8F, 0x92, 0xDD, 0xBC, 0xBD, 0x41, 0x4D, 0x94, 0x0E, 0x93,
-];
-
 /// 04‖x‖y.
 pub fn ec_point(pk: &sm2::PublicKey) -> [u8; 65] {
     use sm2::elliptic_curve::sec1::ToEncodedPoint;
@@ -28,23 +18,8 @@ pub fn ec_point(pk: &sm2::PublicKey) -> [u8; 65] {
 
 /// Z = SM3(ENTL‖ID‖a‖b‖xG‖yG‖xA‖yA) (GB/T 32918.2 §5.5).
 pub fn sm2_z(pk: &sm2::PublicKey, id: &[u8]) -> Result<[u8; 32]> {
-    use sm2::elliptic_curve::sec1::ToEncodedPoint;
-    let entl = id
-        .len()
-        .checked_mul(8)
-        .and_then(|bits| u16::try_from(bits).ok())
-        .ok_or_else(|| Error::Argument(format!("an SM2 user ID of {} bytes", id.len())))?;
-    let g = sm2::AffinePoint::GENERATOR.to_encoded_point(false);
-    let a = ec_point(pk);
-    Ok(Sm3::new()
-        .chain_update(entl.to_be_bytes())
-        .chain_update(id)
-        .chain_update(CURVE_A)
-        .chain_update(CURVE_B)
-        .chain_update(&g.as_bytes()[1..])
-        .chain_update(&a[1..])
-        .finalize()
-        .into())
+    ukey_skf_sys::sm2_z(pk, id)
+        .ok_or_else(|| Error::Argument(format!("an SM2 user ID of {} bytes", id.len())))
 }
 
 /// e = SM3(Z‖M): what `SKF_ECCSignData` signs for message `msg`, user

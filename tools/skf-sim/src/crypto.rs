@@ -13,16 +13,6 @@ use sm3::{Digest, Sm3};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-/// SM2 curve coefficients a and b (GB/T 32918.5), for Z.
-const CURVE_A: [u8; 32] = [
-    0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC,
-];
-const CURVE_B: [u8; 32] = [
-    0x28, 0xE9, 0xFA, 0x9E, 0x9D, 0x9F, 0x5E, 0x34, 0x4D, 0x5A, 0x9E, 0x4B, 0xCF, 0x65, 0x09, 0xA7,
-    0xF3, 0x97, 0x89, 0xF5, 0x15, 0xAB, 0x8F, 0x92, 0xDD, 0xBC, 0xBD, 0x41, 0x4D, 0x94, 0x0E, 0x93,
-];
-
 /// Why a crypto step failed (mapped to SAR codes by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CryptoError {
@@ -155,21 +145,8 @@ impl PublicPoint {
 
     /// Z = SM3(ENTL‖ID‖a‖b‖xG‖yG‖xA‖yA) (GB/T 32918.2 §5.5).
     pub fn z(&self, id: &[u8]) -> Result<[u8; 32], CryptoError> {
-        let entl = u16::try_from(id.len().checked_mul(8).ok_or(CryptoError::BadInput)?)
-            .map_err(|_| CryptoError::BadInput)?;
-        let (xg, yg) = coords(&AffinePoint::GENERATOR);
-        let (xa, ya) = self.xy();
-        let z = Sm3::new()
-            .chain_update(entl.to_be_bytes())
-            .chain_update(id)
-            .chain_update(CURVE_A)
-            .chain_update(CURVE_B)
-            .chain_update(xg)
-            .chain_update(yg)
-            .chain_update(xa)
-            .chain_update(ya)
-            .finalize();
-        Ok(z.into())
+        let public = sm2::PublicKey::from_affine(self.0).map_err(|_| CryptoError::BadInput)?;
+        ukey_skf_sys::sm2_z(&public, id).ok_or(CryptoError::BadInput)
     }
 
     /// Verify r‖s over e.
