@@ -179,12 +179,19 @@ for t in $(seq 150); do {pcsc} --json status >st-{name}.json 2>/dev/null && brea
     )
 }
 
-#[test]
-fn installs_and_cancels_at_once_over_pcscd() {
-    require_tools(&["openssl"]);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let card = init_token(d, "card", &["--demo", "--serial", "5550013"]);
+/// A demo token (serial `serial`) with a renewal of 9a staged in-process
+/// and the CA's certificate for it in `cert.pem`; `staged.json` is a copy
+/// of that card to restore before each round.
+struct Staged {
+    card: std::path::PathBuf,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    /// `ukey` over pcscd only (no simulated tokens, no PIN from the environment).
+    pcsc: String,
+}
+
+fn staged(d: &Path, serial: &str) -> Staged {
+    let card = init_token(d, "card", &["--demo", "--serial", serial]);
     let ukey = bin("ukey");
     run_ok(
         Command::new(&ukey)
@@ -205,11 +212,29 @@ fn installs_and_cancels_at_once_over_pcscd() {
     let old = cert_of(&staged, Slot::Authentication).unwrap();
     let new =
         ukey_sim::ca::pem_decode(&std::fs::read_to_string(d.join("cert.pem")).unwrap()).unwrap();
-
     let pcsc = format!(
         "env -u UKEY_SIM -u UKEY_NO_PCSC -u UKEY_PIN {}",
         ukey.display()
     );
+    Staged {
+        card,
+        old,
+        new,
+        pcsc,
+    }
+}
+
+#[test]
+fn installs_and_cancels_at_once_over_pcscd() {
+    require_tools(&["openssl"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Staged {
+        card,
+        old,
+        new,
+        pcsc,
+    } = staged(d, "5550013");
     let install = |u: &str| format!("{u} --pin 123456 renew install cert.pem");
     let cancel = |u: &str| format!("{u} --pin 123456 renew cancel --yes");
     let mut script = String::new();
@@ -245,31 +270,12 @@ fn installs_and_cancels_at_once_over_pcscd() {
 fn two_installs_over_pcscd_with_the_token_pulled_at_each_apdu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let card = init_token(d, "card", &["--demo", "--serial", "5550014"]);
-    let ukey = bin("ukey");
-    run_ok(
-        Command::new(&ukey)
-            .env("UKEY_NO_PCSC", "1")
-            .env_remove("UKEY_SIM")
-            .arg("--sim")
-            .arg(&card)
-            .args([
-                "--pin", "123456", "renew", "request", "--slot", "9a", "--out",
-            ])
-            .arg(d.join("req.pem")),
-    );
-    run_ok(Command::new(bin("ukey-sim")).current_dir(d).args([
-        "ca", "issue", "--ca-dir", "demo-ca", "--csr", "req.pem", "--out", "cert.pem",
-    ]));
-    std::fs::copy(&card, d.join("staged.json")).unwrap();
-    let staged = Persistent::load(&card).unwrap();
-    let old = cert_of(&staged, Slot::Authentication).unwrap();
-    let new =
-        ukey_sim::ca::pem_decode(&std::fs::read_to_string(d.join("cert.pem")).unwrap()).unwrap();
-    let pcsc = format!(
-        "env -u UKEY_SIM -u UKEY_NO_PCSC -u UKEY_PIN {}",
-        ukey.display()
-    );
+    let Staged {
+        card,
+        old,
+        new,
+        pcsc,
+    } = staged(d, "5550014");
     let install = format!("{pcsc} --pin 123456 renew install cert.pem");
     // The pull counts every APDU the card gets from the moment it is set
     // (both commands and pcscd's own): sweeping N covers each APDU of the
