@@ -2,7 +2,7 @@
 //! from the card (certificate container, GET METADATA) and cached.
 
 use crate::error::{Error, Result};
-use apdu::piv::{Algorithm, KeyOrigin, PinPolicy, PublicKey, Slot};
+use crate::key::{KeyAlg, KeyAuth, Origin, PublicKey};
 use der::{Decode, Encode};
 
 /// DER of the named-curve OIDs, as CKA_EC_PARAMS carries them.
@@ -55,9 +55,9 @@ fn date(t: &x509_cert::time::Time) -> Date {
 /// RSA of a size PIV cards have, P-256 or P-384.
 fn public_from_spki(der: &[u8]) -> Result<PublicKey> {
     let bad = || Error::DeviceError("unsupported public key in certificate".into());
-    let public = PublicKey::from_spki_der(der).map_err(|_| bad())?;
+    let public = PublicKey::from_spki_der(der).ok_or_else(bad)?;
     match &public {
-        PublicKey::Rsa { modulus, .. } if Algorithm::rsa_from_bits(modulus.len() * 8).is_none() => {
+        PublicKey::Rsa { modulus, .. } if KeyAlg::rsa_from_bits(modulus.len() * 8).is_none() => {
             Err(bad())
         }
         _ => Ok(public),
@@ -101,71 +101,28 @@ impl CertInfo {
     }
 }
 
-/// A private key in a slot (and its public half).
+/// A private key on a token (and its public half).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
-    pub alg: Algorithm,
+    pub alg: KeyAlg,
     pub public: PublicKey,
-    pub pin_policy: PinPolicy,
-    pub origin: Option<KeyOrigin>,
+    pub auth: KeyAuth,
+    pub origin: Option<Origin>,
 }
 
 impl KeyInfo {
-    /// From GET METADATA, which knows the real PIN policy (an answer
-    /// without algorithm or key is "cannot tell", never this).
-    pub fn from_metadata(slot: Slot, md: &apdu::piv::Metadata) -> Result<Self> {
-        let alg = md
-            .algorithm
-            .ok_or_else(|| Error::DeviceError("metadata without algorithm".into()))?;
-        let public = md
-            .public_key
-            .clone()
-            .ok_or_else(|| Error::DeviceError("metadata without public key".into()))?;
-        let pin_policy = match md.policy.map(|p| p.0) {
-            None | Some(PinPolicy::Default) => slot.default_pin_policy(),
-            Some(p) => p,
-        };
-        Ok(Self {
-            alg,
-            public,
-            pin_policy,
-            origin: md.origin,
-        })
-    }
-
-    /// From the certificate, on cards without GET METADATA.
-    pub fn from_cert(slot: Slot, cert: &CertInfo) -> Self {
-        Self {
-            alg: cert.public.algorithm(),
-            public: cert.public.clone(),
-            pin_policy: slot.default_pin_policy(),
-            origin: None,
-        }
-    }
-
-    /// From ukey's record of a key it generated on a card that cannot
-    /// report it (see `apdu::piv::generated`).
-    pub fn from_record(slot: Slot, public: &PublicKey) -> Self {
-        Self {
-            alg: public.algorithm(),
-            public: public.clone(),
-            pin_policy: slot.default_pin_policy(),
-            origin: Some(KeyOrigin::Generated),
-        }
-    }
-
     pub fn is_rsa(&self) -> bool {
         self.alg.is_rsa()
     }
 
     /// Needs a fresh VERIFY before every use (CKA_ALWAYS_AUTHENTICATE).
     pub fn always_authenticate(&self) -> bool {
-        matches!(self.pin_policy, PinPolicy::Always | PinPolicy::MatchAlways)
+        self.auth == KeyAuth::Always
     }
 
     /// Usable without any login (CKA_PRIVATE false).
     pub fn needs_no_pin(&self) -> bool {
-        self.pin_policy == PinPolicy::Never
+        self.auth == KeyAuth::Never
     }
 
     /// Modulus bits, or field bits for EC.
@@ -175,10 +132,10 @@ impl KeyInfo {
 }
 
 /// Encoded public-key attributes shared by public and private key objects.
-pub fn ec_params(alg: Algorithm) -> Option<&'static [u8]> {
+pub fn ec_params(alg: KeyAlg) -> Option<&'static [u8]> {
     match alg {
-        Algorithm::EccP256 => Some(&P256_PARAMS),
-        Algorithm::EccP384 => Some(&P384_PARAMS),
+        KeyAlg::EcP256 => Some(&P256_PARAMS),
+        KeyAlg::EcP384 => Some(&P384_PARAMS),
         _ => None,
     }
 }

@@ -5,10 +5,12 @@
 //! [`ffi::ptr`]; the functions in [`fns`] are safe Rust working on
 //! [`slots`], [`token`]s and [`session`]s.
 
+pub mod backend;
 pub mod digest;
 pub mod error;
 pub mod ffi;
 pub mod fns;
+pub mod key;
 pub mod keyinfo;
 pub mod library;
 pub mod log;
@@ -27,10 +29,10 @@ pub mod testing;
 #[cfg(test)]
 mod hostile;
 
-pub use fns::keys::{
+pub use token::edits::{
     CKA_UKEY_OVERWRITE, CKA_UKEY_PIN_POLICY, CKA_UKEY_PROMOTE_FROM, CKA_UKEY_TOUCH_POLICY,
 };
-pub use fns::naming::{CKA_UKEY_DESTROY, CKA_UKEY_MOVABLE};
+pub use token::naming::{CKA_UKEY_DESTROY, CKA_UKEY_MOVABLE};
 pub use token::{RENEWAL_APPLICATION, RENEWAL_OBJECT};
 
 use cryptoki_sys::*;

@@ -2,11 +2,11 @@
 //! and object handles. A forked child sees the library as not initialized
 //! (its parent's PC/SC handles are not its own) and may initialize again.
 
+use crate::backend::{Backend, Ctx, LoginState};
 use crate::error::{Error, Result};
 use crate::object::Handles;
 use crate::session::Session;
 use crate::slots::Slots;
-use crate::token::Token;
 use crate::values::InitArgs;
 use cryptoki_sys::*;
 use std::collections::HashMap;
@@ -130,9 +130,8 @@ pub fn finalize() -> Result<()> {
     };
     lib.slots.close();
     for token in lib.slots.tokens() {
-        let mut st = token.lock();
-        if st.login != crate::token::Login::None {
-            let _ = token.logout(&mut st);
+        if token.login_state() != LoginState::None {
+            let _ = token.logout();
         }
     }
     Ok(())
@@ -141,6 +140,16 @@ pub fn finalize() -> Result<()> {
 impl Library {
     pub fn handles(&self) -> MutexGuard<'_, Handles> {
         self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a backend may need of the calling session.
+    pub fn ctx<'a>(&'a self, s: &Session) -> Ctx<'a> {
+        Ctx {
+            slot_id: s.slot_id,
+            session: s.handle,
+            rw: s.rw,
+            handles: &self.handles,
+        }
     }
 
     fn sessions_read(
@@ -163,18 +172,10 @@ impl Library {
             .ok_or(Error::SessionHandleInvalid)
     }
 
-    pub fn open_session(&self, token: Arc<Token>, rw: bool) -> Result<CK_SESSION_HANDLE> {
-        let slot_id = token.slot_id;
-        {
-            let st = token.lock();
-            if !rw
-                && matches!(
-                    st.login,
-                    crate::token::Login::SoPuk | crate::token::Login::SoManagementKey
-                )
-            {
-                return Err(Error::SessionReadWriteSoExists);
-            }
+    pub fn open_session(&self, token: Arc<dyn Backend>, rw: bool) -> Result<CK_SESSION_HANDLE> {
+        let slot_id = token.slot_id();
+        if !rw && token.login_state() == LoginState::So {
+            return Err(Error::SessionReadWriteSoExists);
         }
         let h = self.next_session.fetch_add(1, Ordering::SeqCst);
         let s = Session::new(h, slot_id, token, rw);
@@ -194,18 +195,17 @@ impl Library {
         Ok(())
     }
 
-    fn logout_if_unused(&self, token: &Arc<Token>) {
+    fn logout_if_unused(&self, token: &Arc<dyn Backend>) {
         let still_open = self
             .sessions_read()
             .values()
             .any(|s| Arc::ptr_eq(&s.token, token));
         if !still_open {
-            let mut st = token.lock();
-            if st.login != crate::token::Login::None {
+            if token.login_state() != LoginState::None {
                 if token.is_removed() {
-                    token.forget_login(&mut st);
+                    token.forget_login();
                 } else {
-                    let _ = token.logout(&mut st);
+                    let _ = token.logout();
                 }
             }
         }
@@ -232,7 +232,7 @@ impl Library {
     }
 
     /// Sessions of `token` (for the read-only checks of SO login).
-    pub fn sessions_of(&self, token: &Arc<Token>) -> Vec<(CK_SESSION_HANDLE, bool)> {
+    pub fn sessions_of(&self, token: &Arc<dyn Backend>) -> Vec<(CK_SESSION_HANDLE, bool)> {
         self.sessions_read()
             .iter()
             .filter_map(|(h, s)| Arc::ptr_eq(&s.token, token).then_some((*h, s.rw)))

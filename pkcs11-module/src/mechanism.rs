@@ -3,10 +3,10 @@
 //! padding on the host) and the card's answer into the PKCS#11 format.
 
 use crate::error::{Error, Result};
+use crate::key::{KeyAlg, PublicKey};
 use crate::keyinfo::KeyInfo;
 use crate::pad::{self, HashAlg};
 use crate::values::{MechParams, Mechanism};
-use apdu::piv::{Algorithm, PublicKey};
 use cryptoki_sys::*;
 
 const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
@@ -124,7 +124,7 @@ impl SignScheme {
 }
 
 /// Check `mech` against the key and return how to sign with it.
-pub fn sign_scheme(mech: &Mechanism, alg: Algorithm) -> Result<SignScheme> {
+pub fn sign_scheme(mech: &Mechanism, alg: KeyAlg) -> Result<SignScheme> {
     let rsa = alg.is_rsa();
     let need = |ok: bool| {
         if ok {
@@ -254,7 +254,7 @@ pub fn sign_block(scheme: &SignScheme, key: &KeyInfo, input: &[u8]) -> Result<Ve
             if input.is_empty() {
                 return Err(Error::DataLenRange);
             }
-            Ok(apdu::piv::ecdsa_input(key.alg, input))
+            Ok(ecdsa_input(key.alg, input))
         }
     }
 }
@@ -266,31 +266,43 @@ fn rsa_block_below_modulus(block: &[u8], public: &PublicKey) -> bool {
     }
 }
 
-/// Turn the card's answer into the PKCS#11 signature format: RSA as is,
-/// ECDSA from DER `SEQUENCE { r, s }` to fixed-width r ‖ s.
-pub fn finish_signature(key: &KeyInfo, card_output: &[u8]) -> Result<Vec<u8>> {
-    let bad = |_| Error::DeviceError("malformed ECDSA signature from the card".into());
-    match key.alg {
-        Algorithm::EccP256 => Ok(p256::ecdsa::Signature::from_der(card_output)
-            .map_err(bad)?
-            .to_bytes()
-            .to_vec()),
-        Algorithm::EccP384 => Ok(p384::ecdsa::Signature::from_der(card_output)
-            .map_err(bad)?
-            .to_bytes()
-            .to_vec()),
-        a if a.is_rsa() => {
-            let k = a.size_bytes();
-            if card_output.len() > k {
-                return Err(Error::DeviceError(
-                    "RSA result longer than the modulus".into(),
-                ));
-            }
-            let mut v = vec![0u8; k - card_output.len()];
-            v.extend_from_slice(card_output);
-            Ok(v)
+/// The ECDSA input for a digest: its leftmost bytes as long as the curve's
+/// order, or the digest left-padded with zeros (SEC 1 §4.1.3 step 5, as
+/// tokens take it).
+pub fn ecdsa_input(alg: KeyAlg, digest: &[u8]) -> Vec<u8> {
+    let n = alg.size_bytes();
+    if digest.len() >= n {
+        digest[..n].to_vec()
+    } else {
+        let mut v = vec![0u8; n - digest.len()];
+        v.extend_from_slice(digest);
+        v
+    }
+}
+
+/// The backend's answer in the PKCS#11 signature format: RSA left-padded
+/// to the modulus size; ECDSA r ‖ s of the curve's width, as the backend
+/// gives it.
+pub fn finish_signature(key: &KeyInfo, output: &[u8]) -> Result<Vec<u8>> {
+    let k = key.alg.size_bytes();
+    if key.alg.is_rsa() {
+        if output.len() > k {
+            return Err(Error::DeviceError(
+                "RSA result longer than the modulus".into(),
+            ));
         }
-        _ => Err(Error::KeyTypeInconsistent),
+        let mut v = vec![0u8; k - output.len()];
+        v.extend_from_slice(output);
+        Ok(v)
+    } else if key.alg.is_ec() {
+        if output.len() != 2 * k {
+            return Err(Error::DeviceError(
+                "malformed ECDSA signature from the token".into(),
+            ));
+        }
+        Ok(output.to_vec())
+    } else {
+        Err(Error::KeyTypeInconsistent)
     }
 }
 
@@ -343,16 +355,16 @@ pub fn verify(
             }
         }
         PublicKey::Ec { alg, point } => {
-            let digest = apdu::piv::ecdsa_input(*alg, input);
+            let digest = ecdsa_input(*alg, input);
             let ok = match alg {
-                Algorithm::EccP256 => {
+                KeyAlg::EcP256 => {
                     let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
                         .map_err(|_| Error::KeyTypeInconsistent)?;
                     let sig = p256::ecdsa::Signature::from_slice(signature)
                         .map_err(|_| Error::SignatureLenRange)?;
                     vk.verify_prehash(&digest, &sig).is_ok()
                 }
-                Algorithm::EccP384 => {
+                KeyAlg::EcP384 => {
                     let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
                         .map_err(|_| Error::KeyTypeInconsistent)?;
                     let sig = p384::ecdsa::Signature::from_slice(signature)
@@ -383,7 +395,7 @@ pub enum DecryptScheme {
     Raw,
 }
 
-pub fn decrypt_scheme(mech: &Mechanism, alg: Algorithm) -> Result<DecryptScheme> {
+pub fn decrypt_scheme(mech: &Mechanism, alg: KeyAlg) -> Result<DecryptScheme> {
     match mech.kind {
         CKM_RSA_PKCS | CKM_RSA_X_509 | CKM_RSA_PKCS_OAEP if !alg.is_rsa() => {
             Err(Error::KeyTypeInconsistent)

@@ -56,6 +56,7 @@ impl SlotNames {
             Kind::PrivateKey => self.private_label.as_deref(),
             Kind::PublicKey => self.public_label.as_deref(),
             Kind::Certificate => self.cert_label.as_deref(),
+            Kind::Data => None,
         }
     }
 
@@ -64,6 +65,7 @@ impl SlotNames {
             Kind::PrivateKey => &mut self.private_label,
             Kind::PublicKey => &mut self.public_label,
             Kind::Certificate => &mut self.cert_label,
+            Kind::Data => return,
         };
         *l = label;
     }

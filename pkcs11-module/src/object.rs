@@ -1,20 +1,22 @@
 //! Objects: what a handle names, and every attribute computed from what
 //! was read from the card. Handles are counters, never reused.
 
+use crate::key::{Origin, PublicKey};
 use crate::keyinfo::{ec_params, ec_point_der, CertInfo, KeyInfo};
 use crate::values::{AttrAnswer, Attribute};
-use apdu::piv::{KeyOrigin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// The three objects a PIV slot shows.
+/// What a token object is: one of the three objects a key container shows,
+/// or a data object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Certificate,
     PublicKey,
     PrivateKey,
+    Data,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
             Kind::Certificate => CKO_CERTIFICATE,
             Kind::PublicKey => CKO_PUBLIC_KEY,
             Kind::PrivateKey => CKO_PRIVATE_KEY,
+            Kind::Data => CKO_DATA,
         }
     }
 
@@ -31,15 +34,22 @@ impl Kind {
             CKO_CERTIFICATE => Some(Kind::Certificate),
             CKO_PUBLIC_KEY => Some(Kind::PublicKey),
             CKO_PRIVATE_KEY => Some(Kind::PrivateKey),
+            CKO_DATA => Some(Kind::Data),
             _ => None,
         }
     }
 }
 
-/// An object on a token.
+/// A key container on a token, as its backend numbers it (PIV: the slot's
+/// key reference). Opaque to everything above the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyRef(pub u32);
+
+/// One object on a token: the container it belongs to and which of its
+/// objects it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenObject {
-    pub slot: Slot,
+pub struct ObjectId {
+    pub key: KeyRef,
     pub kind: Kind,
 }
 
@@ -60,12 +70,7 @@ pub enum ObjectRef {
     Token {
         slot_id: CK_SLOT_ID,
         generation: u64,
-        object: TokenObject,
-    },
-    /// The renewal data object (CKO_DATA, CKA_APPLICATION "ukey renewal").
-    Renewal {
-        slot_id: CK_SLOT_ID,
-        generation: u64,
+        object: ObjectId,
     },
     Secret(Arc<SecretKey>),
 }
@@ -74,14 +79,13 @@ pub enum ObjectRef {
 #[derive(Default)]
 pub struct Handles {
     by_handle: HashMap<CK_OBJECT_HANDLE, ObjectRef>,
-    by_object: HashMap<(u64, TokenObject), CK_OBJECT_HANDLE>,
-    by_renewal: HashMap<u64, CK_OBJECT_HANDLE>,
+    by_object: HashMap<(u64, ObjectId), CK_OBJECT_HANDLE>,
     next: CK_OBJECT_HANDLE,
     /// Handles whose object this application asked to be allowed to destroy.
     deliberate: std::collections::HashSet<CK_OBJECT_HANDLE>,
-    /// (token generation, slot) of key pairs this application generated
-    /// that have no certificate yet.
-    fresh: std::collections::HashSet<(u64, Slot)>,
+    /// (token generation, container) of key pairs this application
+    /// generated that have no certificate yet.
+    fresh: std::collections::HashSet<(u64, KeyRef)>,
 }
 
 impl Handles {
@@ -95,7 +99,7 @@ impl Handles {
         &mut self,
         slot_id: CK_SLOT_ID,
         generation: u64,
-        object: TokenObject,
+        object: ObjectId,
     ) -> CK_OBJECT_HANDLE {
         if let Some(h) = self.by_object.get(&(generation, object)) {
             return *h;
@@ -124,7 +128,7 @@ impl Handles {
     }
 
     /// Forget a token object (destroyed): its handle never comes back.
-    pub fn remove_token_object(&mut self, generation: u64, object: TokenObject) {
+    pub fn remove_token_object(&mut self, generation: u64, object: ObjectId) {
         if let Some(h) = self.by_object.remove(&(generation, object)) {
             self.by_handle.remove(&h);
             self.deliberate.remove(&h);
@@ -133,7 +137,7 @@ impl Handles {
 
     /// The object `from` now is `to` (a key moved to another slot): its
     /// handle follows it; a stale handle of `to` dies.
-    pub fn retarget(&mut self, generation: u64, from: TokenObject, to: TokenObject) {
+    pub fn retarget(&mut self, generation: u64, from: ObjectId, to: ObjectId) {
         self.remove_token_object(generation, to);
         if let Some(h) = self.by_object.remove(&(generation, from)) {
             if let Some(ObjectRef::Token { slot_id, .. }) = self.by_handle.get(&h).cloned() {
@@ -147,30 +151,6 @@ impl Handles {
                     },
                 );
             }
-        }
-    }
-
-    /// The handle of a token's renewal data object.
-    pub fn renewal_handle(&mut self, slot_id: CK_SLOT_ID, generation: u64) -> CK_OBJECT_HANDLE {
-        if let Some(h) = self.by_renewal.get(&generation) {
-            return *h;
-        }
-        let h = self.fresh();
-        self.by_renewal.insert(generation, h);
-        self.by_handle.insert(
-            h,
-            ObjectRef::Renewal {
-                slot_id,
-                generation,
-            },
-        );
-        h
-    }
-
-    /// Forget the renewal data object (destroyed).
-    pub fn remove_renewal(&mut self, generation: u64) {
-        if let Some(h) = self.by_renewal.remove(&generation) {
-            self.by_handle.remove(&h);
         }
     }
 
@@ -194,16 +174,16 @@ impl Handles {
 
     /// A key pair this application just generated (`true`), or one that got
     /// its certificate, moved or went away (`false`).
-    pub fn set_fresh(&mut self, generation: u64, slot: Slot, fresh: bool) {
+    pub fn set_fresh(&mut self, generation: u64, key: KeyRef, fresh: bool) {
         if fresh {
-            self.fresh.insert((generation, slot));
+            self.fresh.insert((generation, key));
         } else {
-            self.fresh.remove(&(generation, slot));
+            self.fresh.remove(&(generation, key));
         }
     }
 
-    pub fn is_fresh(&self, generation: u64, slot: Slot) -> bool {
-        self.fresh.contains(&(generation, slot))
+    pub fn is_fresh(&self, generation: u64, key: KeyRef) -> bool {
+        self.fresh.contains(&(generation, key))
     }
 
     /// The secret keys a session derived.
@@ -272,30 +252,39 @@ pub fn private_key_is_private(k: &KeyInfo) -> bool {
     !k.needs_no_pin()
 }
 
-/// Every attribute of a token object. `cert` and `key` are what the slot
-/// holds (a public key object may come from either).
+/// An object's CKA_ID and CKA_LABEL as its token names it when no
+/// application gave it names.
+pub struct Names<'a> {
+    pub id: &'a [u8],
+    pub label: &'a [u8],
+}
+
+/// Every attribute of a key container's object. `cert` and `key` are what
+/// the container holds (a public key object may come from either).
 pub fn token_attribute(
-    obj: TokenObject,
+    kind: Kind,
+    names: &Names<'_>,
     cert: Option<&CertInfo>,
     key: Option<&KeyInfo>,
     can_destroy_keys: bool,
     attr: CK_ATTRIBUTE_TYPE,
 ) -> AttrAnswer {
-    let id = [obj.slot.cka_id()];
     let common = match attr {
-        CKA_CLASS => Some(ulong(obj.kind.class())),
+        CKA_CLASS => Some(ulong(kind.class())),
         CKA_TOKEN => Some(b(true)),
         // A private key's CKA_ID can be changed (the key moves: see
         // C_SetAttributeValue) where the card can move keys.
-        CKA_MODIFIABLE => Some(b(obj.kind == Kind::PrivateKey && can_destroy_keys)),
+        CKA_MODIFIABLE => Some(b(kind == Kind::PrivateKey && can_destroy_keys)),
         CKA_COPYABLE => Some(b(false)),
-        CKA_ID => Some(bytes(&id)),
+        CKA_ID => Some(bytes(names.id)),
+        CKA_LABEL => Some(bytes(names.label)),
         _ => None,
     };
     if let Some(a) = common {
         return a;
     }
-    match obj.kind {
+    match kind {
+        Kind::Data => AttrAnswer::Invalid,
         Kind::Certificate => {
             let Some(c) = cert else {
                 return AttrAnswer::Invalid;
@@ -303,7 +292,6 @@ pub fn token_attribute(
             match attr {
                 CKA_PRIVATE | CKA_TRUSTED => b(false),
                 CKA_DESTROYABLE => b(true),
-                CKA_LABEL => bytes(obj.slot.cert_label().as_bytes()),
                 CKA_CERTIFICATE_TYPE => ulong(CKC_X_509),
                 CKA_CERTIFICATE_CATEGORY => ulong(CK_CERTIFICATE_CATEGORY_TOKEN_USER),
                 CKA_CHECK_VALUE => {
@@ -342,12 +330,11 @@ pub fn token_attribute(
                 CKA_PRIVATE | CKA_TRUSTED | CKA_DERIVE | CKA_VERIFY_RECOVER | CKA_DESTROYABLE => {
                     b(false)
                 }
-                CKA_LABEL => bytes(obj.slot.key_label().replace(" key", " pubkey").as_bytes()),
                 CKA_KEY_TYPE => ulong(if rsa { CKK_RSA } else { CKK_EC }),
                 CKA_SUBJECT => bytes(cert.map_or(&[][..], |c| &c.subject)),
                 CKA_ENCRYPT | CKA_WRAP => b(rsa),
                 CKA_VERIFY => b(true),
-                CKA_LOCAL => b(key.is_some_and(|k| k.origin == Some(KeyOrigin::Generated))),
+                CKA_LOCAL => b(key.is_some_and(|k| k.origin == Some(Origin::Generated))),
                 CKA_KEY_GEN_MECHANISM => ulong(if rsa {
                     CKM_RSA_PKCS_KEY_PAIR_GEN
                 } else {
@@ -368,11 +355,10 @@ pub fn token_attribute(
             if let Some(a) = public_parts(&k.public, attr) {
                 return a;
             }
-            let imported = k.origin == Some(KeyOrigin::Imported);
+            let imported = k.origin == Some(Origin::Imported);
             match attr {
                 CKA_PRIVATE => b(private_key_is_private(k)),
                 CKA_DESTROYABLE => b(can_destroy_keys),
-                CKA_LABEL => bytes(obj.slot.key_label().as_bytes()),
                 CKA_KEY_TYPE => ulong(key_type(k)),
                 CKA_SUBJECT => bytes(cert.map_or(&[][..], |c| &c.subject)),
                 CKA_SENSITIVE | CKA_SIGN => b(true),
@@ -381,9 +367,9 @@ pub fn token_attribute(
                 CKA_DECRYPT | CKA_UNWRAP => b(k.is_rsa()),
                 CKA_DERIVE => b(!k.is_rsa()),
                 CKA_ALWAYS_AUTHENTICATE => b(k.always_authenticate()),
-                CKA_LOCAL => b(k.origin == Some(KeyOrigin::Generated)),
+                CKA_LOCAL => b(k.origin == Some(Origin::Generated)),
                 CKA_KEY_GEN_MECHANISM => match k.origin {
-                    Some(KeyOrigin::Generated) => ulong(if k.is_rsa() {
+                    Some(Origin::Generated) => ulong(if k.is_rsa() {
                         CKM_RSA_PKCS_KEY_PAIR_GEN
                     } else {
                         CKM_EC_KEY_PAIR_GEN
@@ -396,21 +382,6 @@ pub fn token_attribute(
                 _ => AttrAnswer::Invalid,
             }
         }
-    }
-}
-
-/// Every attribute of the renewal data object holding `value`.
-pub fn renewal_attribute(value: &[u8], attr: CK_ATTRIBUTE_TYPE) -> AttrAnswer {
-    let name = crate::token::vendor::RENEWAL_APPLICATION.as_bytes();
-    match attr {
-        CKA_CLASS => ulong(CKO_DATA),
-        CKA_TOKEN | CKA_MODIFIABLE | CKA_DESTROYABLE => b(true),
-        CKA_PRIVATE | CKA_COPYABLE => b(false),
-        CKA_LABEL | CKA_APPLICATION => bytes(name),
-        // No OID names this kind of data: the spec's default, empty.
-        CKA_OBJECT_ID => bytes(&[]),
-        CKA_VALUE => bytes(value),
-        _ => AttrAnswer::Invalid,
     }
 }
 

@@ -1,11 +1,11 @@
 //! Sessions: which token, read-only or read-write, and the operation each
 //! one has in progress (search, sign, verify, decrypt).
 
+use crate::backend::{Backend, KeyRef};
+use crate::key::PublicKey;
 use crate::keyinfo::KeyInfo;
 use crate::mechanism::{DecryptScheme, SignScheme};
 use crate::pad::Hasher;
-use crate::token::Token;
-use apdu::piv::{Pin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
@@ -25,14 +25,14 @@ pub enum Input {
 pub const MAX_RAW_INPUT: usize = 64 * 1024;
 
 pub struct SignOp {
-    pub slot: Slot,
+    pub key_ref: KeyRef,
     pub key: Arc<KeyInfo>,
     pub scheme: SignScheme,
     pub input: Input,
     /// Multi-part (C_SignUpdate) was used: C_Sign is no longer allowed.
     pub multipart: bool,
     /// PIN given with C_Login(CKU_CONTEXT_SPECIFIC) for a PIN-always key.
-    pub context_pin: Option<Pin>,
+    pub context_pin: Option<Zeroizing<Vec<u8>>>,
     /// A signature made but not yet delivered (the caller's buffer was short).
     pub result: Option<Vec<u8>>,
 }
@@ -45,10 +45,10 @@ pub struct VerifyOp {
 }
 
 pub struct DecryptOp {
-    pub slot: Slot,
+    pub key_ref: KeyRef,
     pub key: Arc<KeyInfo>,
     pub scheme: DecryptScheme,
-    pub context_pin: Option<Pin>,
+    pub context_pin: Option<Zeroizing<Vec<u8>>>,
     pub result: Option<Zeroizing<Vec<u8>>>,
 }
 
@@ -64,7 +64,7 @@ pub struct Ops {
 pub struct Session {
     pub handle: CK_SESSION_HANDLE,
     pub slot_id: CK_SLOT_ID,
-    pub token: Arc<Token>,
+    pub token: Arc<dyn Backend>,
     pub rw: bool,
     ops: Mutex<Ops>,
 }
@@ -73,7 +73,7 @@ impl Session {
     pub fn new(
         handle: CK_SESSION_HANDLE,
         slot_id: CK_SLOT_ID,
-        token: Arc<Token>,
+        token: Arc<dyn Backend>,
         rw: bool,
     ) -> Self {
         Self {

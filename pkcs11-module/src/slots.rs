@@ -1,11 +1,12 @@
 //! Slots: one per PC/SC reader (in reader order), then (feature `sim`) one
 //! per simulated token. Presence is polled without any APDU (PC/SC reader
 //! states, the simulator's presence); a changed insertion makes a new
-//! [`Token`], so sessions and handles of the old card die with it.
+//! token (a [`Backend`]), so sessions and handles of the old card die with it.
 //!
 //! Slot IDs are never reused: a reader that goes away keeps its ID (and
 //! reports no token) should it come back.
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::token::{Connector, Token};
 use cryptoki_sys::CK_SLOT_ID;
@@ -33,7 +34,7 @@ pub struct SlotEntry {
     pub card_present: bool,
     /// Insertion counter (PC/SC event count / simulator insertions).
     insertion: u64,
-    pub token: Option<Arc<Token>>,
+    pub token: Option<Arc<dyn Backend>>,
 }
 
 struct Table {
@@ -153,6 +154,8 @@ impl Slots {
                 #[cfg(any(test, feature = "test-readers"))]
                 Reader::Test(c) => Connector::Test(c.clone()),
             };
+            // A reader holds a card spoken to in APDUs: PIV is the one such
+            // backend today.
             entry.token = Some(Arc::new(Token::new(
                 entry.id,
                 gen,
@@ -264,7 +267,7 @@ impl Slots {
         if let Some(e) = t.slots.get_mut(id as usize) {
             if e.token
                 .as_ref()
-                .is_some_and(|tok| tok.generation == generation)
+                .is_some_and(|tok| tok.generation() == generation)
             {
                 e.token = None;
                 e.card_present = false;
@@ -294,7 +297,7 @@ impl Slots {
     }
 
     /// The token in slot `id` (no card traffic: it connects on first use).
-    pub fn token(&self, id: CK_SLOT_ID) -> Result<Arc<Token>> {
+    pub fn token(&self, id: CK_SLOT_ID) -> Result<Arc<dyn Backend>> {
         let mut t = self.lock();
         if id as usize >= t.slots.len() {
             return Err(Error::SlotIdInvalid);
@@ -321,7 +324,7 @@ impl Slots {
     /// and no card touched (mechanism queries, which clients repeat in
     /// loops, need neither). Slots are polled by C_GetSlotList, C_GetSlotInfo,
     /// C_OpenSession and friends.
-    pub fn known_token(&self, id: CK_SLOT_ID) -> Result<Arc<Token>> {
+    pub fn known_token(&self, id: CK_SLOT_ID) -> Result<Arc<dyn Backend>> {
         let t = self.lock();
         let entry = t.slots.get(id as usize).ok_or(Error::SlotIdInvalid)?;
         match &entry.token {
@@ -366,7 +369,7 @@ impl Slots {
     }
 
     /// Every token currently present.
-    pub fn tokens(&self) -> Vec<Arc<Token>> {
+    pub fn tokens(&self) -> Vec<Arc<dyn Backend>> {
         self.lock()
             .slots
             .iter()

@@ -3,16 +3,16 @@
 //! operation per signature or decryption.
 
 use super::live_session;
+use crate::backend::{KeyRef, LoginState, PrivateOp};
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, InMechanism, OutBytes};
+use crate::key::PublicKey;
 use crate::keyinfo::KeyInfo;
 use crate::library::Library;
 use crate::mechanism::{self, SignScheme};
 use crate::object::{Kind, ObjectRef};
 use crate::pad::Hasher;
 use crate::session::{DecryptOp, Input, Session, SignOp, VerifyOp, MAX_RAW_INPUT};
-use crate::token::{Login, PrivateOp, Token, TokenState};
-use apdu::piv::{Pin, PublicKey, Slot};
 use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -23,25 +23,18 @@ pub(crate) fn key_of(
     s: &Session,
     h: CK_OBJECT_HANDLE,
     kinds: &[Kind],
-) -> Result<(Slot, Kind, Arc<KeyInfo>)> {
+) -> Result<(KeyRef, Kind, Arc<KeyInfo>)> {
     let Some(ObjectRef::Token {
         generation, object, ..
     }) = lib.handles().get(h)
     else {
         return Err(Error::KeyHandleInvalid);
     };
-    if generation != s.token.generation || !kinds.contains(&object.kind) {
+    if generation != s.token.generation() || !kinds.contains(&object.kind) {
         return Err(Error::KeyHandleInvalid);
     }
-    let mut st = s.token.lock();
-    let key = match Token::cached(&st, object.slot).1 {
-        Some(k) => k,
-        None => s
-            .token
-            .key(&mut st, object.slot)?
-            .ok_or(Error::KeyHandleInvalid)?,
-    };
-    Ok((object.slot, object.kind, key))
+    let key = s.token.key(object)?;
+    Ok((object.key, object.kind, key))
 }
 
 fn new_input(scheme: &SignScheme) -> Input {
@@ -74,26 +67,6 @@ fn take_input(input: &mut Input) -> Zeroizing<Vec<u8>> {
     }
 }
 
-/// The PIN that authorises this use of a PIN-always key: the one given to
-/// C_Login(CKU_CONTEXT_SPECIFIC) for this operation, else the one given to
-/// C_Login(CKU_USER) if nothing has used it yet (see `Token::take_login_pin`).
-/// Other keys need none beyond the login.
-fn pin_for_use(
-    token: &Token,
-    st: &mut TokenState,
-    key: &KeyInfo,
-    context_pin: Option<&Pin>,
-) -> Result<Option<Pin>> {
-    match (context_pin, key.always_authenticate()) {
-        (Some(pin), _) => Ok(Some(pin.clone())),
-        (None, true) => token
-            .take_login_pin(st)
-            .map(Some)
-            .ok_or(Error::UserNotLoggedIn),
-        (None, false) => Ok(None),
-    }
-}
-
 /// §5.13.1 C_SignInit.
 pub fn sign_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (lib, s) = live_session(h)?;
@@ -102,13 +75,13 @@ pub fn sign_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HANDLE)
     if ops.sign.is_some() {
         return Err(Error::OperationActive);
     }
-    let (slot, _, key) = key_of(&lib, &s, key, &[Kind::PrivateKey])?;
+    let (key_ref, _, key) = key_of(&lib, &s, key, &[Kind::PrivateKey])?;
     let scheme = mechanism::sign_scheme(&mech, key.alg)?;
-    if !key.needs_no_pin() && s.token.lock().login != Login::User {
+    if !key.needs_no_pin() && s.token.login_state() != LoginState::User {
         return Err(Error::UserNotLoggedIn);
     }
     ops.sign = Some(SignOp {
-        slot,
+        key_ref,
         key,
         input: new_input(&scheme),
         scheme,
@@ -139,18 +112,13 @@ fn sign_finish(s: &Session, out: &OutBytes, data: Option<&[u8]>) -> Result<()> {
         }
         let input = take_input(&mut op.input);
         let block = mechanism::sign_block(&op.scheme, &op.key, &input)?;
-        let raw = {
-            let mut st = s.token.lock();
-            let pin = pin_for_use(&s.token, &mut st, &op.key, op.context_pin.as_ref())?;
-            s.token.private_op(
-                &mut st,
-                op.slot,
-                &op.key,
-                PrivateOp::Raw,
-                &block,
-                pin.as_ref(),
-            )?
-        };
+        let raw = s.token.private_op(
+            op.key_ref,
+            &op.key,
+            PrivateOp::Raw,
+            &block,
+            op.context_pin.as_deref().map(|p| &p[..]),
+        )?;
         mechanism::finish_signature(&op.key, &raw)
     })();
     ops.sign = None;
@@ -273,13 +241,13 @@ pub fn decrypt_init(h: CK_SESSION_HANDLE, mech: InMechanism, key: CK_OBJECT_HAND
     if ops.decrypt.is_some() {
         return Err(Error::OperationActive);
     }
-    let (slot, _, key) = key_of(&lib, &s, key, &[Kind::PrivateKey])?;
+    let (key_ref, _, key) = key_of(&lib, &s, key, &[Kind::PrivateKey])?;
     let scheme = mechanism::decrypt_scheme(&mech, key.alg)?;
-    if !key.needs_no_pin() && s.token.lock().login != Login::User {
+    if !key.needs_no_pin() && s.token.login_state() != LoginState::User {
         return Err(Error::UserNotLoggedIn);
     }
     ops.decrypt = Some(DecryptOp {
-        slot,
+        key_ref,
         key,
         scheme,
         context_pin: None,
@@ -314,18 +282,13 @@ pub fn decrypt(h: CK_SESSION_HANDLE, data: InBytes, out: OutBytes) -> Result<()>
                 return Err(Error::EncryptedDataInvalid);
             }
         }
-        let raw = {
-            let mut st = s.token.lock();
-            let pin = pin_for_use(&s.token, &mut st, &op.key, op.context_pin.as_ref())?;
-            s.token.private_op(
-                &mut st,
-                op.slot,
-                &op.key,
-                PrivateOp::Raw,
-                data,
-                pin.as_ref(),
-            )?
-        };
+        let raw = s.token.private_op(
+            op.key_ref,
+            &op.key,
+            PrivateOp::Raw,
+            data,
+            op.context_pin.as_deref().map(|p| &p[..]),
+        )?;
         let mut block = Zeroizing::new(vec![0u8; k.saturating_sub(raw.len())]);
         block.extend_from_slice(&raw);
         mechanism::finish_decrypt(&op.scheme, &block)

@@ -92,10 +92,10 @@ pub fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     let mut ops = s.ops();
     ops.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
     let value = match object {
-        Some(ObjectRef::Secret(k)) if k.generation == s.token.generation => Ok(k.value.clone()),
+        Some(ObjectRef::Secret(k)) if k.generation == s.token.generation() => Ok(k.value.clone()),
         Some(ObjectRef::Token {
             generation, object, ..
-        }) if generation == s.token.generation
+        }) if generation == s.token.generation()
             && matches!(object.kind, Kind::PrivateKey | Kind::PublicKey) =>
         {
             Err(Error::KeyIndigestible)

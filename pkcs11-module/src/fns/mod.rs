@@ -7,7 +7,6 @@ pub mod crypto;
 pub mod digest;
 pub mod general;
 pub mod keys;
-pub mod naming;
 pub mod object;
 pub mod session;
 pub mod slot;

@@ -1,11 +1,11 @@
 //! Session management (PKCS#11 v3.0 §5.6).
 
 use super::live_session;
-use super::slot::{pin_arg, MAX_SECRET_LEN};
+use super::slot::secret_arg;
+use crate::backend::{LoginState, SecretUse};
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, Out};
 use crate::library;
-use crate::token::Login;
 use cryptoki_sys::*;
 
 /// §5.6.1 C_OpenSession (no card traffic). Notification callbacks are
@@ -39,13 +39,12 @@ pub fn close_all_sessions(id: CK_SLOT_ID) -> Result<()> {
 /// §5.6.4 C_GetSessionInfo (no card traffic).
 pub fn get_session_info(h: CK_SESSION_HANDLE, out: Out<CK_SESSION_INFO>) -> Result<()> {
     let (_, s) = live_session(h)?;
-    let login = s.token.lock().login;
-    let state = match (login, s.rw) {
-        (Login::User, true) => CKS_RW_USER_FUNCTIONS,
-        (Login::User, false) => CKS_RO_USER_FUNCTIONS,
-        (Login::SoPuk | Login::SoManagementKey, _) => CKS_RW_SO_FUNCTIONS,
-        (Login::None, true) => CKS_RW_PUBLIC_SESSION,
-        (Login::None, false) => CKS_RO_PUBLIC_SESSION,
+    let state = match (s.token.login_state(), s.rw) {
+        (LoginState::User, true) => CKS_RW_USER_FUNCTIONS,
+        (LoginState::User, false) => CKS_RO_USER_FUNCTIONS,
+        (LoginState::So, _) => CKS_RW_SO_FUNCTIONS,
+        (LoginState::None, true) => CKS_RW_PUBLIC_SESSION,
+        (LoginState::None, false) => CKS_RO_PUBLIC_SESSION,
     };
     out.write(CK_SESSION_INFO {
         slotID: s.slot_id,
@@ -59,28 +58,21 @@ pub fn get_session_info(h: CK_SESSION_HANDLE, out: Out<CK_SESSION_INFO>) -> Resu
 pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<()> {
     let (lib, s) = live_session(h)?;
     if pin.is_null() {
-        // No protected authentication path on a PIV token.
+        // No protected authentication path.
         return Err(Error::ArgumentsBad);
     }
     match user {
         CKU_USER => {
             // A PIN of the wrong length cannot be the PIN: no VERIFY, no try.
-            let pin = pin_arg(&pin, Error::PinIncorrect)?;
-            let mut st = s.token.lock();
-            s.token.login_user(&mut st, &pin)
+            let pin = secret_arg(&*s.token, SecretUse::UserLogin, &pin, Error::PinIncorrect)?;
+            s.token.login_user(&pin)
         }
         CKU_SO => {
             if lib.sessions_of(&s.token).iter().any(|(_, rw)| !rw) {
                 return Err(Error::SessionReadOnlyExists);
             }
-            // The PUK (6-8) or the management key in hex (32/48/64); any
-            // other length is refused before the buffer is read.
-            if !matches!(pin.len()?, 6..=8 | 32 | 48 | 64) {
-                return Err(Error::PinIncorrect);
-            }
-            let secret = pin.secret(MAX_SECRET_LEN, Error::PinIncorrect)?;
-            let mut st = s.token.lock();
-            s.token.login_so(&mut st, &secret)
+            let secret = secret_arg(&*s.token, SecretUse::SoLogin, &pin, Error::PinIncorrect)?;
+            s.token.login_so(&secret)
         }
         CKU_CONTEXT_SPECIFIC => {
             let mut ops = s.ops();
@@ -94,11 +86,8 @@ pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<(
                 Some(false) => return Err(Error::OperationNotInitialized),
                 Some(true) => {}
             }
-            let pin = pin_arg(&pin, Error::PinIncorrect)?;
-            {
-                let mut st = s.token.lock();
-                s.token.verify_context(&mut st, &pin)?;
-            }
+            let pin = secret_arg(&*s.token, SecretUse::UserLogin, &pin, Error::PinIncorrect)?;
+            s.token.verify_context(&pin)?;
             if let Some(op) = ops.sign.as_mut() {
                 op.context_pin = Some(pin);
             } else if let Some(op) = ops.decrypt.as_mut() {
@@ -110,7 +99,7 @@ pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: InBytes) -> Result<(
     }
 }
 
-/// §5.6.9 C_LoginUser: PIV has no user names.
+/// §5.6.9 C_LoginUser: no token here has user names.
 pub fn login_user(
     h: CK_SESSION_HANDLE,
     user: CK_USER_TYPE,
@@ -127,8 +116,7 @@ pub fn login_user(
 /// §5.6.10 C_Logout.
 pub fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
     let (_, s) = live_session(h)?;
-    let mut st = s.token.lock();
-    s.token.logout(&mut st)
+    s.token.logout()
 }
 
 /// §5.6.5 C_SessionCancel: drop the operations named in `flags`.

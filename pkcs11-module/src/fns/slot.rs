@@ -1,13 +1,12 @@
 //! Slot and token management (PKCS#11 v3.0 §5.5).
 
 use super::{live_session, pad};
+use crate::backend::{Backend, SecretUse, MAX_SECRET_LEN};
 use crate::error::{Error, Result};
 use crate::ffi::ptr::{InBytes, Out, OutArray};
 use crate::library;
-use crate::mechanism;
-use crate::token::{Counter, Login};
-use apdu::piv::Pin;
 use cryptoki_sys::*;
+use zeroize::Zeroizing;
 
 /// §5.5.1 C_GetSlotList: polls readers (no APDU).
 pub fn get_slot_list(token_present: bool, out: OutArray<CK_SLOT_ID>) -> Result<()> {
@@ -32,15 +31,6 @@ pub fn get_slot_info(id: CK_SLOT_ID, out: Out<CK_SLOT_INFO>) -> Result<()> {
     })
 }
 
-fn counter_flags(c: Counter, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
-    match (c.left, c.total.unwrap_or(3)) {
-        (Some(0), _) => locked,
-        (Some(1), _) => final_try,
-        (Some(l), total) if l < total => low,
-        _ => 0,
-    }
-}
-
 /// §5.5.3 C_GetTokenInfo: identity and PIN state, read once per insertion
 /// and then kept from the card's own answers (polling costs no APDU and
 /// never spends a try).
@@ -51,48 +41,25 @@ pub fn get_token_info(id: CK_SLOT_ID, out: Out<CK_TOKEN_INFO>) -> Result<()> {
     }
     let token = lib.slots.token(id)?;
     let sessions = lib.sessions_of(&token);
-    let mut st = token.lock();
-    let info = token.info(&mut st).inspect_err(|e| {
+    let info = token.token_info().inspect_err(|e| {
         if *e == Error::DeviceRemoved {
-            lib.slots.forget_token(id, token.generation);
+            lib.slots.forget_token(id, token.generation());
         }
     })?;
-    let mut flags = CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED;
-    if st.rng != Some(false) {
-        flags |= CKF_RNG;
-    }
-    flags |= counter_flags(
-        st.pin,
-        CKF_USER_PIN_COUNT_LOW,
-        CKF_USER_PIN_FINAL_TRY,
-        CKF_USER_PIN_LOCKED,
-    );
-    flags |= counter_flags(
-        st.puk,
-        CKF_SO_PIN_COUNT_LOW,
-        CKF_SO_PIN_FINAL_TRY,
-        CKF_SO_PIN_LOCKED,
-    );
-    let v = info.version.map_or((0, 0), |v| (v.0, v.1));
-    let (manufacturer, model) = if info.yubikey {
-        ("Yubico", format!("YubiKey YK{}", v.0))
-    } else {
-        ("PIV", "PIV card".to_string())
-    };
+    let v = info.version;
     let rw = sessions.iter().filter(|(_, rw)| *rw).count();
-    drop(st);
     out.write(CK_TOKEN_INFO {
-        label: pad(&info.label()),
-        manufacturerID: pad(manufacturer),
-        model: pad(&model),
+        label: pad(&info.label),
+        manufacturerID: pad(&info.manufacturer),
+        model: pad(&info.model),
         serialNumber: pad(&info.serial),
-        flags,
+        flags: info.flags,
         ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
         ulSessionCount: sessions.len() as CK_ULONG,
         ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
         ulRwSessionCount: rw as CK_ULONG,
-        ulMaxPinLen: 8,
-        ulMinPinLen: 6,
+        ulMaxPinLen: info.max_pin as CK_ULONG,
+        ulMinPinLen: info.min_pin as CK_ULONG,
         ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
@@ -112,13 +79,13 @@ pub fn get_token_info(id: CK_SLOT_ID, out: Out<CK_TOKEN_INFO>) -> Result<()> {
 /// §5.5.5 C_GetMechanismList: no reader polling, no card traffic.
 pub fn get_mechanism_list(id: CK_SLOT_ID, out: OutArray<CK_MECHANISM_TYPE>) -> Result<()> {
     let lib = library::get()?;
-    lib.slots.known_token(id)?;
-    out.write(&mechanism::list())
+    let token = lib.slots.known_token(id)?;
+    out.write(&token.mechanisms())
 }
 
-/// §5.5.6 C_GetMechanismInfo: no reader polling; the card's identity (its
-/// largest RSA key) is read once per insertion, as C_GetTokenInfo reads it,
-/// and kept.
+/// §5.5.6 C_GetMechanismInfo: no reader polling; what the token can do
+/// (e.g. its largest RSA key) is read once per insertion, as C_GetTokenInfo
+/// reads it, and kept.
 pub fn get_mechanism_info(
     id: CK_SLOT_ID,
     kind: CK_MECHANISM_TYPE,
@@ -126,11 +93,7 @@ pub fn get_mechanism_info(
 ) -> Result<()> {
     let lib = library::get()?;
     let token = lib.slots.known_token(id)?;
-    let max_rsa = {
-        let mut st = token.lock();
-        token.info(&mut st)?.max_rsa_bits()
-    };
-    out.write(mechanism::info(kind, max_rsa)?)
+    out.write(token.mechanism_info(kind)?)
 }
 
 /// §5.5.7 C_InitToken: a PIV card is initialised by its issuer; the
@@ -140,61 +103,39 @@ pub fn init_token(id: CK_SLOT_ID) -> Result<()> {
     Err(Error::FunctionNotSupported)
 }
 
-/// Longest secret a caller gives: a 256-bit management key in hex.
-pub(crate) const MAX_SECRET_LEN: usize = 64;
-
-/// A PIN or PUK from the caller: 6–8 bytes, no FF. Another length is
-/// `wrong_len` (`CKR_PIN_LEN_RANGE` where a PIN is set, `CKR_PIN_INCORRECT`
-/// at a login), decided before the caller's buffer is read.
-pub(crate) fn pin_arg(b: &InBytes, wrong_len: Error) -> Result<Pin> {
-    if !(6..=8).contains(&b.len()?) {
+/// A PIN, PUK or key from the caller for `use_`: a length the token's rule
+/// refuses is `wrong_len` (`CKR_PIN_LEN_RANGE` where a PIN is set,
+/// `CKR_PIN_INCORRECT` at a login), decided before the caller's buffer is
+/// read.
+pub(crate) fn secret_arg(
+    token: &dyn Backend,
+    use_: SecretUse,
+    b: &InBytes,
+    wrong_len: Error,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if !token.secret_len_ok(use_, b.len()?) {
         return Err(wrong_len);
     }
-    let v = b.secret(8, wrong_len)?;
-    Pin::new(&v).map_err(|_| Error::PinInvalid)
+    b.secret(MAX_SECRET_LEN, wrong_len)
 }
 
-/// §5.5.8 C_InitPIN: as SO with the PUK, unblock and set the user PIN.
+/// §5.5.8 C_InitPIN: as SO, unblock and set the user PIN.
 pub fn init_pin(h: CK_SESSION_HANDLE, new_pin: InBytes) -> Result<()> {
     let (_, s) = live_session(h)?;
-    let pin = pin_arg(&new_pin, Error::PinLenRange)?;
-    let mut st = s.token.lock();
-    if !matches!(st.login, Login::SoPuk | Login::SoManagementKey) {
-        return Err(Error::UserNotLoggedIn);
-    }
-    if !s.rw {
-        return Err(Error::SessionReadOnly);
-    }
-    s.token.unblock_pin(&mut st, &pin)
+    let pin = secret_arg(&*s.token, SecretUse::Init, &new_pin, Error::PinLenRange)?;
+    s.token.init_pin(s.rw, &pin)
 }
 
-/// §5.5.9 C_SetPIN: the user's PIN (user or public session), or as SO the
-/// PUK or the management key (hex), whichever the SO logged in with.
+/// §5.5.9 C_SetPIN: the secret of whoever is logged in (the user's PIN in
+/// a public session).
 pub fn set_pin(h: CK_SESSION_HANDLE, old: InBytes, new: InBytes) -> Result<()> {
     let (_, s) = live_session(h)?;
     if !s.rw {
         return Err(Error::SessionReadOnly);
     }
-    let mut st = s.token.lock();
-    match st.login {
-        Login::SoManagementKey => {
-            let (old, new) = (
-                old.secret(MAX_SECRET_LEN, Error::PinLenRange)?,
-                new.secret(MAX_SECRET_LEN, Error::PinLenRange)?,
-            );
-            s.token.change_management_key(&mut st, &old, &new)
-        }
-        Login::SoPuk => {
-            let old = pin_arg(&old, Error::PinLenRange)?;
-            let new = pin_arg(&new, Error::PinLenRange)?;
-            s.token.change_puk(&mut st, &old, &new)
-        }
-        Login::User | Login::None => {
-            let old = pin_arg(&old, Error::PinLenRange)?;
-            let new = pin_arg(&new, Error::PinLenRange)?;
-            s.token.change_pin(&mut st, &old, &new)
-        }
-    }
+    let old = secret_arg(&*s.token, SecretUse::Change, &old, Error::PinLenRange)?;
+    let new = secret_arg(&*s.token, SecretUse::Change, &new, Error::PinLenRange)?;
+    s.token.set_pin(&old, &new)
 }
 
 /// §5.5.4 C_WaitForSlotEvent.

@@ -26,8 +26,9 @@
 
 use super::state::{RenewalData, Token, TokenState};
 use crate::error::{Error, Result};
+use crate::key::PublicKey;
 use crate::keyinfo::{CertInfo, KeyInfo};
-use apdu::piv::{CertContainer, PublicKey, Slot};
+use apdu::piv::{CertContainer, Slot};
 use apdu::Session;
 use std::sync::Arc;
 

@@ -19,11 +19,15 @@
 
 pub mod card_info;
 pub mod connection;
+pub mod convert;
+pub mod edits;
 pub mod facts;
 pub mod guard;
 pub mod login;
 pub mod names;
+pub mod naming;
 pub mod objects;
+pub mod p11;
 pub mod private;
 pub mod renewal;
 pub mod state;
@@ -35,6 +39,5 @@ mod tests;
 
 pub use card_info::CardInfo;
 pub use guard::Shown;
-pub use private::PrivateOp;
 pub use state::{Connector, Counter, Login, RenewalData, SlotContents, Token, TokenState};
 pub use vendor::{RENEWAL_APPLICATION, RENEWAL_OBJECT};

@@ -2,12 +2,14 @@
 //! slot, read lazily and cached per insertion; ukey's record of generated
 //! keys on cards without GET METADATA.
 
+use super::convert;
 use super::state::{SlotContents, Token, TokenState};
 use crate::error::Result;
+use crate::key::PublicKey;
 use crate::keyinfo::{CertInfo, KeyInfo};
 use apdu::piv::caps::{KeyAnswer, MetadataSupport};
 use apdu::piv::generated::{self, KeyRecords, KeySource};
-use apdu::piv::{CertContainer, KeyHistory, ObjectId, PublicKey, Slot};
+use apdu::piv::{CertContainer, KeyHistory, ObjectId, Slot};
 use apdu::Session;
 use std::sync::Arc;
 
@@ -63,17 +65,22 @@ impl Token {
             None => KeyAnswer::CannotTell,
         };
         let k = match answer {
-            KeyAnswer::Reported(md) => Some(Arc::new(KeyInfo::from_metadata(slot, &md)?)),
+            KeyAnswer::Reported(md) => Some(Arc::new(convert::key_from_metadata(slot, &md)?)),
             KeyAnswer::Empty => None,
             KeyAnswer::CannotTell => {
                 let cert = Self::cert_cached(s, st, slot)?;
+                let cert_public = cert
+                    .as_deref()
+                    .map(|c| (convert::piv_public(&c.public), c.not_before_unix));
                 let records = Self::records(s, st)?;
                 match generated::resolve(
                     records.get(slot),
-                    cert.as_deref().map(|c| (&c.public, c.not_before_unix)),
+                    cert_public.as_ref().map(|(p, t)| (p, *t)),
                 ) {
-                    Some((pk, KeySource::Record)) => Some(Arc::new(KeyInfo::from_record(slot, pk))),
-                    Some(_) => cert.map(|c| Arc::new(KeyInfo::from_cert(slot, &c))),
+                    Some((pk, KeySource::Record)) => {
+                        Some(Arc::new(convert::key_from_record(slot, pk)?))
+                    }
+                    Some(_) => cert.map(|c| Arc::new(convert::key_from_cert(slot, &c))),
                     None => None,
                 }
             }

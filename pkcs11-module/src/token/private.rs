@@ -1,26 +1,21 @@
 //! Private-key operations (GENERAL AUTHENTICATE on a host-prepared block),
 //! with the PIN-always rules.
 
+use super::convert::piv_alg;
 use super::state::{pin_error, Login, Token, TokenState};
+use crate::backend::PrivateOp;
 use crate::error::{Error, Result};
 use crate::keyinfo::KeyInfo;
 use apdu::piv::{Pin, Slot};
 use apdu::{Session, StatusWord};
 use zeroize::Zeroizing;
 
-/// What a private-key operation does with its input: the session layer
-/// says this, the token knows how its card is asked (for PIV, the input
-/// tag of GENERAL AUTHENTICATE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrivateOp {
-    /// The raw private-key operation on a block the host prepared: an RSA
-    /// signature or decryption, an ECDSA signature on a digest.
-    Raw,
-    /// ECDH: the other party's public point in, the shared secret out.
-    KeyAgreement,
+/// The GENERAL AUTHENTICATE input tag of an operation.
+trait InputTag {
+    fn input_tag(self) -> u32;
 }
 
-impl PrivateOp {
+impl InputTag for PrivateOp {
     /// The GENERAL AUTHENTICATE input tag (SP 800-73-4 Part 2 §3.2.4):
     /// 81 challenge, 85 exponentiation.
     fn input_tag(self) -> u32 {
@@ -65,13 +60,13 @@ impl Token {
                 }
                 other => other,
             };
-            let mut r = s.general_authenticate(slot, key.alg, input_tag, input);
+            let mut r = s.general_authenticate(slot, piv_alg(key.alg), input_tag, input);
             let refused = |r: &std::result::Result<_, apdu::Error>| {
                 matches!(r, Err(e) if e.status() == Some(StatusWord::SecurityStatusNotSatisfied))
             };
             if let (Some(pin), true) = (skipped, refused(&r)) {
                 verify(s, st, pin)?;
-                r = s.general_authenticate(slot, key.alg, input_tag, input);
+                r = s.general_authenticate(slot, piv_alg(key.alg), input_tag, input);
             } else if refused(&r) && context_pin.is_none() && st.login == Login::User {
                 // A PIN-once key refused while we are logged in: another
                 // application logged the card out (VERIFY P1=FF). Log in
@@ -80,7 +75,7 @@ impl Token {
                 if !self.login_again(s, st)? {
                     return Err(Error::UserNotLoggedIn);
                 }
-                r = s.general_authenticate(slot, key.alg, input_tag, input);
+                r = s.general_authenticate(slot, piv_alg(key.alg), input_tag, input);
             }
             match r {
                 Ok(out) => Ok(out),

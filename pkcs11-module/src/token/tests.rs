@@ -45,7 +45,7 @@ fn sign_9c(card: &SharedCard, token: &Token, between: impl FnOnce(&mut TokenStat
             &mut st,
             Slot::Signature,
             &key,
-            super::private::PrivateOp::Raw,
+            crate::backend::PrivateOp::Raw,
             &[0x11; 32],
             Some(&pin),
         )

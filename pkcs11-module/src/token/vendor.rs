@@ -11,3 +11,7 @@ pub const RENEWAL_OBJECT: ObjectId = ObjectId(0x5F_FF10);
 
 /// CKA_APPLICATION (and CKA_LABEL) of the renewal data object.
 pub const RENEWAL_APPLICATION: &str = "ukey renewal";
+
+/// The renewal data object's container as PKCS#11 objects name it: no PIV
+/// slot has this reference.
+pub const RENEWAL_KEY: crate::object::KeyRef = crate::object::KeyRef(0x5F_FF10);

@@ -1,8 +1,10 @@
 //! Writes under the management key: key generation, certificates, deleting
 //! and moving keys, changing the management key.
 
+use super::convert;
 use super::state::{Login, Token, TokenState};
 use crate::error::{Error, Result};
+use crate::key::Origin;
 use crate::keyinfo::{CertInfo, KeyInfo};
 use apdu::piv::caps::{self, KeyAnswer, MetadataSupport};
 use apdu::piv::generated::{self, GeneratedKey, RecordPlace};
@@ -187,17 +189,13 @@ impl Token {
                 Err(e) => return Err(e.into()),
             };
             let info = Arc::new(KeyInfo {
-                alg,
-                public,
-                pin_policy: if pin == PinPolicy::Default {
-                    slot.default_pin_policy()
-                } else {
-                    pin
-                },
-                origin: Some(apdu::piv::KeyOrigin::Generated),
+                alg: convert::key_alg(alg).ok_or(Error::MechanismInvalid)?,
+                public: convert::public(&public)?,
+                auth: convert::auth(slot, pin),
+                origin: Some(Origin::Generated),
             });
             st.slots.entry(slot).or_default().key = Some(Some(info.clone()));
-            Self::keep_visible(s, st, slot, &info.public)?;
+            Self::keep_visible(s, st, slot, &public)?;
             Ok(info)
         })
     }
@@ -307,7 +305,7 @@ impl Token {
             Self::require_cert(s, st, slot, &shown)?;
             if !Self::metadata_works(st) && Self::records(s, st)?.get(slot).is_none() {
                 if let Some(key) = Self::key_cached(s, st, slot)? {
-                    Self::keep_visible(s, st, slot, &key.public)?;
+                    Self::keep_visible(s, st, slot, &convert::piv_public(&key.public))?;
                 }
             }
             s.delete_data(slot.cert_object())
@@ -348,7 +346,7 @@ impl Token {
                         }
                         KeyAnswer::Reported(md) => {
                             st.slots.entry(slot).or_default().key =
-                                Some(Some(Arc::new(KeyInfo::from_metadata(slot, &md)?)));
+                                Some(Some(Arc::new(convert::key_from_metadata(slot, &md)?)));
                         }
                         KeyAnswer::CannotTell => {}
                     },

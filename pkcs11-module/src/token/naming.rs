@@ -20,11 +20,11 @@
 //! Objects in retired slots (where clients' own keys go) are destroyed with
 //! the user's login as before.
 
+use super::state::Login;
 use crate::error::{Error, Result};
 use crate::keyinfo::{CertInfo, KeyInfo};
 use crate::names::{self, Names, SlotNames};
-use crate::object::{self, find, Kind, TokenObject};
-use crate::token::Login;
+use crate::object::{self, find, Kind};
 use crate::values::{AttrAnswer, Attribute};
 use apdu::piv::Slot;
 use cryptoki_sys::*;
@@ -41,9 +41,42 @@ pub fn is_primary(slot: Slot) -> bool {
     !matches!(slot, Slot::Retired(_))
 }
 
+/// A PIV slot's object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotObject {
+    pub slot: Slot,
+    pub kind: Kind,
+}
+
+/// OpenSC's label of a slot's object (pkcs15-piv.c names them so).
+pub fn default_label(slot: Slot, kind: Kind) -> String {
+    match kind {
+        Kind::PrivateKey => slot.key_label(),
+        Kind::PublicKey => slot.key_label().replace(" key", " pubkey"),
+        Kind::Certificate | Kind::Data => slot.cert_label(),
+    }
+}
+
+/// Every attribute of a slot's object as the card alone names it.
+fn plain_attribute(
+    obj: SlotObject,
+    cert: Option<&CertInfo>,
+    key: Option<&KeyInfo>,
+    movable: bool,
+    attr: CK_ATTRIBUTE_TYPE,
+) -> AttrAnswer {
+    let id = [obj.slot.cka_id()];
+    let label = default_label(obj.slot, obj.kind);
+    let names = object::Names {
+        id: &id,
+        label: label.as_bytes(),
+    };
+    object::token_attribute(obj.kind, &names, cert, key, movable, attr)
+}
+
 /// Every attribute of a token object, with the names applications gave.
 pub fn named_attribute(
-    obj: TokenObject,
+    obj: SlotObject,
     cert: Option<&CertInfo>,
     key: Option<&KeyInfo>,
     movable: bool,
@@ -68,7 +101,7 @@ pub fn named_attribute(
         }
         _ => {}
     }
-    object::token_attribute(obj, cert, key, movable, attr)
+    plain_attribute(obj, cert, key, movable, attr)
 }
 
 /// Whether a token object matches a search template. CKA_ID and CKA_LABEL
@@ -76,7 +109,7 @@ pub fn named_attribute(
 /// OpenSC keep working after a client named the object.
 pub fn named_matches(
     template: &[Attribute],
-    obj: TokenObject,
+    obj: SlotObject,
     cert: Option<&CertInfo>,
     key: Option<&KeyInfo>,
     movable: bool,
@@ -84,7 +117,7 @@ pub fn named_matches(
 ) -> bool {
     let value = |a| named_attribute(obj, cert, key, movable, names, a);
     template.iter().all(|a| {
-        let plain = |a| object::token_attribute(obj, cert, key, movable, a);
+        let plain = |a| plain_attribute(obj, cert, key, movable, a);
         let eq = |v: AttrAnswer| matches!(v, AttrAnswer::Value(v) if v == *a.value);
         match a.kind {
             CKA_ID | CKA_LABEL => eq(value(a.kind)) || eq(plain(a.kind)),
@@ -133,11 +166,7 @@ pub fn label_to_store(slot: Slot, kind: Kind, label: &[u8]) -> Result<Option<Vec
     if label.is_empty() {
         return Ok(None);
     }
-    let default = match kind {
-        Kind::PrivateKey => slot.key_label(),
-        Kind::PublicKey => slot.key_label().replace(" key", " pubkey"),
-        Kind::Certificate => slot.cert_label(),
-    };
+    let default = default_label(slot, kind);
     Ok((label != default.as_bytes()).then(|| label.to_vec()))
 }
 
@@ -157,7 +186,7 @@ pub fn id_to_store(slot: Slot, id: &[u8]) -> Result<Option<Vec<u8>>> {
 
 /// Why C_DestroyObject of a token object is refused, if it is.
 pub fn destroy_refusal(
-    object: TokenObject,
+    object: SlotObject,
     login: Login,
     rw: bool,
     deliberate: bool,
