@@ -15,7 +15,6 @@ pub mod keyinfo;
 pub mod library;
 pub mod log;
 pub mod mechanism;
-pub mod names;
 pub mod object;
 pub mod pad;
 pub mod session;
@@ -32,6 +31,8 @@ mod hostile;
 pub use token::edits::{
     CKA_UKEY_OVERWRITE, CKA_UKEY_PIN_POLICY, CKA_UKEY_PROMOTE_FROM, CKA_UKEY_TOUCH_POLICY,
 };
+/// The format of the names object (applications' CKA_ID and CKA_LABEL on a PIV card).
+pub use token::names_object as names;
 pub use token::naming::{CKA_UKEY_DESTROY, CKA_UKEY_MOVABLE};
 pub use token::{RENEWAL_APPLICATION, RENEWAL_OBJECT};
 

@@ -123,7 +123,15 @@ impl Hasher {
 /// EMSA-PKCS1-v1_5 (type 1) block of `k` bytes around `t` (a DigestInfo,
 /// or raw data for CKM_RSA_PKCS).
 pub fn pkcs1_sign_block(k: usize, t: &[u8]) -> Result<Vec<u8>> {
-    apdu::piv::pkcs1_sign_input(k, t).ok_or(Error::DataLenRange)
+    if t.len().checked_add(11).is_none_or(|n| n > k) {
+        return Err(Error::DataLenRange);
+    }
+    let mut em = vec![0xFF; k];
+    em[0] = 0x00;
+    em[1] = 0x01;
+    em[k - t.len() - 1] = 0x00;
+    em[k - t.len()..].copy_from_slice(t);
+    Ok(em)
 }
 
 /// MGF1 (RFC 8017 §B.2.1) of `len` bytes from `seed`.

@@ -8,13 +8,15 @@
 //! Input: a selector byte, then sections the parser below takes in order;
 //! running out of input just ends the case.
 
-use apdu::piv::{Algorithm, PublicKey, Slot};
+use apdu::piv::{PinPolicy, Slot};
 use cryptoki_sys::*;
 use std::ffi::c_void;
 use ukey_pkcs11::ffi::ptr::{AttrAnswer, InMechanism, Template};
+use ukey_pkcs11::key::{KeyAlg, PublicKey};
 use ukey_pkcs11::keyinfo::KeyInfo;
 use ukey_pkcs11::mechanism;
-use ukey_pkcs11::object::{matches, token_attribute, Kind, TokenObject};
+use ukey_pkcs11::object::{matches, token_attribute, Kind, Names};
+use ukey_pkcs11::token::convert;
 
 struct Input<'a>(&'a [u8]);
 
@@ -62,9 +64,9 @@ fn keys() -> &'static [KeyInfo] {
                 let slot = Slot::from_key_ref(u8::from_str_radix(r, 16).ok()?)?;
                 let key = e.key()?;
                 Some(KeyInfo {
-                    alg: key.algorithm(),
-                    public: key.public(),
-                    pin_policy: slot.default_pin_policy(),
+                    alg: convert::key_alg(key.algorithm())?,
+                    public: convert::public(&key.public()).ok()?,
+                    auth: convert::auth(slot, PinPolicy::Default),
                     origin: None,
                 })
             })
@@ -103,12 +105,14 @@ pub fn run(data: &[u8]) {
     let template = unsafe { Template::new(attrs.as_mut_ptr(), attrs.len() as CK_ULONG) };
     if let Ok(read) = template.read() {
         for key in keys() {
+            let names = Names {
+                id: &[1],
+                label: b"PIV AUTH key",
+            };
             for kind in [Kind::Certificate, Kind::PublicKey, Kind::PrivateKey] {
-                let obj = TokenObject {
-                    slot: Slot::Authentication,
-                    kind,
-                };
-                let _ = matches(&read, |a| token_attribute(obj, None, Some(key), true, a));
+                let _ = matches(&read, |a| {
+                    token_attribute(kind, &names, None, Some(key), true, a)
+                });
             }
         }
     }
@@ -215,7 +219,7 @@ pub fn run(data: &[u8]) {
             let _ = mechanism::finish_decrypt(&scheme, &block);
         }
         if let PublicKey::Ec { .. } = key.public {
-            assert!(matches!(key.alg, Algorithm::EccP256 | Algorithm::EccP384));
+            assert!(matches!(key.alg, KeyAlg::EcP256 | KeyAlg::EcP384));
         }
     }
 }

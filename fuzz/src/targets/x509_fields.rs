@@ -6,7 +6,8 @@
 use apdu::piv::Slot;
 use cryptoki_sys::*;
 use ukey_pkcs11::keyinfo::{CertInfo, KeyInfo};
-use ukey_pkcs11::object::{token_attribute, Kind, TokenObject};
+use ukey_pkcs11::object::{token_attribute, Kind, Names};
+use ukey_pkcs11::token::convert;
 
 /// Every attribute type the module knows, and a few it does not.
 pub const ATTRIBUTES: &[CK_ATTRIBUTE_TYPE] = &[
@@ -55,12 +56,17 @@ pub fn run(data: &[u8]) {
     assert_eq!(cert.der, data);
     assert!(cert.not_before.month <= 12 && cert.not_after.month <= 12);
     for slot in [Slot::Authentication, Slot::Signature, Slot::Retired(20)] {
-        let key = KeyInfo::from_cert(slot, &cert);
+        let key: KeyInfo = convert::key_from_cert(slot, &cert);
+        let id = [slot.cka_id()];
         for kind in [Kind::Certificate, Kind::PublicKey, Kind::PrivateKey] {
-            let obj = TokenObject { slot, kind };
+            let label = ukey_pkcs11::token::naming::default_label(slot, kind);
+            let names = Names {
+                id: &id,
+                label: label.as_bytes(),
+            };
             for &a in ATTRIBUTES {
-                let _ = token_attribute(obj, Some(&cert), Some(&key), true, a);
-                let _ = token_attribute(obj, Some(&cert), None, false, a);
+                let _ = token_attribute(kind, &names, Some(&cert), Some(&key), true, a);
+                let _ = token_attribute(kind, &names, Some(&cert), None, false, a);
             }
         }
     }

@@ -46,10 +46,9 @@ fn peer_point(alg: KeyAlg, public: &[u8]) -> Result<Vec<u8>> {
     if public.len() == n && public[0] == 0x04 {
         return Ok(public.to_vec());
     }
-    match apdu::tlv::parse_single(public) {
-        Ok(t) if t.tag == apdu::Tag(0x04) && t.value.len() == n && t.value[0] == 0x04 => {
-            Ok(t.value.to_vec())
-        }
+    use der::Decode;
+    match der::asn1::OctetStringRef::from_der(public).map(|o| o.as_bytes()) {
+        Ok(point) if point.len() == n && point[0] == 0x04 => Ok(point.to_vec()),
         _ => Err(Error::MechanismParamInvalid),
     }
 }

@@ -4,13 +4,13 @@
 //! again in the write's own transaction (`guard.rs`).
 
 use super::convert::key_ref;
+use super::names_object as names;
 use super::naming::{self, CKA_UKEY_DESTROY};
 use super::state::{Login, Token};
 use super::vendor::{RENEWAL_APPLICATION, RENEWAL_KEY};
 use crate::backend::{Ctx, ObjectId};
 use crate::error::{Error, Result};
 use crate::keyinfo::{P256_PARAMS, P384_PARAMS};
-use crate::names;
 use crate::object::{as_bool, as_ulong, find, Handles, Kind};
 use crate::values::{Attribute, MechParams, Mechanism};
 use apdu::piv::{Algorithm, PinPolicy, Slot, TouchPolicy};
@@ -88,7 +88,7 @@ impl Token {
     /// C_SetAttributeValue on a PIV card's objects:
     /// * CKA_LABEL of any key or certificate, and CKA_ID of any of them with
     ///   a value that names no PIV slot: the application's name, kept on the
-    ///   card ([`crate::names`]); CKA_ID is one per slot (the key pair and
+    ///   card ([`crate::token::names_object`]); CKA_ID is one per slot (the key pair and
     ///   its certificate), so setting it on one object renames the slot's
     ///   three. The slot's own OpenSC ID (01..04, 05..24) clears the custom ID.
     /// * CKA_ID of a private key naming another PIV slot, on cards with MOVE
@@ -132,7 +132,7 @@ impl Token {
             Some(object)
                 if object.kind == Kind::PrivateKey
                     && only(&[CKA_ID])
-                    && crate::names::names_a_slot(
+                    && names::names_a_slot(
                         &last(CKA_ID).ok_or(Error::TemplateIncomplete)?.value,
                     )
                     && last(CKA_ID).is_some_and(|a| *a.value != [object.slot.cka_id()]) =>
@@ -256,7 +256,7 @@ impl Token {
     /// CKR_TEMPLATE_INCONSISTENT (PKCS#11 3.0 §5.7.1: attributes that cannot
     /// go together on this token). The template's CKA_LABEL becomes the
     /// certificate's label and a CKA_ID that names no PIV slot the slot's ID
-    /// ([`crate::names`]). With the vendor attribute CKA_UKEY_PROMOTE_FROM the
+    /// ([`crate::token::names_object`]). With the vendor attribute CKA_UKEY_PROMOTE_FROM the
     /// certificate goes into the slot its CKA_ID names and must certify the key
     /// in the slot that attribute names (a key about to be moved in: renewal).
     /// CKO_DATA: the renewal data object.
@@ -321,15 +321,13 @@ impl Token {
             return Err(Error::TemplateInconsistent);
         }
         let id = match find(template, CKA_ID) {
-            Some(a) if !crate::names::names_a_slot(&a.value) => {
-                Some(naming::id_to_store(slot, &a.value)?)
-            }
+            Some(a) if !names::names_a_slot(&a.value) => Some(naming::id_to_store(slot, &a.value)?),
             _ => None,
         };
         let label = find(template, CKA_LABEL)
             .map(|a| naming::label_to_store(slot, Kind::Certificate, &a.value))
             .transpose()?;
-        let rename = move |n: &mut crate::names::Names| {
+        let rename = move |n: &mut names::Names| {
             n.update(slot, |e| {
                 if let Some(id) = &id {
                     e.id = id.clone();
@@ -340,7 +338,7 @@ impl Token {
         // Room for the names first: nothing is written if they cannot be kept.
         let mut preview = self.names(&mut st)?;
         rename(&mut preview);
-        if preview.encode().len() > crate::names::MAX_NAMES_LEN {
+        if preview.encode().len() > names::MAX_NAMES_LEN {
             return Err(Error::DeviceMemory);
         }
         // Checked again against the card in the write's own transaction.
@@ -456,7 +454,7 @@ impl Token {
     /// slot names, else (no CKA_ID, or an application's own) in the first
     /// free retired slot. Never over a key unless the template says so
     /// (CKA_UKEY_OVERWRITE). The templates' CKA_LABELs and an application's
-    /// CKA_ID are kept on the card ([`crate::names`]); if they cannot be,
+    /// CKA_ID are kept on the card ([`crate::token::names_object`]); if they cannot be,
     /// the new key is deleted again (on cards that can) and the call fails.
     pub(super) fn generate_pair(
         &self,

@@ -25,6 +25,7 @@ pub mod facts;
 pub mod guard;
 pub mod login;
 pub mod names;
+pub mod names_object;
 pub mod naming;
 pub mod objects;
 pub mod p11;

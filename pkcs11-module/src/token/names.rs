@@ -1,10 +1,10 @@
 //! Applications' CKA_ID and CKA_LABEL on the card (object 5FFF0A; the
-//! format is [`crate::names`]): read once per insertion, rewritten in one
+//! format is [`crate::token::names_object`]): read once per insertion, rewritten in one
 //! PUT DATA under the management key; kept in memory where the card refuses.
 
+use super::names_object::{Names, NamesState, SlotNames, MAX_NAMES_LEN, NAMES_OBJECT};
 use super::state::{Token, TokenState};
 use crate::error::{Error, Result};
-use crate::names::{Names, NamesState, SlotNames, MAX_NAMES_LEN, NAMES_OBJECT};
 use apdu::piv::Slot;
 use apdu::{Session, StatusWord};
 

@@ -1,5 +1,5 @@
 //! What enrollment clients need beyond a PIV card's fixed objects: their
-//! own CKA_ID and CKA_LABEL (see [`crate::names`]), certificates placed by
+//! own CKA_ID and CKA_LABEL (see [`crate::token::names_object`]), certificates placed by
 //! the key they certify, and the rule for destroying objects.
 //!
 //! Destroy policy. A renewal client must never take other keys with it
@@ -20,10 +20,10 @@
 //! Objects in retired slots (where clients' own keys go) are destroyed with
 //! the user's login as before.
 
+use super::names_object::{self as names, Names, SlotNames};
 use super::state::Login;
 use crate::error::{Error, Result};
 use crate::keyinfo::{CertInfo, KeyInfo};
-use crate::names::{self, Names, SlotNames};
 use crate::object::{self, find, Kind};
 use crate::values::{AttrAnswer, Attribute};
 use apdu::piv::Slot;

@@ -21,7 +21,6 @@ use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-
 /// The objects a template can match (by CKA_CLASS).
 struct Classes {
     /// Slot objects.

@@ -119,7 +119,7 @@ pub struct TokenState {
     /// What the renewal data object holds (`None`: not read yet).
     pub(super) renewal: Option<RenewalData>,
     /// Applications' CKA_ID and CKA_LABEL (`None`: not read yet).
-    pub(crate) names: Option<crate::names::NamesState>,
+    pub(crate) names: Option<super::names_object::NamesState>,
     /// GET CHALLENGE works (probed with the card's identity).
     pub rng: Option<bool>,
     /// MOVE KEY works (probed when first needed; see [`Token::can_move_keys`]).
