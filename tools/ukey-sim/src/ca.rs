@@ -5,10 +5,10 @@
 use crate::keys::PrivateKey;
 use crate::state::{KeyEntry, Persistent};
 use apdu::piv::{Algorithm, CertContainer, KeyOrigin, ObjectId, PinPolicy, Slot, TouchPolicy};
-use apdu::StatusWord;
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{BitString, OctetString};
 use der::{Decode, Encode};
+use iso7816::Status;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use sha2::Digest;
 use std::str::FromStr;
@@ -163,8 +163,8 @@ pub struct Ca {
 impl Ca {
     /// A new CA with a P-256 key, valid ten years.
     pub fn new(subject: &str) -> Result<Self, CaError> {
-        let key =
-            PrivateKey::generate(Algorithm::EccP256).map_err(|sw| CaError::Key(sw.to_string()))?;
+        let key = PrivateKey::generate(Algorithm::EccP256)
+            .map_err(|sw| CaError::Key(format!("{sw:?}")))?;
         Self::with_key(subject, key)
     }
 
@@ -429,25 +429,25 @@ fn unreachable_key() -> PrivateKey {
 }
 
 /// YubiKey ATTEST: a certificate for the generated key in `slot`, signed by F9.
-pub fn attest(p: &Persistent, slot: Slot) -> Result<Vec<u8>, StatusWord> {
-    let entry = p.key(slot).ok_or(StatusWord::ReferenceNotFound)?;
+pub fn attest(p: &Persistent, slot: Slot) -> Result<Vec<u8>, Status> {
+    let entry = p.key(slot).ok_or(Status::KeyReferenceNotFound)?;
     if entry.origin != KeyOrigin::Generated.code() || slot == Slot::Attestation {
-        return Err(StatusWord::IncorrectData);
+        return Err(Status::IncorrectDataParameter);
     }
-    let key = entry.key().ok_or(StatusWord::Unknown)?;
+    let key = entry.key().ok_or(Status::UnspecifiedCheckingError)?;
     let f9 = p
         .key(Slot::Attestation)
         .and_then(KeyEntry::key)
-        .ok_or(StatusWord::ReferenceNotFound)?;
+        .ok_or(Status::KeyReferenceNotFound)?;
     let f9_cert = p
         .objects
         .get(&ObjectId::ATTESTATION.0)
         .and_then(|c| CertContainer::parse(c).ok().flatten())
         .and_then(|c| Certificate::from_der(&c.der).ok())
-        .ok_or(StatusWord::ReferenceNotFound)?;
+        .ok_or(Status::KeyReferenceNotFound)?;
     let issuer = f9_cert.tbs_certificate.subject;
     let subject = parse_name(&format!("CN=YubiKey PIV Attestation {slot}"))
-        .map_err(|_| StatusWord::Unknown)?;
+        .map_err(|_| Status::UnspecifiedCheckingError)?;
     let mut serial = vec![0x02, 0x04];
     serial.extend_from_slice(&p.serial.to_be_bytes());
     let exts = vec![
@@ -461,7 +461,7 @@ pub fn attest(p: &Persistent, slot: Slot) -> Result<Vec<u8>, StatusWord> {
     ]
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
-    .map_err(|_| StatusWord::Unknown)?;
+    .map_err(|_| Status::UnspecifiedCheckingError)?;
     let now = SystemTime::now();
     issue(
         &f9,
@@ -475,7 +475,7 @@ pub fn attest(p: &Persistent, slot: Slot) -> Result<Vec<u8>, StatusWord> {
             extensions: exts,
         },
     )
-    .map_err(|_| StatusWord::Unknown)
+    .map_err(|_| Status::UnspecifiedCheckingError)
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ pub fn provision(p: &mut Persistent, ca: &Ca, opts: &DemoOptions) -> Result<(), 
     let subject = ca::parse_name(&opts.subject)?;
     let now = SystemTime::now();
     for &(slot, alg) in &opts.keys {
-        let key = PrivateKey::generate(alg).map_err(|sw| CaError::Key(sw.to_string()))?;
+        let key = PrivateKey::generate(alg).map_err(|sw| CaError::Key(format!("{sw:?}")))?;
         let (not_before, not_after) = if slot == Slot::Authentication {
             let end = now + DAY * u32::try_from(opts.auth_expires_in_days).unwrap_or(u32::MAX);
             (end - 365 * DAY, end)

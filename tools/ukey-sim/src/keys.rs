@@ -3,7 +3,7 @@
 //! PKCS#8 DER in zeroizing buffers.
 
 use apdu::piv::{Algorithm, PublicKey};
-use apdu::StatusWord;
+use iso7816::Status;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
@@ -46,7 +46,7 @@ impl core::fmt::Debug for PrivateKey {
 }
 
 /// Errors are status words: the applet answers them as they are.
-pub type CardResult<T> = Result<T, StatusWord>;
+pub type CardResult<T> = Result<T, Status>;
 
 impl PrivateKey {
     /// Generate a fresh key of `alg` from the OS RNG.
@@ -56,9 +56,10 @@ impl PrivateKey {
             Algorithm::EccP256 => Self::P256(p256::ecdsa::SigningKey::random(&mut rng)),
             Algorithm::EccP384 => Self::P384(p384::ecdsa::SigningKey::random(&mut rng)),
             a if a.is_rsa() => Self::Rsa(Box::new(
-                rsa::RsaPrivateKey::new(&mut rng, a.bits()).map_err(|_| StatusWord::Unknown)?,
+                rsa::RsaPrivateKey::new(&mut rng, a.bits())
+                    .map_err(|_| Status::UnspecifiedCheckingError)?,
             )),
-            _ => return Err(StatusWord::IncorrectData),
+            _ => return Err(Status::IncorrectDataParameter),
         })
     }
 
@@ -156,43 +157,46 @@ impl PrivateKey {
                 .scalar
                 .and_then(|s| p256::ecdsa::SigningKey::from_slice(s).ok())
                 .map(Self::P256)
-                .ok_or(StatusWord::IncorrectData),
+                .ok_or(Status::IncorrectDataParameter),
             Algorithm::EccP384 => fields
                 .scalar
                 .and_then(|s| p384::ecdsa::SigningKey::from_slice(s).ok())
                 .map(Self::P384)
-                .ok_or(StatusWord::IncorrectData),
+                .ok_or(Status::IncorrectDataParameter),
             a if a.is_rsa() => {
-                let (p, q) = fields.p.zip(fields.q).ok_or(StatusWord::IncorrectData)?;
+                let (p, q) = fields
+                    .p
+                    .zip(fields.q)
+                    .ok_or(Status::IncorrectDataParameter)?;
                 // Each prime is half the modulus, padded to that length (as
                 // YubiKey takes them and ykpiv/ykman send them): this also
                 // bounds the arithmetic below by the key size.
                 let half = a.size_bytes() / 2;
                 if p.len() != half || q.len() != half {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let (p, q) = (BigUint::from_bytes_be(p), BigUint::from_bytes_be(q));
                 // rsa's from_p_q computes p - 1 and q - 1 before any check:
                 // it panics on 0 and divides by zero on 1.
                 let one = BigUint::from(1u32);
                 if p <= one || q <= one {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let key = rsa::RsaPrivateKey::from_p_q(p, q, BigUint::from(65537u32))
-                    .map_err(|_| StatusWord::IncorrectData)?;
+                    .map_err(|_| Status::IncorrectDataParameter)?;
                 if key.size() * 8 != a.bits() {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let key = Self::Rsa(Box::new(key));
                 // The card keeps keys as PKCS#8: refuse one that does not
                 // survive it (p and q with a common factor pass rsa's checks
                 // but have no CRT coefficient, and were stored empty).
                 if Self::from_pkcs8(a, &key.to_pkcs8()).is_none() {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 Ok(key)
             }
-            _ => Err(StatusWord::IncorrectData),
+            _ => Err(Status::IncorrectDataParameter),
         }
     }
 
@@ -202,18 +206,18 @@ impl PrivateKey {
         match self {
             Self::Rsa(k) => {
                 if input.len() != k.size() {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let c = BigUint::from_bytes_be(input);
                 if &c >= k.n() {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let m = rsa::hazmat::rsa_decrypt_and_check(
                     k.as_ref(),
                     Some(&mut rand::rngs::OsRng),
                     &c,
                 )
-                .map_err(|_| StatusWord::IncorrectData)?;
+                .map_err(|_| Status::IncorrectDataParameter)?;
                 let bytes = m.to_bytes_be();
                 let mut out = vec![0u8; k.size() - bytes.len()];
                 out.extend_from_slice(&bytes);
@@ -221,20 +225,20 @@ impl PrivateKey {
             }
             Self::P256(k) => {
                 if input.len() != 32 {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let sig: p256::ecdsa::Signature =
                     signature::hazmat::PrehashSigner::sign_prehash(k, input)
-                        .map_err(|_| StatusWord::IncorrectData)?;
+                        .map_err(|_| Status::IncorrectDataParameter)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
             Self::P384(k) => {
                 if input.len() != 48 {
-                    return Err(StatusWord::IncorrectData);
+                    return Err(Status::IncorrectDataParameter);
                 }
                 let sig: p384::ecdsa::Signature =
                     signature::hazmat::PrehashSigner::sign_prehash(k, input)
-                        .map_err(|_| StatusWord::IncorrectData)?;
+                        .map_err(|_| Status::IncorrectDataParameter)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
         }
@@ -245,17 +249,17 @@ impl PrivateKey {
         match self {
             Self::P256(k) => {
                 let pk = p256::PublicKey::from_sec1_bytes(peer)
-                    .map_err(|_| StatusWord::IncorrectData)?;
+                    .map_err(|_| Status::IncorrectDataParameter)?;
                 let s = p256::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             Self::P384(k) => {
                 let pk = p384::PublicKey::from_sec1_bytes(peer)
-                    .map_err(|_| StatusWord::IncorrectData)?;
+                    .map_err(|_| Status::IncorrectDataParameter)?;
                 let s = p384::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
-            Self::Rsa(_) => Err(StatusWord::IncorrectData),
+            Self::Rsa(_) => Err(Status::IncorrectDataParameter),
         }
     }
 
@@ -344,7 +348,7 @@ mod tests {
         let vk = sk.verifying_key();
         let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
         vk.verify_prehash(&digest, &sig).unwrap();
-        assert_eq!(k.sign_raw(&[1; 31]), Err(StatusWord::IncorrectData));
+        assert_eq!(k.sign_raw(&[1; 31]), Err(Status::IncorrectDataParameter));
     }
 
     #[test]
@@ -378,13 +382,25 @@ mod tests {
         let back = import(&p, &q).unwrap();
         assert_eq!(back.public(), PrivateKey::Rsa(k.clone()).public());
         let mut zero = vec![0u8; 64];
-        assert_eq!(import(&zero, &q).unwrap_err(), StatusWord::IncorrectData);
+        assert_eq!(
+            import(&zero, &q).unwrap_err(),
+            Status::IncorrectDataParameter
+        );
         zero[63] = 1;
-        assert_eq!(import(&p, &zero).unwrap_err(), StatusWord::IncorrectData);
-        assert_eq!(import(&p[1..], &q).unwrap_err(), StatusWord::IncorrectData);
+        assert_eq!(
+            import(&p, &zero).unwrap_err(),
+            Status::IncorrectDataParameter
+        );
+        assert_eq!(
+            import(&p[1..], &q).unwrap_err(),
+            Status::IncorrectDataParameter
+        );
         let mut long = vec![0u8];
         long.extend_from_slice(&q);
-        assert_eq!(import(&p, &long).unwrap_err(), StatusWord::IncorrectData);
+        assert_eq!(
+            import(&p, &long).unwrap_err(),
+            Status::IncorrectDataParameter
+        );
     }
 
     #[test]
@@ -408,7 +424,7 @@ mod tests {
         };
         assert_eq!(
             PrivateKey::from_import(Algorithm::Rsa1024, &fields).unwrap_err(),
-            StatusWord::IncorrectData
+            Status::IncorrectDataParameter
         );
     }
 

@@ -22,6 +22,7 @@
 
 pub mod applet;
 pub mod ca;
+pub mod command;
 pub mod demo;
 pub mod files;
 pub mod keys;
@@ -417,7 +418,7 @@ impl SimCard {
                         self.applet.persistent = p;
                     }
                 }
-                response = StatusWordBytes::MEMORY_FAILURE.to_vec();
+                response = <[u8; 2]>::from(iso7816::Status::MemoryFailure).to_vec();
             }
         }
         if self.log.len() < self.log_limit {
@@ -432,11 +433,6 @@ impl SimCard {
         }
         Ok(response)
     }
-}
-
-struct StatusWordBytes;
-impl StatusWordBytes {
-    const MEMORY_FAILURE: [u8; 2] = [0x65, 0x81];
 }
 
 /// A control file is a sequence number and a few commands.
