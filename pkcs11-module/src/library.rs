@@ -200,13 +200,11 @@ impl Library {
             .sessions_read()
             .values()
             .any(|s| Arc::ptr_eq(&s.token, token));
-        if !still_open {
-            if token.login_state() != LoginState::None {
-                if token.is_removed() {
-                    token.forget_login();
-                } else {
-                    let _ = token.logout();
-                }
+        if !still_open && token.login_state() != LoginState::None {
+            if token.is_removed() {
+                token.forget_login();
+            } else {
+                let _ = token.logout();
             }
         }
     }
