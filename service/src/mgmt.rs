@@ -200,10 +200,7 @@ mod card_tests {
         let mut aes = card(Algorithm::Aes192);
         let mut wrong = DEFAULT_MANAGEMENT_KEY;
         wrong[0] ^= 1;
-        assert!(matches!(
-            auth(&mut aes, &wrong),
-            Err(AuthError::Refused(_))
-        ));
+        assert!(matches!(auth(&mut aes, &wrong), Err(AuthError::Refused(_))));
         assert!(matches!(
             auth(&mut aes, &[1; 20]),
             Err(AuthError::NoAlgorithm(20))
