@@ -19,3 +19,27 @@ pub mod card;
 pub mod counters;
 pub mod mgmt;
 pub mod readers;
+
+#[cfg(feature = "status")]
+pub mod access;
+#[cfg(feature = "status")]
+pub mod certs;
+#[cfg(feature = "status")]
+pub mod error;
+#[cfg(feature = "status")]
+pub mod marker;
+#[cfg(feature = "status")]
+pub mod phase;
+#[cfg(feature = "status")]
+pub mod slotkey;
+#[cfg(feature = "status")]
+pub mod status;
+#[cfg(feature = "status")]
+pub mod supersede;
+#[cfg(feature = "status")]
+pub mod verdict;
+
+/// The version of the JSON documents (docs/ukey-json.schema.json); every
+/// document carries it as `schema_version`.
+#[cfg(feature = "status")]
+pub const SCHEMA_VERSION: u32 = 1;
