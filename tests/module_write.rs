@@ -318,6 +318,56 @@ fn the_user_pin_alone_renews_on_a_token_with_a_protected_management_key() {
     assert_eq!(env.tries(0), (3, 3));
 }
 
+/// The demo card on a card without GET METADATA (the `yk4` profile's
+/// answers: `6D00`) whose PIN-protected management key is AES-192, set
+/// directly in its state (no real YubiKey 4 takes AES: it stands for any
+/// card that keeps a 24-byte AES key and cannot say which algorithm it is).
+fn aes_192_key_without_metadata() -> ukey_sim::state::Persistent {
+    use apdu::piv::{Algorithm, ManagementKey, ObjectId, ProtectedManagementKey, TouchPolicy};
+    let mut p = demo_on(ukey_sim::profile::Profile::Yk4);
+    assert_eq!(
+        p.profile.spec().metadata,
+        ukey_sim::profile::MetadataMode::Absent
+    );
+    let key = ManagementKey::random(Algorithm::Aes192).unwrap();
+    p.management_key = ukey_sim::state::MgmtKey {
+        algorithm: Algorithm::Aes192.code(),
+        key: ukey_sim::state::SecretBytes::new(key.as_bytes()),
+        touch: TouchPolicy::Never.code(),
+        is_default: false,
+    };
+    p.objects.insert(
+        ObjectId::PRINTED_INFORMATION.0,
+        ProtectedManagementKey::encode(key.as_bytes()).to_vec(),
+    );
+    assert!(ukey_sim::applet::management_key_protected(&p));
+    p
+}
+
+/// A 24-byte management key is 3DES or AES-192; a card without GET
+/// METADATA cannot say which, so the module tries both (as the CLI does,
+/// through `ukey_token::mgmt`): the user's PIN alone authorises a key
+/// generation and a certificate write there too.
+#[test]
+fn a_pin_protected_aes_192_key_works_on_a_card_without_metadata() {
+    let env = ModuleEnv::new(vec![Start::State(aes_192_key_without_metadata())]);
+    let keys_before = env.state(0).keys.len();
+    let s = rw(&env, UserType::User, "123456");
+    let (public, private) = generate(&s, Alg::P256, None, false)
+        .expect("the AES-192 management key authorises the key generation");
+    assert_eq!(env.state(0).keys.len(), keys_before + 1);
+    let id = id_of(&s, private);
+    let cert = issue_for(SUBJECT, &public_key_info(&s, public));
+    write_cert(&s, id, &cert).unwrap();
+    assert_eq!(read_cert(&s, id).unwrap(), cert);
+    assert_eq!(env.tries(0), (3, 3), "no PIN try spent");
+    assert_eq!(
+        env.state(0).management_key.algorithm,
+        apdu::piv::Algorithm::Aes192.code(),
+        "the management key is left as it was"
+    );
+}
+
 #[test]
 fn keygen_never_replaces_a_key_in_use_by_accident() {
     let env = ModuleEnv::new(vec![Start::Demo]);

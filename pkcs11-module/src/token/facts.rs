@@ -5,8 +5,8 @@ use super::card_info::{read_card_info, CardInfo};
 use super::state::{Counter, Login, Token, TokenState};
 use crate::error::{Error, Result};
 use apdu::piv::caps;
-use apdu::piv::PinStatus;
 use apdu::Session;
+use ukey_token::counters;
 
 impl Token {
     /// Identify the card and read the PIN/PUK counters (no try spent).
@@ -17,20 +17,12 @@ impl Token {
         self.transact(st, &mut |s, st| {
             let info = read_card_info(s)?;
             match info.facts.pin {
-                Some(t) => {
-                    st.pin = Counter {
-                        left: Some(t.left),
-                        total: t.total,
-                    }
-                }
-                None if st.login == Login::None => read_pin_status(s, st)?,
+                Some(t) => st.pin = state_counter(t.into()),
+                None if st.login == Login::None => read_pin_status(s, &info, st)?,
                 None => {}
             }
-            if let Some(t) = info.facts.puk_tries(s)? {
-                st.puk = Counter {
-                    left: Some(t.left),
-                    total: t.total,
-                };
+            if let Some(c) = counters::puk_counter(s, &info.facts)? {
+                st.puk = state_counter(c);
             }
             // CKF_RNG only where GET CHALLENGE answers.
             st.rng = Some(caps::probe_challenge(s)?);
@@ -68,14 +60,24 @@ impl Token {
     }
 }
 
-/// Empty VERIFY: the PIN's state without spending a try.
-pub(super) fn read_pin_status(s: &mut Session<'_>, st: &mut TokenState) -> Result<()> {
-    match s.pin_status() {
-        Ok(PinStatus::TriesLeft(n)) => st.pin.set_left(n),
-        Ok(PinStatus::Blocked) => st.pin.set_left(0),
-        Ok(PinStatus::Verified) => {}
+/// The PIN's state without spending a try (an empty VERIFY on a card
+/// whose GET METADATA does not work): a status the card answers instead
+/// of a count leaves the counter as it was.
+fn read_pin_status(s: &mut Session<'_>, info: &CardInfo, st: &mut TokenState) -> Result<()> {
+    match counters::pin_counter(s, &info.facts) {
+        Ok(Some(c)) => st.pin.set_left(c.tries_left),
+        Ok(None) => {}
         Err(e) if e.status().is_some() => {}
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+/// The shared counter as the token state keeps it (a count from GET
+/// METADATA, which always knows the total).
+fn state_counter(c: counters::Counter) -> Counter {
+    Counter {
+        left: Some(c.tries_left),
+        total: c.tries_total,
+    }
 }

@@ -14,6 +14,7 @@ use apdu::piv::{
 };
 use apdu::{Session, StatusWord};
 use std::sync::Arc;
+use ukey_token::mgmt::{self, AuthError};
 use zeroize::Zeroizing;
 
 impl Token {
@@ -29,10 +30,7 @@ impl Token {
                 let protected = match st.mgmt_protected {
                     Some(p) => p,
                     None => {
-                        let p = s
-                            .get_data_opt(ObjectId::ADMIN_DATA)?
-                            .and_then(|c| AdminData::parse(&c).ok())
-                            .is_some_and(|a| a.management_key_protected());
+                        let p = mgmt::pin_protected(s)?;
                         st.mgmt_protected = Some(p);
                         p
                     }
@@ -64,23 +62,31 @@ impl Token {
                     Err(e) => return Err(e.into()),
                 };
                 let stored = ProtectedManagementKey::parse(&printed)?;
-                let alg = match st.mgmt_alg {
-                    Some(a) => a,
-                    None => {
-                        let a = s
+                // The algorithm the card accepted before, else what its
+                // metadata says, else each that fits the key's length in
+                // turn (24 bytes: 3DES, then AES-192), as the CLI does.
+                let known = match st.mgmt_alg {
+                    Some(a) => Some(a),
+                    None => match st.info.as_ref() {
+                        Some(info) => mgmt::reported_algorithm(s, &info.facts).ok().flatten(),
+                        None => s
                             .metadata(MANAGEMENT_KEY_REF)
                             .ok()
-                            .and_then(|m| m.algorithm)
-                            .unwrap_or(if stored.key.len() == 24 {
-                                Algorithm::Tdes
-                            } else {
-                                Algorithm::Aes128
-                            });
-                        st.mgmt_alg = Some(a);
-                        a
-                    }
+                            .and_then(|m| m.algorithm),
+                    },
                 };
-                ManagementKey::new(alg, &stored.key)?
+                return match mgmt::authenticate(s, &stored.key, known) {
+                    Ok(alg) => {
+                        st.mgmt_alg = Some(alg);
+                        st.mgmt_authenticated = true;
+                        Ok(())
+                    }
+                    Err(e @ (AuthError::NoAlgorithm(_) | AuthError::Refused(_))) => {
+                        Err(Error::FunctionFailed(e.to_string()))
+                    }
+                    // Removed or reset: reported as such (transact recovers from a reset).
+                    Err(AuthError::Card(e)) => Err(e.into()),
+                };
             }
             _ => return Err(Error::UserNotLoggedIn),
         };

@@ -1,5 +1,9 @@
 //! PIN/PUK counters (read without spending a try), PIN verification with
-//! tries-left feedback, and management-key authorisation for writes.
+//! tries-left feedback, and management-key authorisation for writes. What
+//! the card says (facts, counters, the management key's mode and
+//! algorithms) is the token service's ([`ukey_token`]), which the PKCS#11
+//! module uses too; here are the CLI's parts: prompts, warnings and the
+//! messages a user reads.
 //!
 //! Commands work in two transactions: the first reads what is needed to
 //! know which secrets to ask for (tries left, management key mode), the
@@ -10,14 +14,13 @@ use crate::error::{CliError, ErrorKind, Result, EXIT_BLOCKED, EXIT_WRONG_SECRET}
 use crate::output;
 use crate::secrets::{Kind, Secrets};
 use crate::token::optional;
-use apdu::piv::caps::{PinCount, Tries};
-use apdu::piv::{
-    AdminData, Algorithm, ManagementKey, ObjectId, Pin, ProtectedManagementKey,
-    DEFAULT_MANAGEMENT_KEY,
-};
+use apdu::piv::{Algorithm, ObjectId, Pin, ProtectedManagementKey, DEFAULT_MANAGEMENT_KEY};
 use apdu::{Session, StatusWord};
-use serde::Serialize;
+use ukey_token::mgmt::{self, AuthError};
 use zeroize::Zeroizing;
+
+pub use ukey_token::counters::{first_pin_counter, pin_counter, puk_counter, Counter};
+pub use ukey_token::mgmt::{mgmt_info, MgmtInfo};
 
 /// What the card answers (identity, GET METADATA's reliability), probed
 /// from its answers, never from its version number: `apdu::piv::caps`,
@@ -27,71 +30,7 @@ pub use apdu::piv::caps::CardFacts as CardInfo;
 /// Probe the card (SELECTed): GET VERSION, and on a card that answers it
 /// GET SERIAL and GET METADATA of the PIN; the CHUID without a serial.
 pub fn read_info(s: &mut Session<'_>) -> Result<CardInfo> {
-    Ok(CardInfo::probe(s)?)
-}
-
-/// A PIN or PUK retry counter.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct Counter {
-    pub tries_left: u8,
-    /// Unknown when only an empty VERIFY could tell.
-    pub tries_total: Option<u8>,
-    /// Still the factory value (metadata only).
-    pub default: Option<bool>,
-}
-
-impl From<Tries> for Counter {
-    fn from(t: Tries) -> Self {
-        Self {
-            tries_left: t.left,
-            tries_total: t.total,
-            default: t.default,
-        }
-    }
-}
-
-impl Counter {
-    pub fn blocked(&self) -> bool {
-        self.tries_left == 0
-    }
-
-    pub fn describe(&self) -> String {
-        let of = self
-            .tries_total
-            .map(|t| format!(" of {t}"))
-            .unwrap_or_default();
-        match self.tries_left {
-            0 => "BLOCKED".to_string(),
-            1 => format!("1{of} try left"),
-            n => format!("{n}{of} tries left"),
-        }
-    }
-}
-
-/// The PIN counter without spending a try: GET METADATA 80 where it
-/// works, else an empty VERIFY. `None` when the PIN is verified in this
-/// card session and the card has no working metadata (an empty VERIFY then
-/// gives no count), or when the card cannot tell at all.
-pub fn pin_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
-    Ok(match info.pin_count(s)? {
-        Some(PinCount::Tries(t)) => Some(t.into()),
-        Some(PinCount::Verified) | None => None,
-    })
-}
-
-/// The PIN counter right after [`read_info`]: the probe's own GET METADATA
-/// answer where it gave one (no second APDU), else as [`pin_counter`].
-pub fn first_pin_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
-    match info.pin {
-        Some(t) => Ok(Some(t.into())),
-        None => pin_counter(s, info),
-    }
-}
-
-/// The PUK counter: only GET METADATA 81 can tell (there is no VERIFY for
-/// the PUK), so `None` where it does not work — never a guess.
-pub fn puk_counter(s: &mut Session<'_>, info: &CardInfo) -> Result<Option<Counter>> {
-    Ok(info.puk_tries(s)?.map(Counter::from))
+    Ok(ukey_token::card::read_card_info(s)?.facts)
 }
 
 fn is_puk(kind: Kind) -> bool {
@@ -184,45 +123,6 @@ pub fn announce(kind: Kind, counter: Option<&Counter>) -> Result<()> {
     Ok(())
 }
 
-/// How the management key is kept on the token.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
-pub struct MgmtInfo {
-    /// Algorithm (metadata only).
-    #[serde(serialize_with = "ser_alg")]
-    pub algorithm: Option<Algorithm>,
-    /// Still the factory key (metadata only).
-    pub default: Option<bool>,
-    /// Stored in PRINTED, readable after PIN verification (ADMIN DATA flag 0x02).
-    pub protected: bool,
-}
-
-fn ser_alg<S: serde::Serializer>(
-    a: &Option<Algorithm>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match a {
-        Some(a) => s.serialize_some(a.name()),
-        None => s.serialize_none(),
-    }
-}
-
-/// ADMIN DATA (protected?) and GET METADATA 9B (algorithm, default?);
-/// a card that keeps no ADMIN DATA (`6A80`) has no PIN-protected key.
-pub fn mgmt_info(s: &mut Session<'_>, info: &CardInfo) -> Result<MgmtInfo> {
-    let protected = match optional(s.get_data(ObjectId::ADMIN_DATA))? {
-        Some(content) => AdminData::parse(&content)
-            .map(|a| a.management_key_protected())
-            .unwrap_or(false),
-        None => false,
-    };
-    let md = info.management_key(s)?;
-    Ok(MgmtInfo {
-        algorithm: md.as_ref().and_then(|m| m.algorithm),
-        default: md.as_ref().and_then(|m| m.is_default),
-        protected,
-    })
-}
-
 /// Where the management key for a write comes from.
 pub enum MgmtSource {
     /// PRINTED, after PIN verification.
@@ -298,20 +198,6 @@ pub fn verify_pin(s: &mut Session<'_>, pin: &Pin) -> Result<()> {
     check(Kind::Pin, s.verify_pin(pin))
 }
 
-/// Candidate algorithms for a management key of `len` bytes when the card
-/// cannot tell (no metadata): 24 bytes is 3DES before firmware 5.7, AES-192 after.
-fn candidates(known: Option<Algorithm>, len: usize) -> Vec<Algorithm> {
-    match known {
-        Some(a) => vec![a],
-        None => match len {
-            16 => vec![Algorithm::Aes128],
-            24 => vec![Algorithm::Tdes, Algorithm::Aes192],
-            32 => vec![Algorithm::Aes256],
-            _ => Vec::new(),
-        },
-    }
-}
-
 /// Second transaction of a write (after SELECT): verify the PIN if given,
 /// then authenticate with the management key. The key is never printed.
 /// Returns the key's algorithm (the one the card accepted).
@@ -340,20 +226,11 @@ pub fn authorize(s: &mut Session<'_>, auth: &WriteAuth) -> Result<Algorithm> {
                 .key
         }
     };
-    let algs = candidates(auth.mgmt.algorithm, key.len());
-    if algs.is_empty() {
-        return Err(CliError::new(format!(
-            "a management key of {} bytes fits no algorithm (16, 24 or 32 bytes)",
-            key.len()
-        )));
-    }
-    for alg in algs {
-        let mk = ManagementKey::new(alg, &key)?;
-        match s.authenticate(&mk) {
-            Ok(()) => return Ok(alg),
-            Err(apdu::Error::Transport(t)) => return Err(apdu::Error::Transport(t).into()),
-            Err(_) => continue,
-        }
+    match mgmt::authenticate(s, &key, auth.mgmt.algorithm) {
+        Ok(alg) => return Ok(alg),
+        Err(AuthError::Card(e)) => return Err(e.into()),
+        Err(e @ AuthError::NoAlgorithm(_)) => return Err(CliError::new(e.to_string())),
+        Err(AuthError::Refused(_)) => {}
     }
     Err(CliError::new(match auth.source {
         MgmtSource::Given(_) => "the management key is wrong (authentication failed)",
@@ -380,30 +257,5 @@ mod tests {
         assert!(e.message.contains("ukey pin unblock"), "{e}");
         assert_eq!(e.code, EXIT_BLOCKED);
         assert!(wrong(Kind::Puk, 0).message.contains("ukey reset"));
-    }
-
-    #[test]
-    fn management_key_algorithm_candidates() {
-        assert_eq!(
-            candidates(None, 24),
-            vec![Algorithm::Tdes, Algorithm::Aes192]
-        );
-        assert_eq!(
-            candidates(Some(Algorithm::Aes192), 24),
-            vec![Algorithm::Aes192]
-        );
-        assert!(candidates(None, 5).is_empty());
-    }
-
-    #[test]
-    fn counters_describe_themselves() {
-        let c = Counter {
-            tries_left: 2,
-            tries_total: Some(3),
-            default: None,
-        };
-        assert_eq!(c.describe(), "2 of 3 tries left");
-        let b = Counter { tries_left: 0, ..c };
-        assert_eq!(b.describe(), "BLOCKED");
     }
 }

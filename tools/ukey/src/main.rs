@@ -18,22 +18,20 @@
 //!   web page on the same status model and renewal cores.
 
 mod auth;
-mod certs;
 mod cli;
 mod cmd;
 mod error;
 mod keys;
 mod lock;
-mod marker;
 mod output;
 mod p11;
 mod secrets;
 mod settings;
-mod slotkey;
-mod supersede;
 mod token;
 mod ui;
-mod verdict;
+
+// The status model's parts, under the names the commands use.
+use ukey_token::{certs, marker, slotkey, supersede, verdict};
 
 use clap::Parser;
 use std::io::Write;
@@ -99,7 +97,7 @@ fn main() -> ExitCode {
             .with_code(error::EXIT_INTERNAL)
             .with_kind(error::ErrorKind::Internal),
     };
-    e.report(json);
+    error::report(&e, json);
     ExitCode::from(e.code)
 }
 
@@ -124,9 +122,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         // The first line without clap's "error: " prefix.
         let first = rendered.lines().next().unwrap_or("bad command line");
         let message = first.strip_prefix("error: ").unwrap_or(first);
-        error::CliError::new(message)
-            .with_code(error::EXIT_USAGE)
-            .report_json_only();
+        error::report_json_only(&error::CliError::new(message).with_code(error::EXIT_USAGE));
     }
     ExitCode::from(error::EXIT_USAGE)
 }

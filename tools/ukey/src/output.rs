@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// The version of the `--json` documents (docs/ukey-json.schema.json);
 /// every document carries it as `schema_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use ukey_token::SCHEMA_VERSION;
 
 /// How reports are printed.
 #[derive(Clone, Copy)]

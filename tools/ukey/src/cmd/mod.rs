@@ -29,7 +29,7 @@ pub struct Ctx {
 impl Ctx {
     /// The one token the user means (asks or refuses when ambiguous).
     pub fn token(&self) -> Result<Token> {
-        Inventory::scan(&self.sel)?.choose(&self.sel)
+        crate::token::choose(Inventory::scan(&self.sel)?, &self.sel)
     }
 }
 
@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let secrets = Secrets::new(g.pin.take(), g.pin_stdin, g.mgmt_key.take());
     let mut ctx = Ctx {
         out: Out { json: g.json },
-        sel: Selection::from_global(&g),
+        sel: crate::token::selection(&g),
         secrets,
     };
     match cli.command {
@@ -112,18 +112,7 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(path, data).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
 
-/// Human name of a slot's role.
-pub fn role(slot: apdu::piv::Slot) -> String {
-    use apdu::piv::Slot;
-    match slot {
-        Slot::Authentication => "PIV Authentication".into(),
-        Slot::Signature => "Digital Signature".into(),
-        Slot::KeyManagement => "Key Management".into(),
-        Slot::CardAuthentication => "Card Authentication".into(),
-        Slot::Retired(n) => format!("Retired Key Management {n}"),
-        Slot::Attestation => "Attestation".into(),
-    }
-}
+pub use ukey_token::status::role;
 
 /// Who a token is, for messages: "token 12345678 (reader)".
 pub fn who(serial: Option<u32>, reader: &str) -> String {

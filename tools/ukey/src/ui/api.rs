@@ -250,7 +250,7 @@ fn resolve(base: &Selection, who: &Who) -> Result<Token> {
     sel.sims.retain(|p| p.is_file());
     sel.reader = Some(who.reader.clone());
     sel.serial = who.serial;
-    Inventory::scan(&sel)?.choose(&sel).map_err(|e| {
+    crate::token::choose(Inventory::scan(&sel)?, &sel).map_err(|e| {
         CliError::new(format!(
             "{} is not in {} any more (pulled, or another key put in its place?): {}",
             who.describe(),

@@ -6,7 +6,7 @@
 //! the page's HTML, CSS and JavaScript compiled into the binary, and a
 //! watcher thread that pushes token events to the page. Everything the
 //! page shows or does goes through the code `ukey` runs: the status model
-//! of `ukey status --json` ([`crate::cmd::status::collect`]) and the
+//! of `ukey status --json` ([`ukey_token::status::collect`]) and the
 //! renewal cores of `ukey renew request|install|cancel`, given the PIN the
 //! page's dialog sent (once per operation, never stored) and a feedback
 //! sink that turns their progress into page events.

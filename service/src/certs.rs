@@ -1,8 +1,8 @@
 //! Certificates and public keys: reading certificate containers, X.509
 //! summaries, SubjectPublicKeyInfo to and from the card's public keys, PEM.
 
+use crate::access::optional;
 use crate::error::{CliError, Result};
-use crate::token::optional;
 use apdu::piv::spki::SpkiError;
 use apdu::piv::{CertContainer, PublicKey, Slot};
 use apdu::Session;
