@@ -323,13 +323,19 @@ fn the_user_pin_alone_renews_on_a_token_with_a_protected_management_key() {
 /// directly in its state (no real YubiKey 4 takes AES: it stands for any
 /// card that keeps a 24-byte AES key and cannot say which algorithm it is).
 fn aes_192_key_without_metadata() -> ukey_sim::state::Persistent {
-    use apdu::piv::{Algorithm, ManagementKey, ObjectId, ProtectedManagementKey, TouchPolicy};
+    use apdu::piv::{Algorithm, ManagementKey};
+    aes_192_key_without_metadata_with(&ManagementKey::random(Algorithm::Aes192).unwrap())
+}
+
+fn aes_192_key_without_metadata_with(
+    key: &apdu::piv::ManagementKey,
+) -> ukey_sim::state::Persistent {
+    use apdu::piv::{Algorithm, ObjectId, ProtectedManagementKey, TouchPolicy};
     let mut p = demo_on(ukey_sim::profile::Profile::Yk4);
     assert_eq!(
         p.profile.spec().metadata,
         ukey_sim::profile::MetadataMode::Absent
     );
-    let key = ManagementKey::random(Algorithm::Aes192).unwrap();
     p.management_key = ukey_sim::state::MgmtKey {
         algorithm: Algorithm::Aes192.code(),
         key: ukey_sim::state::SecretBytes::new(key.as_bytes()),
@@ -366,6 +372,28 @@ fn a_pin_protected_aes_192_key_works_on_a_card_without_metadata() {
         apdu::piv::Algorithm::Aes192.code(),
         "the management key is left as it was"
     );
+}
+
+/// The same card, the SO logging in with that AES-192 key in hex
+/// (`pkcs11-tool --login-type so --so-pin HEX`): both algorithms a 24-byte
+/// key can have are tried; a wrong key of that length is CKR_PIN_INCORRECT.
+#[test]
+fn the_so_logs_in_with_an_aes_192_key_on_a_card_without_metadata() {
+    use apdu::piv::{Algorithm, ManagementKey};
+    let key = ManagementKey::random(Algorithm::Aes192).unwrap();
+    let env = ModuleEnv::new(vec![Start::State(aes_192_key_without_metadata_with(&key))]);
+    let keys_before = env.state(0).keys.len();
+    let s = env.p11.open_rw_session(slot0(&env)).unwrap();
+    let wrong = hex::encode([0x42u8; 24]);
+    assert_eq!(
+        rv(s.login(UserType::So, Some(&pin(&wrong))).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    s.login(UserType::So, Some(&pin(&hex::encode(key.as_bytes()))))
+        .expect("the AES-192 key logs the SO in");
+    generate(&s, Alg::P256, None, false).expect("the SO generates a key");
+    assert_eq!(env.state(0).keys.len(), keys_before + 1);
+    assert_eq!(env.tries(0), (3, 3), "no PIN try spent");
 }
 
 #[test]

@@ -1,12 +1,11 @@
 //! Logins (user PIN, SO by PUK or management key), logout, the PIN held
 //! for recovery and PIN-always keys, and PIN/PUK changes.
 
-use super::card_info::CardInfo;
 use super::state::{pin_error, Login, Token, TokenState};
 use crate::error::{Error, Result};
 use apdu::piv::caps::MetadataSupport;
-use apdu::piv::{Algorithm, ManagementKey, Pin, PinRef, PinStatus};
-use apdu::{Session, StatusWord};
+use apdu::piv::{ManagementKey, Pin, PinRef, PinStatus};
+use apdu::Session;
 use zeroize::Zeroizing;
 
 impl Token {
@@ -82,51 +81,38 @@ impl Token {
         }
         let text = std::str::from_utf8(secret).map_err(|_| Error::PinInvalid)?;
         let bytes = Zeroizing::new(hex::decode(text).map_err(|_| Error::PinInvalid)?);
-        let alg = self.management_algorithm(st, &info, bytes.len())?;
-        let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinIncorrect)?;
-        self.transact(st, &mut |s, st| match s.authenticate(&key) {
-            Ok(()) => {
-                st.mgmt_authenticated = true;
-                st.login = Login::SoManagementKey;
-                st.so_key = Some(key.clone());
-                Ok(())
-            }
-            Err(e)
-                if matches!(
-                    e.status(),
-                    Some(StatusWord::SecurityStatusNotSatisfied | StatusWord::IncorrectP1P2)
-                ) =>
-            {
-                Err(Error::PinIncorrect)
-            }
-            Err(apdu::Error::Malformed(_)) => Err(Error::PinIncorrect),
-            Err(e) => Err(e.into()),
-        })
-    }
-
-    pub(super) fn management_algorithm(
-        &self,
-        st: &mut TokenState,
-        info: &CardInfo,
-        key_len: usize,
-    ) -> Result<Algorithm> {
-        if let Some(a) = st.mgmt_alg {
-            return Ok(a);
-        }
-        let alg = if info.metadata() == MetadataSupport::Absent {
-            None
-        } else {
-            self.transact(st, &mut |s, _| {
-                Ok(info.facts.management_key(s)?.and_then(|m| m.algorithm))
-            })?
+        // The key's algorithm: as GET METADATA says, else every algorithm
+        // a key of this length can have (24 bytes: 3DES, then AES-192), the
+        // CLI's rule (ukey_token::mgmt). A management key has no retry
+        // counter: a refused candidate costs nothing.
+        let known = match st.mgmt_alg {
+            Some(a) => Some(a),
+            None if info.metadata() == MetadataSupport::Absent => None,
+            None => self.transact(st, &mut |s, _| {
+                Ok(ukey_token::mgmt::reported_algorithm(s, &info.facts)?)
+            })?,
         };
-        let alg = alg.unwrap_or(match key_len {
-            16 => Algorithm::Aes128,
-            32 => Algorithm::Aes256,
-            _ => Algorithm::Tdes,
-        });
-        st.mgmt_alg = Some(alg);
-        Ok(alg)
+        for alg in ukey_token::mgmt::candidates(known, bytes.len()) {
+            let key = ManagementKey::new(alg, &bytes).map_err(|_| Error::PinIncorrect)?;
+            let accepted = self.transact(st, &mut |s, st| match s.authenticate(&key) {
+                Ok(()) => {
+                    st.mgmt_authenticated = true;
+                    st.mgmt_alg = Some(alg);
+                    st.login = Login::SoManagementKey;
+                    st.so_key = Some(key.clone());
+                    Ok(true)
+                }
+                // Refused (6982, or the card does not take this algorithm),
+                // or an answer that does not decrypt: not this key.
+                Err(e) if e.status().is_some() => Ok(false),
+                Err(apdu::Error::Malformed(_)) => Ok(false),
+                Err(e) => Err(e.into()),
+            })?;
+            if accepted {
+                return Ok(());
+            }
+        }
+        Err(Error::PinIncorrect)
     }
 
     /// C_Logout (also when the last session closes, and at C_Finalize):
