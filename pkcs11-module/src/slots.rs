@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where a slot's card lives.
 pub enum Reader {
@@ -39,8 +39,8 @@ pub struct SlotEntry {
 
 struct Table {
     slots: Vec<SlotEntry>,
-    pcsc: Option<pcsc::Context>,
-    pcsc_retry_at: Option<Instant>,
+    /// PC/SC readers, as the CLI sees them too (ukey-token).
+    pcsc: ukey_token::readers::PcscReaders,
     events: VecDeque<CK_SLOT_ID>,
     closed: bool,
 }
@@ -67,8 +67,7 @@ impl Slots {
         let slots = Slots {
             table: Mutex::new(Table {
                 slots: Vec::new(),
-                pcsc: None,
-                pcsc_retry_at: None,
+                pcsc: ukey_token::readers::PcscReaders::new(),
                 events: VecDeque::new(),
                 closed: false,
             }),
@@ -142,7 +141,7 @@ impl Slots {
         entry.insertion = insertion;
         if present {
             let connector = match &entry.reader {
-                Reader::Pcsc(name) => match &t.pcsc {
+                Reader::Pcsc(name) => match t.pcsc.context() {
                     Some(ctx) => Connector::Pcsc {
                         ctx: ctx.clone(),
                         reader: name.clone(),
@@ -172,27 +171,12 @@ impl Slots {
         if !self.use_pcsc {
             return;
         }
-        if t.pcsc.is_none() {
-            if t.pcsc_retry_at.is_some_and(|at| Instant::now() < at) {
-                return;
-            }
-            match apdu::pcsc::context() {
-                Ok(ctx) => t.pcsc = Some(ctx),
-                Err(e) => {
-                    tracing::debug!("PC/SC unavailable: {e}");
-                    t.pcsc_retry_at = Some(Instant::now() + Duration::from_secs(1));
-                    return;
-                }
-            }
-        }
-        let Some(ctx) = t.pcsc.clone() else { return };
-        let readers = match apdu::pcsc::list_readers(&ctx) {
+        let readers = match t.pcsc.scan() {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!("PC/SC reader list failed: {e}");
-                // pcscd went away: re-establish later; cards are gone.
-                t.pcsc = None;
-                t.pcsc_retry_at = Some(Instant::now() + Duration::from_secs(1));
+                tracing::debug!("PC/SC readers unavailable: {e}");
+                // pcscd is not there or went away (asked again a second
+                // later): its cards are gone.
                 for i in 0..t.slots.len() {
                     if matches!(t.slots[i].reader, Reader::Pcsc(_)) {
                         t.slots[i].attached = false;
@@ -362,7 +346,7 @@ impl Slots {
     pub fn close(&self) {
         let mut t = self.lock();
         t.closed = true;
-        if let Some(ctx) = &t.pcsc {
+        if let Some(ctx) = t.pcsc.context() {
             let _ = ctx.cancel();
         }
         self.changed.notify_all();
